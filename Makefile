@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TK     := $(VENV)/bin/tunekeeper
+
+.PHONY: setup demo test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,operator,dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(TK) validate manifests/examples
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check controller tests bench
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .tunekeeper

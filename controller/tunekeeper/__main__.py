@@ -1,0 +1,5 @@
+"""``python -m tunekeeper`` runs the CLI."""
+
+from tunekeeper.cli import main
+
+main()

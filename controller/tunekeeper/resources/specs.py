@@ -1,0 +1,174 @@
+"""Typed, immutable specs: what the manifests ask for, after parsing and validation.
+
+``resources.load`` produces these from YAML; every layer below the loader sees only these
+values, never raw dicts. Each spec carries ``source`` (file, line, column of its ``kind:``
+document) so any later error can point back at the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+API_VERSION = "tunekeeper.io/v1alpha1"
+DEFAULT_MANAGEMENT_ENDPOINT = "https://management.azure.com"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SourceRef:
+    """Where a resource (or a field of it) was written: file, 1-based line and column."""
+
+    path: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}" if self.line else self.path
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSpec:
+    """How to authenticate: Entra ID (azure-identity's DefaultAzureCredential) or an api key.
+
+    ``api_key_env`` names an environment variable; the key itself is never stored in a spec.
+    """
+
+    kind: Literal["entra", "apiKey"] = "entra"
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """An Azure OpenAI resource: data-plane endpoint plus its ARM coordinates."""
+
+    name: str
+    endpoint: str  # https://<resource>.openai.azure.com (or http://127.0.0.1:PORT for the emulator)
+    subscription_id: str
+    resource_group: str
+    account_name: str
+    management_endpoint: str = DEFAULT_MANAGEMENT_ENDPOINT
+    auth: AuthSpec = AuthSpec()
+    source: SourceRef = SourceRef("<embedded>")
+
+
+class Method(str, Enum):
+    SUPERVISED = "supervised"
+    DPO = "dpo"
+    REINFORCEMENT = "reinforcement"
+
+
+class TrainingType(str, Enum):
+    STANDARD = "Standard"
+    GLOBAL = "Global"
+    DEVELOPER = "Developer"
+
+
+@dataclass(frozen=True, slots=True)
+class Hyperparameters:
+    """None means "auto": the service chooses."""
+
+    n_epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate_multiplier: float | None = None
+    beta: float | None = None  # DPO only
+    # RFT only: the grader object as the service expects it (kept verbatim, JSON-able).
+    grader: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataRef:
+    """A training or validation file: a local path (resolved, inside the repo root) or a URL to import."""
+
+    path: Path | None = None  # absolute, resolved
+    url: str | None = None
+    display: str = ""  # as written in the manifest, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class FineTuneJobSpec:
+    name: str
+    account: str | None  # Account name; None = the only Account, or the embedded emulator
+    base_model: str | None  # e.g. "gpt-4.1-2025-04-14"; exactly one of base_model / from_job
+    from_job: str | None  # name of another FineTuneJob (continuous fine-tuning)
+    method: Method
+    hyperparameters: Hyperparameters
+    training_file: DataRef
+    validation_file: DataRef | None = None
+    training_type: TrainingType | None = None
+    seed: int | None = None
+    suffix: str | None = None
+    allow_replacement: bool = False  # may a spec change that needs new training replace the job?
+    source: SourceRef = SourceRef("<unknown>")
+
+
+class Sku(str, Enum):
+    """Deployment SKU names exactly as ARM spells them."""
+
+    STANDARD = "Standard"
+    GLOBAL_STANDARD = "GlobalStandard"
+    DATA_ZONE_STANDARD = "DataZoneStandard"
+    DEVELOPER = "Developer"
+    PROVISIONED_MANAGED = "ProvisionedManaged"
+    GLOBAL_PROVISIONED_MANAGED = "GlobalProvisionedManaged"
+    DATA_ZONE_PROVISIONED_MANAGED = "DataZoneProvisionedManaged"
+    GLOBAL_BATCH = "GlobalBatch"
+    DATA_ZONE_BATCH = "DataZoneBatch"
+
+
+Checkpoint = Literal["final", "best"] | int  # int = epoch number (1-based)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """What a Deployment serves: a FineTuneJob's model or checkpoint, or a base model."""
+
+    from_job: str | None = None
+    checkpoint: Checkpoint = "final"
+    base_model: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricGate:
+    """A promotion gate on results.csv: ``metric`` (e.g. full_valid_loss) compared to ``threshold``."""
+
+    metric: str
+    op: Literal["<", "<=", ">", ">="]
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    metrics: tuple[MetricGate, ...] = ()
+    eval_file: DataRef | None = None  # prompts + expected answers that must pass against the candidate
+
+
+class DeletionPolicy(str, Enum):
+    DELETE = "Delete"  # removing the manifest deletes the deployment
+    RETAIN = "Retain"  # removing the manifest leaves it in place (unmanaged)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    name: str  # the ARM deployment name
+    account: str | None
+    model: ModelRef
+    sku: Sku = Sku.STANDARD
+    capacity: int = 1
+    gates: Gates = Gates()
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
+    source: SourceRef = SourceRef("<unknown>")
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """All specs of one run, after cross-resource checks passed."""
+
+    root: Path  # the repository root the manifests (and their data paths) live under
+    accounts: tuple[AccountSpec, ...] = ()
+    jobs: tuple[FineTuneJobSpec, ...] = ()
+    deployments: tuple[DeploymentSpec, ...] = ()
+    files: tuple[str, ...] = field(default=())  # manifest files that were read, relative to root
