@@ -1,0 +1,170 @@
+"""The emulator as a running server: an aiohttp app on its own event loop in a background thread.
+
+Used three ways: by tests (``Emulator(port=0).start()`` in a session fixture), by the CLI's
+embedded default, and by ``tunekeeper emulator`` (``run_forever``). ``start()`` returns once the
+socket listens, so ``.url`` is usable at once; ``stop()`` closes the server and the store.
+
+State lives in SQLite (``data_dir/emulator.sqlite3``, or memory without a data dir); nothing
+about jobs or deployments is held only in this process, which is why a restarted emulator on
+the same data dir carries on where the last one stopped. This module must not contain route
+logic: that is app.py and the plane modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from aiohttp import web
+
+from tunekeeper.emulator.app import build_app
+from tunekeeper.emulator.clock import Clock
+from tunekeeper.emulator.context import DEFAULT_API_KEY, EmulatorConfig, EmulatorContext
+from tunekeeper.emulator.faults import Faults
+from tunekeeper.emulator.store import Store
+
+DATABASE_NAME = "emulator.sqlite3"
+
+
+class Emulator:
+    """One emulated Azure OpenAI resource (data plane + ARM) served over HTTP."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: Path | None = None,
+        api_key: str = DEFAULT_API_KEY,
+        speed: float = 1.0,
+        faults_file: Path | None = None,
+        config: EmulatorConfig | None = None,
+    ) -> None:
+        if config is None:
+            config = EmulatorConfig(api_key=api_key, speed=speed, data_dir=data_dir)
+        elif data_dir is not None:
+            config = dataclasses.replace(config, data_dir=data_dir)
+        self.config = config
+        self.host = host
+        self.port = port
+        database = None if config.data_dir is None else Path(config.data_dir) / DATABASE_NAME
+        self.store = Store(database)
+        self.clock = Clock(self.store, speed=config.speed)
+        self.faults = Faults.load(faults_file) if faults_file is not None else Faults()
+        self.context = EmulatorContext(config=config, store=self.store, clock=self.clock, faults=self.faults)
+        self.app = build_app(self.context)
+        self._reset_hooks: list[Callable[[], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopped = threading.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        """Serve from a background thread; returns once the socket is listening."""
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._listen())
+            except BaseException as exc:  # reported to the caller of start()
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._close())
+                loop.close()
+                self._stopped.set()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=serve, name="tunekeeper-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            self._loop = None
+            raise failure[0]
+        return self
+
+    async def _listen(self) -> None:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server  # the listening asyncio.Server; aiohttp exposes no public accessor
+        if server is not None and server.sockets:
+            self.port = int(server.sockets[0].getsockname()[1])
+
+    async def _close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def stop(self) -> None:
+        """Stop serving and close the store. Safe to call twice."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+        self._loop = None
+        self._thread = None
+        self.store.close()
+
+    def run_forever(self) -> None:
+        """Serve until interrupted (Ctrl-C); used by ``tunekeeper emulator``."""
+        if self._thread is None:
+            self.start()
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def reset(self) -> None:
+        """Forget every object, the clock offset and every fault rule."""
+        self.store.reset()
+        self.clock.reset()
+        self.faults.clear()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- addresses --------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Base URL: ``azure_endpoint`` for openai and ``base_url`` for the ARM client."""
+        host = self.host
+        try:
+            if ipaddress.ip_address(host).version == 6:
+                host = f"[{host}]"
+        except ValueError:
+            pass
+        return f"http://{host}:{self.port}"
+
+    @property
+    def arm_account_path(self) -> str:
+        c = self.config
+        return (f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
+                f"/providers/Microsoft.CognitiveServices/accounts/{c.account_name}")
