@@ -1,0 +1,173 @@
+"""Load manifests: files and folders of YAML -> a checked :class:`~tunekeeper.resources.specs.Desired`.
+
+Called by the CLI (``validate``, ``plan``, ``apply``) and the reconcile core. Reads every
+``*.yaml`` / ``*.yml`` under the given paths (sorted), parses each document with positions,
+validates it against its kind's JSON Schema, builds typed specs and runs the checks across
+resources. Every problem becomes a diagnostic; :func:`load` raises one ``ManifestError`` with
+all of them, sorted by file and line, or returns the specs and the warnings.
+
+Folders may hold other YAML (CI configs, Helm charts): in a folder, only documents that are
+tunekeeper resources (their apiVersion or kind says so) are read. A file named explicitly must
+be a manifest.
+
+Must not: read dataset contents (``tunekeeper.datasets`` does), touch the network, print.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.errors import ManifestError
+from tunekeeper.resources._build import Origin, build
+from tunekeeper.resources._checks import Built, check
+from tunekeeper.resources._schema import KINDS, check_document
+from tunekeeper.resources._yaml import decode, parse_documents
+from tunekeeper.resources.specs import AccountSpec, DeploymentSpec, Desired, FineTuneJobSpec
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+_SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".tunekeeper", ".mypy_cache",
+                        ".pytest_cache", ".ruff_cache", ".tox"})
+_OURS = re.compile(rb"^\s*apiVersion:\s*[\"']?tunekeeper\.io/", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    path: Path  # absolute
+    explicit: bool  # named by the user (strict) or found in a folder (only tunekeeper documents count)
+
+
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the current directory when under it."""
+    try:
+        relative = path.relative_to(Path.cwd())
+    except ValueError:
+        return str(path)
+    return str(relative) if str(relative) != "." else path.name
+
+
+def find_root(paths: Sequence[Path]) -> Path:
+    """The repository root: the nearest ancestor (of the inputs' common folder) holding ``.git``,
+    else that common folder."""
+    folders = [(p if p.is_dir() else p.parent).absolute() for p in (paths or [Path.cwd()])]
+    common = Path(os.path.commonpath([str(f) for f in folders]))
+    for candidate in (common, *common.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return common
+
+
+def manifest_files(paths: Sequence[Path]) -> tuple[list[_Input], list[Diagnostic]]:
+    """Expand folders (recursively, sorted); keep files as given. Missing paths are diagnostics."""
+    found: list[_Input] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        absolute = path.absolute()
+        if absolute.is_dir():
+            found += (_Input(p, False) for p in _walk(absolute))
+        elif absolute.is_file():
+            found.append(_Input(absolute, True))
+        else:
+            problems.append(Diagnostic(str(path), 0, 0, "error", f"{path}: no such file or folder",
+                                       hint="check the path", code="TK-L001"))
+    unique: dict[Path, _Input] = {}
+    for item in found:
+        if item.path not in unique or item.explicit:
+            unique[item.path] = item
+    return sorted(unique.values(), key=lambda i: str(i.path)), problems
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(MANIFEST_SUFFIXES):
+                yield Path(current) / name
+
+
+def _is_ours(value: object) -> bool:
+    if not isinstance(value, dict):
+        return False
+    api_version = value.get("apiVersion")
+    return value.get("kind") in KINDS or (isinstance(api_version, str) and api_version.startswith("tunekeeper"))
+
+
+def load(paths: Sequence[Path], *, root: Path | None = None, check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
+    """Read, validate and check manifests. Returns (desired specs, warnings); raises ManifestError
+    with every diagnostic (errors and warnings, sorted) when anything is wrong.
+
+    ``root`` bounds data paths (default :func:`find_root`); ``check_data=False`` skips checking
+    that data files exist (containment is still checked).
+    """
+    root = (root or find_root(paths)).absolute()
+    inputs, diagnostics = manifest_files(paths)
+    built: list[Built] = []
+    files: list[str] = []
+    for item in inputs:
+        built += _load_file(item, root, check_data, diagnostics, files)
+    resolved, cross = check(built)
+    diagnostics += cross
+    if any(d.severity == "error" for d in diagnostics):
+        raise ManifestError(diagnostics)
+    desired = Desired(
+        root=root,
+        accounts=tuple(sorted((b.spec for b in resolved if isinstance(b.spec, AccountSpec)), key=lambda s: s.name)),
+        jobs=tuple(sorted((b.spec for b in resolved if isinstance(b.spec, FineTuneJobSpec)), key=lambda s: s.name)),
+        deployments=tuple(sorted((b.spec for b in resolved if isinstance(b.spec, DeploymentSpec)),
+                                 key=lambda s: s.name)),
+        files=tuple(files),
+    )
+    return desired, tuple(sorted(diagnostics))
+
+
+def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Diagnostic],
+               files: list[str]) -> list[Built]:
+    display = display_path(item.path)
+    try:
+        data = item.path.read_bytes()
+    except OSError as exc:
+        diagnostics.append(Diagnostic(display, 0, 0, "error", f"cannot read: {exc.strerror or exc}",
+                                      code="TK-L002"))
+        return []
+    if not item.explicit and not _OURS.search(data) and b"kind:" not in data:
+        return []  # some other YAML in the folder (CI config, Helm chart, ...)
+    text, problems = decode(data, display)
+    if text is None:
+        if item.explicit or _OURS.search(data):
+            diagnostics += problems
+        return []
+    documents, problems = parse_documents(text, display)
+    if problems and (item.explicit or _OURS.search(data)):
+        diagnostics += problems
+    if not item.explicit:
+        documents = [d for d in documents if _is_ours(d.value)]
+    elif not documents and not problems:
+        diagnostics.append(Diagnostic(display, 0, 0, "error", "no resources in this file (it is empty)",
+                                      hint="add an Account, FineTuneJob or Deployment, or remove the file",
+                                      code="TK-L003"))
+    if documents:
+        files.append(_relative_to(item.path, root))
+    result: list[Built] = []
+    for document in documents:
+        kind, problems = check_document(document, display)
+        diagnostics += problems
+        if kind is None or problems:
+            continue
+        assert isinstance(document.value, dict)
+        origin = Origin(item.path, display, document)
+        out: list[Diagnostic] = []
+        spec = build(kind, document.value, origin, root, check_data, out)
+        diagnostics += out
+        result.append(Built(kind, spec, origin))
+    return result
+
+
+def _relative_to(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
