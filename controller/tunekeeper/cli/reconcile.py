@@ -1,0 +1,358 @@
+"""``tunekeeper plan | apply | status | chat | results``: the reconcile core from a terminal or CI.
+
+Each command is load -> core -> render. ``load`` reads and checks the manifests (and, before
+anything could be sent, every local dataset they reference); ``_embedded.open_target`` connects
+the Accounts (or starts the embedded emulator); the core in ``tunekeeper.reconcile`` observes,
+plans and applies; ``_render`` draws. Data goes to stdout, diagnostics and progress to stderr.
+Every ``TunekeeperError`` becomes its message and hint on stderr and exit status 1 — never a
+traceback. Exit codes: 0 success, 1 failure, 2 bad usage (click), 3 ``plan --detailed-exitcode``
+with changes pending.
+
+This module holds no reconcile logic: what to change, and how, is decided in the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from tunekeeper.cli._embedded import Target, open_target, state_dir
+from tunekeeper.cli._render import (
+    ProgressEvents,
+    print_diagnostics,
+    print_error,
+    status_table,
+    stderr_console,
+    stdout_console,
+)
+from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.errors import DatasetError, TunekeeperError
+from tunekeeper.resources.specs import AccountSpec, Desired, FineTuneJobSpec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_FAILURE = 1
+EXIT_CHANGES = 3
+DEBUG_ENV = "TUNEKEEPER_DEBUG"
+# How often `apply --wait` looks again: the embedded emulator answers in milliseconds, Azure in
+# seconds and jobs take hours there, so Azure gets the core's default.
+EMBEDDED_POLL_INTERVAL = 0.2
+
+paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Render a TunekeeperError (message, diagnostics, hint) on stderr and exit 1; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TunekeeperError as error:
+            print_error(stderr_console(), error)
+            raise click.exceptions.Exit(EXIT_FAILURE) from None
+        except KeyboardInterrupt:
+            stderr_console().print("Interrupted. Run the same command again to continue where it stopped.")
+            raise click.exceptions.Exit(130) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as error:  # a bug: say so plainly, keep the traceback for those who ask
+            if os.environ.get(DEBUG_ENV):
+                raise
+            stderr_console().print(f"[red]error:[/] unexpected {type(error).__name__}: {error}")
+            stderr_console().print(f"  hint: set {DEBUG_ENV}=1 to see the traceback, and report it", style="dim")
+            raise click.exceptions.Exit(EXIT_FAILURE) from None
+
+    return wrapper
+
+
+# -- loading and validation -------------------------------------------------------------------------
+def load_desired(paths: Sequence[Path]) -> Desired:
+    """Manifests -> Desired; warnings go to stderr, errors raise ManifestError (every diagnostic)."""
+    from tunekeeper.resources import load
+
+    desired, warnings = load(list(paths) or [Path(".")])
+    print_diagnostics(stderr_console(), warnings)
+    return desired
+
+
+def validate_data(desired: Desired) -> None:
+    """Check every local dataset the jobs reference; raise DatasetError listing every problem.
+
+    Runs before anything is sent: a bad line in a training file must never cost an upload.
+    Each (file, method, model) is checked once even when several jobs share the file.
+    """
+    from tunekeeper.datasets import validate_dataset
+
+    seen: set[tuple[Path, str, str | None]] = set()
+    found: list[Diagnostic] = []
+    for job in desired.jobs:
+        for ref in (job.training_file, job.validation_file):
+            if ref is None or ref.path is None:
+                continue
+            key = (ref.path, job.method.value, job.base_model)
+            if key in seen:
+                continue
+            seen.add(key)
+            report = validate_dataset(
+                ref.path, method=job.method.value, display_path=display_path(ref.path),
+                model=job.base_model, epochs=job.hyperparameters.n_epochs,
+            )
+            found.extend(report.diagnostics)
+    if any(d.severity == "error" for d in found):
+        raise DatasetError(found)
+    print_diagnostics(stderr_console(), found)
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (for file:line messages)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def find_named(kind: str, name: str, candidates: Iterable[str]) -> str:
+    """``name`` if it is among ``candidates``; otherwise a TunekeeperError with a did-you-mean."""
+    names = sorted(set(candidates))
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    message = f'No {kind} named "{name}".'
+    if close:
+        message += f' Did you mean "{close[0]}"?'
+    hint = (f"{kind}s in these manifests: {', '.join(names)}" if names
+            else f"these manifests declare no {kind}; pass the folder that holds it")
+    raise TunekeeperError(message, hint=hint)
+
+
+def account_of(desired: Desired, account: str | None) -> AccountSpec:
+    """The AccountSpec a resource runs against (its ``spec.account``, or the only one)."""
+    if account is None:
+        if len(desired.accounts) == 1:
+            return desired.accounts[0]
+        raise TunekeeperError("The resource names no account and the manifests hold several",
+                              hint="set spec.account on the resource")
+    for spec in desired.accounts:
+        if spec.name == account:
+            return spec
+    find_named("Account", account, (a.name for a in desired.accounts))
+    raise AssertionError("unreachable")
+
+
+def _poll_interval(target: Target) -> dict[str, float]:
+    return {"poll_interval": EMBEDDED_POLL_INTERVAL} if target.embedded else {}
+
+
+async def _observe_all(target: Target) -> dict[str, Any]:
+    from tunekeeper.reconcile import observe
+
+    accounts = target.desired.accounts
+    found = await asyncio.gather(*(observe(target.clouds[a.name], a, target.desired) for a in accounts))
+    return {a.name: o for a, o in zip(accounts, found, strict=True)}
+
+
+def _state_file(desired: Desired) -> Any:
+    from tunekeeper.reconcile import StateFile
+
+    return StateFile(state_dir(desired.root) / "state.json")
+
+
+def _echo(text: str) -> None:
+    click.echo(text.rstrip("\n"))
+
+
+# -- plan ----------------------------------------------------------------------------------------------
+@click.command()
+@paths_argument
+@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="How to print the plan.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there is nothing to change, 3 when changes are pending, 1 on error.")
+@reports_errors
+def plan(paths: tuple[Path, ...], output: str, detailed_exitcode: bool) -> None:
+    """Show what apply would do to reach the manifests in PATHS. Changes nothing."""
+    from tunekeeper.reconcile import render_plan
+
+    desired = load_desired(paths)
+    validate_data(desired)
+    result = asyncio.run(_plan(desired))
+    _echo(render_plan(result, output))
+    if detailed_exitcode and result.has_changes:
+        raise click.exceptions.Exit(EXIT_CHANGES)
+
+
+async def _plan(desired: Desired) -> Any:
+    from tunekeeper.reconcile import compute_digests
+    from tunekeeper.reconcile import plan as make_plan
+
+    async with open_target(desired) as target:
+        observed = await _observe_all(target)
+        return make_plan(target.desired, observed, digests=compute_digests(target.desired))
+
+
+# -- apply ---------------------------------------------------------------------------------------------
+@click.command()
+@paths_argument
+@click.option("--wait/--no-wait", default=False, show_default=True,
+              help="Block until every resource converged (jobs trained, deployments serving).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="With --wait: give up after this many seconds (exit 1); run apply again to continue.")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="How to print what was done and what is still in progress.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr (default: when stderr is a terminal).")
+@reports_errors
+def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: str, progress: bool | None) -> None:
+    """Make the account match the manifests in PATHS: upload data, train, deploy.
+
+    Everything is validated locally first; nothing is sent unless manifests and datasets pass.
+    Without --wait, apply makes all the progress possible now and returns; run it again (from
+    CI or cron) to carry on. Interrupted at any point, a rerun adopts what exists.
+    """
+    desired = load_desired(paths)
+    validate_data(desired)
+    bars = sys.stderr.isatty() if progress is None else progress
+    with ProgressEvents(stderr_console(), bars=bars) as events:
+        result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events))
+    _echo(render_converge(result, output))
+    if wait and not result.converged:
+        raise click.exceptions.Exit(EXIT_FAILURE)
+
+
+async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events: ProgressEvents) -> Any:
+    from tunekeeper.reconcile import converge
+
+    async with open_target(desired) as target:
+        return await converge(target.desired, target.clouds, state=_state_file(desired), events=events,
+                              wait=wait, timeout=timeout, **_poll_interval(target))
+
+
+def render_converge(result: Any, output: str) -> str:
+    """What apply did, and what is still in progress (rendered by the core when it can)."""
+    from tunekeeper.reconcile import render_plan
+
+    remaining = getattr(result, "remaining", None)
+    if output == "json":
+        to_dict = getattr(result, "to_dict", None)
+        return json.dumps(to_dict() if callable(to_dict) else {"converged": result.converged}, indent=2)
+    lines: list[str] = []
+    if result.converged:
+        lines.append("Apply complete: everything matches the manifests.")
+    elif remaining is not None:
+        lines.append("Still in progress (run apply again, or apply --wait, to carry on):")
+        lines.append(render_plan(remaining, output))
+    return "\n".join(lines)
+
+
+# -- status --------------------------------------------------------------------------------------------
+@click.command()
+@paths_argument
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@reports_errors
+def status(paths: tuple[Path, ...], output: str) -> None:
+    """Show each resource: readiness, job, fine-tuned model, checkpoints, metrics, deployment state."""
+    desired = load_desired(paths)
+    rows = asyncio.run(_status(desired))
+    if output == "json":
+        _echo(json.dumps([row.to_dict() for row in rows], indent=2, default=str))
+        return
+    stdout_console().print(status_table([row.to_dict() for row in rows]))
+
+
+async def _status(desired: Desired) -> list[Any]:
+    from tunekeeper.reconcile import status as derive_status
+
+    async with open_target(desired) as target:
+        observations = await _observe_all(target)
+        return list(derive_status(target.desired, observations, _state_file(desired)))
+
+
+# -- chat ----------------------------------------------------------------------------------------------
+@click.command()
+@click.argument("deployment")
+@click.argument("prompt")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--system", default=None, help="A system message to send before the prompt.")
+@reports_errors
+def chat(deployment: str, prompt: str, path: Path | None, system: str | None) -> None:
+    """Send PROMPT to DEPLOYMENT (declared in the manifests under PATH) and print its answer."""
+    desired = load_desired([path] if path else [])
+    name = find_named("Deployment", deployment, (d.name for d in desired.deployments))
+    spec = next(d for d in desired.deployments if d.name == name)
+    messages: list[dict[str, object]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    _echo(asyncio.run(_chat(desired, spec.account, name, messages)))
+
+
+async def _chat(desired: Desired, account: str | None, name: str, messages: list[dict[str, object]]) -> str:
+    async with open_target(desired) as target:
+        cloud = target.clouds[account_of(target.desired, account).name]
+        return await cloud.chat(name, messages)
+
+
+# -- results -------------------------------------------------------------------------------------------
+@click.command()
+@click.argument("job")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the loss and token-accuracy charts (train vs validation) into this PNG file.")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
+              help="text: a compact view; json: final and best values; csv: the file as Azure wrote it.")
+@reports_errors
+def results(job: str, path: Path | None, png: Path | None, output: str) -> None:
+    """Show the results.csv (loss, token accuracy per step) of the FineTuneJob named JOB."""
+    from tunekeeper.reconcile.results import parse_results, render_png, render_text
+
+    desired = load_desired([path] if path else [])
+    name = find_named("FineTuneJob", job, (j.name for j in desired.jobs))
+    spec = next(j for j in desired.jobs if j.name == name)
+    job_id, data = asyncio.run(_results(desired, spec))
+    parsed = parse_results(data, source=f"results.csv of {job_id}")
+    if output == "csv":
+        click.echo(data.decode("utf-8-sig"), nl=False)
+    elif output == "json":
+        _echo(json.dumps({"job": name, "job_id": job_id, **parsed.summary()}, indent=2))
+    else:
+        _echo(render_text(parsed, title=f"FineTuneJob/{name} ({job_id})"))
+    if png is not None:
+        render_png(parsed, png, title=f"{name} ({job_id})")
+        stderr_console().print(f"Wrote {display_path(png)}")
+
+
+async def _results(desired: Desired, spec: FineTuneJobSpec) -> tuple[str, bytes]:
+    from tunekeeper.errors import NotFound
+    from tunekeeper.reconcile import status as derive_status
+
+    async with open_target(desired) as target:
+        account = account_of(target.desired, spec.account)
+        observations = await _observe_all(target)
+        rows = derive_status(target.desired, observations, _state_file(desired))
+        row = next((r.to_dict() for r in rows if r.to_dict().get("kind") == "FineTuneJob"
+                    and r.to_dict().get("name") == spec.name), {})
+        job_id = row.get("job_id")
+        if not job_id:
+            raise TunekeeperError(f"FineTuneJob/{spec.name} has no training job yet",
+                                  hint='run "tunekeeper apply" to start it')
+        cloud = target.clouds[account.name]
+        observed = await cloud.get_job(str(job_id))
+        if observed.status != "succeeded" or not observed.result_files:
+            raise TunekeeperError(f"FineTuneJob/{spec.name} has no results yet: job {observed.id} is {observed.status}",
+                                  hint='results.csv appears when the job succeeds; "tunekeeper apply --wait" waits')
+        try:
+            return observed.id, await cloud.download_file(observed.result_files[0])
+        except NotFound:
+            raise TunekeeperError(f"The results file {observed.result_files[0]} of job {observed.id} is gone",
+                                  hint="it was deleted from the account") from None
