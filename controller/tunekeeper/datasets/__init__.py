@@ -1,0 +1,90 @@
+"""Dataset validation: check JSONL training and validation files before a cent is spent.
+
+Called by the manifest loader and ``tunekeeper validate`` (``validate_dataset``) and by the
+emulator for uploaded files (``validate_bytes``); both apply the same rules (``_rules.RULES``,
+codes TK-D001...). Formats: supervised chat (``{"messages": [...]}``), DPO (``input``,
+``preferred_output``, ``non_preferred_output``) and reinforcement (``messages`` ending with a
+user turn, plus the reference fields a grader reads).
+
+Validation streams the file (flat memory), reports every problem as a sorted ``Diagnostic`` and
+never raises for bad data. It uses no network: exact token counts use o200k_base converted
+offline (``_tokens``). Heavy modules (tiktoken, multiprocessing) load only when needed, so
+importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
+
+__all__ = ["DatasetReport", "DatasetStats", "auto_epochs", "validate_bytes", "validate_dataset", "METHODS"]
+
+METHODS = ("supervised", "dpo", "reinforcement")
+
+if TYPE_CHECKING:
+    from tunekeeper.datasets._scan import Settings
+
+
+def _settings(label: str, method: str, model: str | None, exact_tokens: bool) -> Settings:
+    from tunekeeper.datasets._scan import Settings
+    from tunekeeper.datasets._tokens import context_limit
+
+    if method not in METHODS:
+        raise ValueError(f"unknown fine-tuning method {method!r}; expected one of {', '.join(METHODS)}")
+    limit, model_name = context_limit(model)
+    return Settings(label=label, method=method, limit=limit, model=model_name, exact_tokens=exact_tokens)
+
+
+def validate_dataset(
+    path: Path,
+    *,
+    method: str = "supervised",
+    display_path: str | None = None,
+    model: str | None = None,
+    epochs: int | None = None,
+    workers: int = 1,
+    exact_tokens: bool = False,
+) -> DatasetReport:
+    """Check one JSONL file for ``method`` and report every problem and its figures.
+
+    ``display_path`` is how diagnostics name the file (default: ``path`` as given). ``model`` (a
+    base or fine-tuned model name) sets the context limit; ``epochs`` (None: the service's
+    automatic choice, see ``auto_epochs``) sets the billed-token estimate. ``workers`` > 1 scans
+    byte ranges of the file in that many processes with identical results. ``exact_tokens``
+    counts every example with o200k_base instead of estimating.
+
+    Raises ValueError only for a bad argument (unknown method, workers or epochs below 1).
+    """
+    from tunekeeper.datasets import _scan
+
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    label = display_path if display_path is not None else str(path)
+    settings = _settings(label, method, model, exact_tokens)
+    try:
+        size = _scan.file_size(str(path))
+        if not Path(path).is_file():
+            raise IsADirectoryError(f"{label} is not a regular file")
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return _scan.unreadable(label, exc.strerror or str(exc), epochs)
+    return _scan.validate(str(path), size, settings, epochs=epochs, workers=workers)
+
+
+def validate_bytes(
+    data: bytes,
+    *,
+    filename: str,
+    method: str = "supervised",
+    model: str | None = None,
+) -> DatasetReport:
+    """Check an in-memory file (an upload) by the same rules as ``validate_dataset``."""
+    from tunekeeper.datasets import _scan
+
+    settings = _settings(filename, method, model, False)
+    return _scan.validate(_scan.memory_source(data), len(data), settings, epochs=None, workers=1)

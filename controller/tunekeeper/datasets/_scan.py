@@ -1,0 +1,358 @@
+"""The streaming scanner behind ``validate_dataset`` and ``validate_bytes``.
+
+A file is read in 1 MiB chunks and split into lines; each line is parsed with orjson and checked
+by ``_examples``; only a 64-bit hash per line is kept (``xxhash``), so memory stays flat whatever
+the file size (8 bytes per line for the hash list, plus the set of distinct hashes). With
+``workers`` > 1 the file is cut at line boundaries into byte ranges; this process scans the first
+range while forked processes scan the others. Each range reports line numbers relative to its
+start, and the merge here shifts them and finds duplicates across ranges, so the result is
+identical to a one-process scan.
+
+Decisions where the service's documentation is silent:
+
+- A blank line (empty or whitespace only), anywhere in the file, is a warning: it holds no
+  example and JSONL readers skip it; a newline at the very end of the file is not a blank line.
+- ``examples`` counts every non-blank line, valid or not; the minimum and recommended counts
+  (10 and 50) compare against it, and the errors of bad lines are reported on their own.
+- A file of 512 MB or more is reported and not scanned further.
+- Duplicates compare the raw bytes of lines (64-bit xxh3 hashes); the later line names the first.
+
+This module must not print, and never raises for bad data: everything is a Diagnostic.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO
+
+import orjson
+import xxhash
+
+from tunekeeper.datasets._examples import CHAT_EXAMPLE, check_example, fast_chat
+from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
+from tunekeeper.datasets._rules import diagnose, kind_of
+from tunekeeper.diagnostics import Diagnostic
+
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MIN_EXAMPLES = 10
+RECOMMENDED_EXAMPLES = 50
+CHUNK = 1 << 20
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What every range needs to know; sent to worker processes, so plain values only."""
+
+    label: str  # path as shown in diagnostics
+    method: str
+    limit: int  # context tokens of the model
+    model: str  # the model as named in messages
+    exact_tokens: bool
+
+
+@dataclass(slots=True)
+class Part:
+    """What one byte range found. Line numbers in ``diagnostics`` and ``signatures`` are local."""
+
+    lines: int = 0
+    examples: int = 0
+    turns: int = 0
+    tokens: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    hashes: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]  # per line; 0: none
+    signatures: dict[tuple[str, ...], array] = field(default_factory=dict)  # type: ignore[type-arg]
+    has_bom: bool = False
+
+
+def read_lines(source: BinaryIO, start: int, end: int) -> Iterator[list[bytes]]:
+    """Yield batches of complete lines (without their newline) of source[start:end].
+
+    The last line is yielded even without a newline. A line longer than a chunk is assembled from
+    its pieces once, so a huge line costs its own size, not a quadratic copy.
+    """
+    source.seek(start)
+    remaining = end - start
+    pending: list[bytes] = []
+    while remaining > 0:
+        chunk = source.read(min(CHUNK, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        lines = chunk.split(b"\n")
+        if len(lines) == 1:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(lines[0])
+            lines[0] = b"".join(pending)
+            pending = []
+        tail = lines.pop()
+        if tail:
+            pending.append(tail)
+        yield lines
+    if pending:
+        yield [b"".join(pending)]
+
+
+def scan_range(source: BinaryIO, start: int, end: int, settings: Settings) -> Part:
+    """Check every line of source[start:end]; ``start`` is 0 or just after a newline."""
+    part = Part()
+    out = part.diagnostics
+    label = settings.label
+    method = settings.method
+    limit = settings.limit
+    exact = settings.exact_tokens
+    chat = method == "supervised"
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    digest = xxhash.xxh3_64_intdigest
+    hashes = part.hashes
+    remember = hashes.append
+    signatures = part.signatures
+    counter: Any = None
+    line_no = 0
+    examples = turns = tokens = 0
+    first = start == 0
+    for batch in read_lines(source, start, end):
+        if first:
+            first = False
+            if batch[0].startswith(BOM):
+                part.has_bom = True
+                batch[0] = batch[0][3:]
+        for line in batch:
+            line_no += 1
+            try:
+                obj = loads(line)
+            except decode_error as exc:
+                remember(0)
+                if not line.strip():
+                    out.append(diagnose("TK-D013", label, line_no))
+                    continue
+                examples += 1
+                out.append(_parse_problem(line, exc, label, line_no))
+                continue
+            examples += 1
+            if type(obj) is not dict:
+                remember(0)
+                out.append(diagnose("TK-D012", label, line_no, kind=kind_of(obj), example=CHAT_EXAMPLE))
+                continue
+            remember(digest(line))
+            size = len(line)
+            figures = fast_chat(obj, size) if chat else None
+            if figures is not None:
+                turns += figures[0]
+                estimate = figures[1]
+                bound = figures[2]
+            else:
+                full, _errors = check_example(method, obj, size, label, line_no, out)
+                turns += full[0]
+                estimate = full[1]
+                bound = full[2]
+                signature = full[3]
+                if signature is not None:
+                    if signature not in signatures:
+                        signatures[signature] = array("Q")
+                    signatures[signature].append(line_no)
+            if exact or bound > limit:
+                if counter is None:
+                    from tunekeeper.datasets._tokens import TokenCounter
+
+                    counter = TokenCounter()
+                counted, needed = counter.example(method, obj)
+                tokens += counted
+                if needed > limit:
+                    out.append(diagnose("TK-D015", label, line_no, tokens=needed, limit=limit,
+                                        model=settings.model))
+            else:
+                tokens += estimate
+    part.lines = line_no
+    part.examples = examples
+    part.turns = turns
+    part.tokens = tokens
+    return part
+
+
+def _parse_problem(line: bytes, exc: orjson.JSONDecodeError, label: str, line_no: int) -> Diagnostic:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return diagnose("TK-D010", label, line_no, column=bad.start + 1, byte=bad.start + 1,
+                        value=f"0x{line[bad.start]:02x}")
+    if exc.msg.startswith("UTF-8 byte order mark"):
+        return diagnose("TK-D011", label, line_no, column=1,
+                        reason="a byte order mark (BOM) may only start the file")
+    return diagnose("TK-D011", label, line_no, column=exc.colno, reason=exc.msg)
+
+
+def split_ranges(source: BinaryIO, size: int, parts: int) -> list[tuple[int, int]]:
+    """Cut [0, size) into up to ``parts`` ranges, each starting at the beginning of a line."""
+    starts = [0]
+    for index in range(1, parts):
+        guess = max(size * index // parts, starts[-1])
+        source.seek(guess)
+        source.readline()  # to the end of the line the guess fell in
+        boundary = source.tell()
+        if starts[-1] < boundary < size:
+            starts.append(boundary)
+    ends = starts[1:] + [size]
+    return list(zip(starts, ends))
+
+
+def _scan_file_range(path: str, start: int, end: int, settings: Settings) -> Part:
+    with open(path, "rb") as source:
+        return scan_range(source, start, end, settings)
+
+
+def scan_file(path: str, size: int, settings: Settings, workers: int) -> list[Part]:
+    """Scan a file in ``workers`` processes (this one included); parts in file order."""
+    with open(path, "rb") as source:
+        ranges = split_ranges(source, size, workers) if workers > 1 and size > 0 else [(0, size)]
+        if len(ranges) == 1:
+            return [scan_range(source, 0, size, settings)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=context) as pool:
+        futures = [pool.submit(_scan_file_range, path, start, end, settings) for start, end in ranges[1:]]
+        first = _scan_file_range(path, *ranges[0], settings)
+        return [first] + [future.result() for future in futures]
+
+
+def merge(parts: list[Part], settings: Settings, size: int, epochs: int | None) -> DatasetReport:
+    """Join the parts of one file: shift line numbers, find duplicates, apply file-level rules."""
+    label = settings.label
+    diagnostics: list[Diagnostic] = []
+    base = 0
+    for part in parts:
+        if base:
+            diagnostics.extend(replace(d, line=d.line + base) for d in part.diagnostics)
+        else:
+            diagnostics.extend(part.diagnostics)
+        base += part.lines
+    diagnostics.extend(_duplicates(parts, label))
+    if settings.method == "reinforcement":
+        diagnostics.extend(_inconsistent_references(parts, label))
+
+    lines = sum(part.lines for part in parts)
+    examples = sum(part.examples for part in parts)
+    has_bom = bool(parts) and parts[0].has_bom
+    diagnostics.extend(file_rules(label, size=size, examples=examples, has_bom=has_bom))
+    tokens = sum(part.tokens for part in parts)
+    chosen = epochs if epochs is not None else auto_epochs(examples)
+    stats = DatasetStats(
+        bytes=size,
+        lines=lines,
+        examples=examples,
+        assistant_turns=sum(part.turns for part in parts),
+        tokens=tokens,
+        tokens_exact=settings.exact_tokens,
+        epochs=chosen,
+        billed_tokens=tokens * chosen,
+    )
+    return DatasetReport(path=label, diagnostics=tuple(sorted(diagnostics)), stats=stats, has_bom=has_bom)
+
+
+def file_rules(label: str, *, size: int, examples: int, has_bom: bool) -> list[Diagnostic]:
+    found = []
+    if not has_bom:
+        found.append(diagnose("TK-D003", label, 0))
+    if examples < MIN_EXAMPLES:
+        found.append(diagnose("TK-D004", label, 0, examples=examples, minimum=MIN_EXAMPLES))
+    elif examples < RECOMMENDED_EXAMPLES:
+        found.append(diagnose("TK-D005", label, 0, examples=examples, recommended=RECOMMENDED_EXAMPLES))
+    return found
+
+
+def _duplicates(parts: list[Part], label: str) -> list[Diagnostic]:
+    total = sum(len(part.hashes) for part in parts)
+    distinct: set[int] = set()
+    for part in parts:
+        distinct.update(part.hashes)
+    blank = 0 in distinct
+    counted = total - sum(part.hashes.count(0) for part in parts) + (1 if blank else 0)
+    if len(distinct) == counted:
+        return []  # every example is different: the common case costs two passes in C
+    del distinct
+    first_seen: dict[int, int] = {}
+    found = []
+    line_no = 0
+    for part in parts:
+        for value in part.hashes:
+            line_no += 1
+            if not value:
+                continue
+            first = first_seen.setdefault(value, line_no)
+            if first != line_no:
+                found.append(diagnose("TK-D014", label, line_no, first=first))
+    return found
+
+
+def _inconsistent_references(parts: list[Part], label: str) -> list[Diagnostic]:
+    rows: list[tuple[int, tuple[str, ...]]] = []
+    base = 0
+    for part in parts:
+        for signature, line_numbers in part.signatures.items():
+            if signature:
+                rows.extend((base + line_no, signature) for line_no in line_numbers)
+        base += part.lines
+    if not rows:
+        return []
+    rows.sort()
+    first, expected = rows[0]
+    expected_text = ", ".join(expected)
+    return [
+        diagnose("TK-D072", label, line_no, fields=", ".join(signature) or "(none)", first=first,
+                 expected=expected_text)
+        for line_no, signature in rows
+        if signature != expected
+    ]
+
+
+def validate(source: BinaryIO | str, size: int, settings: Settings, *, epochs: int | None,
+             workers: int) -> DatasetReport:
+    """Validate a file (a path) or an in-memory buffer of ``size`` bytes."""
+    if size >= MAX_FILE_BYTES:
+        diagnostics = [diagnose("TK-D002", settings.label, 0, size=size, limit=MAX_FILE_BYTES)]
+        has_bom = _starts_with_bom(source)
+        if not has_bom:
+            diagnostics.append(diagnose("TK-D003", settings.label, 0))
+        stats = DatasetStats(bytes=size, lines=0, examples=0, assistant_turns=0, tokens=0,
+                             tokens_exact=False, epochs=epochs or 0, billed_tokens=0)
+        return DatasetReport(path=settings.label, diagnostics=tuple(sorted(diagnostics)), stats=stats,
+                             has_bom=has_bom)
+    if isinstance(source, str):
+        parts = scan_file(source, size, settings, workers)
+    else:
+        parts = [scan_range(source, 0, size, settings)]
+    return merge(parts, settings, size, epochs)
+
+
+def _starts_with_bom(source: BinaryIO | str) -> bool:
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            return handle.read(3) == BOM
+    source.seek(0)
+    return source.read(3) == BOM
+
+
+def unreadable(label: str, reason: str, epochs: int | None) -> DatasetReport:
+    """The report for a file that cannot be opened."""
+    stats = DatasetStats(bytes=0, lines=0, examples=0, assistant_turns=0, tokens=0, tokens_exact=False,
+                         epochs=epochs or 0, billed_tokens=0)
+    return DatasetReport(path=label, diagnostics=(diagnose("TK-D001", label, 0, reason=reason),),
+                         stats=stats, has_bom=False)
+
+
+def memory_source(data: bytes) -> BinaryIO:
+    return io.BytesIO(data)
+
+
+def file_size(path: str) -> int:
+    return os.stat(path).st_size

@@ -1,0 +1,241 @@
+"""Token counting for datasets: model context limits, the o200k_base encoding offline, exact counts.
+
+Used by ``_scan`` only for the lines whose byte bound could exceed the context, and for every
+line when exact token statistics are asked for. ``tiktoken`` is imported here and only when a
+count is needed, so validating a file normally never pays for it.
+
+The encoding must never come from the network. ``tiktoken.get_encoding("o200k_base")`` would
+download ``o200k_base.tiktoken``; instead the ranks come from the ``quicktok-v1`` package, which
+ships the same vocabulary in a binary form. The first use converts it to tiktoken's text format
+(base64 token, space, rank, one per line), checks that the result is byte for byte the file
+tiktoken publishes (its SHA-256 is below), and keeps it in a cache directory so later runs only
+read it back (and check it again). With no writable cache directory the conversion stays in
+memory. Counting follows the OpenAI cookbook's ``num_tokens_from_messages``: 3 tokens per
+message, the tokens of its role, content and name (+1 for a name), 3 to prime the reply; images
+count a fixed allowance (``_examples.IMAGE_TOKENS``), tool calls the tokens of their name and
+arguments, tool definitions the tokens of their compact JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunekeeper.datasets._examples import IMAGE_TOKENS, IMAGE_TOKENS_LOW, REPLY_TOKENS
+
+if TYPE_CHECKING:
+    import tiktoken
+
+DEFAULT_CONTEXT = 65536
+# Training context per base model, longest prefix first wins. A fine-tuned model's name starts
+# with its base model's ("gpt-4.1-2025-04-14.ft-abc"), so it finds its base's row.
+CONTEXT_LIMITS: tuple[tuple[str, int], ...] = (
+    ("gpt-4.1-nano", 32768),
+    ("gpt-4.1-mini", 65536),
+    ("gpt-4.1", 65536),
+    ("gpt-4o-mini", 65536),
+    ("gpt-4o", 65536),
+    ("gpt-35-turbo-0125", 16385),
+    ("gpt-35-turbo", 16385),
+    ("o4-mini", 65536),
+)
+
+O200K_NAME = "o200k_base"
+O200K_FILE = "o200k_base.tiktoken"
+O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+O200K_SPECIAL_TOKENS = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
+# The pre-tokenization pattern of o200k_base, as tiktoken defines the encoding.
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+
+
+class EncodingUnavailable(RuntimeError):
+    """The o200k_base ranks could be found neither in the cache nor in the quicktok-v1 package."""
+
+
+def context_limit(model: str | None) -> tuple[int, str]:
+    """(context tokens, how to name the model in a message) for a base or fine-tuned model name."""
+    if not model:
+        return DEFAULT_CONTEXT, "an unspecified model"
+    base = model.split(".ft", 1)[0].lower()
+    for prefix, limit in CONTEXT_LIMITS:
+        if base == prefix or base.startswith(prefix + "-") or base.startswith(prefix + "."):
+            return limit, model
+    return DEFAULT_CONTEXT, f"{model} (unknown model; {DEFAULT_CONTEXT} assumed)"
+
+
+def cache_dir() -> Path:
+    """Where the converted encoding is kept: $TUNEKEEPER_CACHE_DIR, else the user's cache folder."""
+    explicit = os.environ.get("TUNEKEEPER_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tunekeeper"
+
+
+def convert_quicktok_vocab(vocab: bytes) -> bytes:
+    """Turn quicktok's binary vocabulary (u32 count; per token u16 length, bytes, u32 rank) into
+    tiktoken's text format, ordered by rank."""
+    (count,) = struct.unpack_from("<I", vocab, 0)
+    offset = 4
+    records: list[tuple[int, bytes]] = []
+    for _ in range(count):
+        (length,) = struct.unpack_from("<H", vocab, offset)
+        offset += 2
+        token = vocab[offset: offset + length]
+        offset += length
+        (rank,) = struct.unpack_from("<I", vocab, offset)
+        offset += 4
+        records.append((rank, token))
+    if offset != len(vocab):
+        raise EncodingUnavailable(f"quicktok vocabulary has {len(vocab) - offset} trailing bytes")
+    records.sort()
+    return b"".join(base64.b64encode(token) + b" " + str(rank).encode() + b"\n" for rank, token in records)
+
+
+def _quicktok_vocab_path() -> Path:
+    spec = importlib.util.find_spec("quicktok")  # locate the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise EncodingUnavailable("the quicktok-v1 package is not installed; pip install quicktok-v1")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "o200k.vocab"
+
+
+def o200k_bytes() -> bytes:
+    """The o200k_base.tiktoken file's bytes, from the cache or converted (and then cached)."""
+    cached = cache_dir() / O200K_FILE
+    try:
+        data = cached.read_bytes()
+    except OSError:
+        data = b""
+    if data and hashlib.sha256(data).hexdigest() == O200K_SHA256:
+        return data
+    try:
+        data = convert_quicktok_vocab(_quicktok_vocab_path().read_bytes())
+    except OSError as exc:
+        raise EncodingUnavailable(f"cannot read quicktok's o200k vocabulary: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != O200K_SHA256:
+        raise EncodingUnavailable(f"converted o200k_base has SHA-256 {digest}, expected {O200K_SHA256}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        scratch = cached.with_name(f"{O200K_FILE}.{os.getpid()}.tmp")
+        scratch.write_bytes(data)
+        os.replace(scratch, cached)
+    except OSError:
+        pass  # read-only home: keep the conversion in memory for this process
+    return data
+
+
+_lock = threading.Lock()
+_encoding: tiktoken.Encoding | None = None
+
+
+def o200k_base() -> tiktoken.Encoding:
+    """The o200k_base encoding, built offline (see the module docstring); one per process."""
+    global _encoding
+    with _lock:
+        if _encoding is None:
+            import tiktoken
+
+            ranks: dict[bytes, int] = {}
+            for row in o200k_bytes().splitlines():
+                token, rank = row.split(b" ")
+                ranks[base64.b64decode(token)] = int(rank)
+            _encoding = tiktoken.Encoding(
+                name=O200K_NAME,
+                pat_str=O200K_PATTERN,
+                mergeable_ranks=ranks,
+                special_tokens=O200K_SPECIAL_TOKENS,
+            )
+        return _encoding
+
+
+class TokenCounter:
+    """Exact token counts of examples with o200k_base, following the cookbook's convention."""
+
+    def __init__(self) -> None:
+        self._encode = o200k_base().encode_ordinary
+
+    def text(self, text: object) -> int:
+        return len(self._encode(text)) if isinstance(text, str) and text else 0
+
+    def messages(self, messages: object) -> int:
+        if not isinstance(messages, list):
+            return 0
+        tokens = REPLY_TOKENS
+        for message in messages:
+            tokens += self.message(message)
+        return tokens
+
+    def message(self, message: object) -> int:
+        if not isinstance(message, dict):
+            return 0
+        tokens = 3 + self.text(message.get("role"))
+        content = message.get("content")
+        if isinstance(content, str):
+            tokens += self.text(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                if part.get("type") == "image_url":
+                    image = part.get("image_url")
+                    low = isinstance(image, dict) and image.get("detail") == "low"
+                    tokens += IMAGE_TOKENS_LOW if low else IMAGE_TOKENS
+                else:
+                    tokens += self.text(part.get("text"))
+        if isinstance(message.get("name"), str):
+            tokens += self.text(message["name"]) + 1
+        calls = message.get("tool_calls")
+        functions: list[object] = [call.get("function") for call in calls if isinstance(call, dict)] \
+            if isinstance(calls, list) else []
+        functions.append(message.get("function_call"))
+        for function in functions:
+            if isinstance(function, dict):
+                tokens += self.text(function.get("name")) + self.text(function.get("arguments"))
+        return tokens
+
+    def definitions(self, holder: object) -> int:
+        """Tokens of the tool or function definitions an example (or a DPO input) carries."""
+        if not isinstance(holder, dict):
+            return 0
+        import orjson
+
+        tokens = 0
+        for key in ("tools", "functions"):
+            if isinstance(holder.get(key), list):
+                tokens += self.text(orjson.dumps(holder[key]).decode())
+        return tokens
+
+    def example(self, method: str, obj: dict[str, Any]) -> tuple[int, int]:
+        """(tokens for the statistics, tokens that must fit the context) of one example.
+
+        For DPO the statistics count the input and both outputs; the context must hold the input
+        and the longer output, which is what one training sequence is.
+        """
+        if method != "dpo":
+            tokens = self.messages(obj.get("messages")) + self.definitions(obj)
+            return tokens, tokens
+        inputs = obj.get("input")
+        prompt = self.definitions(inputs)
+        if isinstance(inputs, dict):
+            prompt += self.messages(inputs.get("messages"))
+        outputs = [self.messages(obj.get(name)) - REPLY_TOKENS
+                   for name in ("preferred_output", "non_preferred_output")]
+        outputs = [max(0, tokens) for tokens in outputs]
+        return prompt + sum(outputs), prompt + max(outputs)
