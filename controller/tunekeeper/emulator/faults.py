@@ -28,6 +28,7 @@ This module must not know any route's logic; it only short-circuits requests.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import fnmatch
 import json
 import math
@@ -130,7 +131,7 @@ def parse_pattern(pattern: str) -> tuple[str, str]:
         raise ValueError(f"pattern {pattern!r} has no path; write e.g. '{parts[0].upper()} /openai/*'")
     if method not in METHODS:
         raise ValueError(f"pattern {pattern!r}: unknown method {method!r}; use one of {', '.join(sorted(METHODS))}")
-    if not (path.startswith("/") or path.startswith("*")):
+    if not path.startswith(("/", "*")):
         raise ValueError(f"pattern {pattern!r}: the path must start with '/' (or be a glob such as '*')")
     return method, path
 
@@ -199,7 +200,7 @@ class Faults:
             raise ValueError("missing field 'pattern' (e.g. 'POST /openai/fine_tuning/jobs')")
         pattern = spec["pattern"]
         if not isinstance(pattern, str):
-            raise ValueError("'pattern' must be a string such as 'POST /openai/fine_tuning/jobs'")
+            raise ValueError("'pattern' must be a string such as 'POST /openai/fine_tuning/jobs'")  # noqa: TRY004 one error type for bad rules
         kwargs: dict[str, Any] = {}
         for name, kind in (("status", int), ("times", int), ("seed", int)):
             if spec.get(name) is not None:
@@ -223,7 +224,7 @@ class Faults:
         with self._lock:
             self._rules.clear()
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         with self._lock:
             return [r.to_dict() for r in self._rules]
 
@@ -235,7 +236,7 @@ class Faults:
         faults.extend_from(path)
         return faults
 
-    def extend_from(self, path: Path) -> list[str]:
+    def extend_from(self, path: Path) -> builtins.list[str]:
         """Add every rule of a file; all-or-nothing. Raises ManifestError naming file, line and field.
 
         The file holds a list of rules, or a mapping with a ``faults:`` list::
@@ -299,7 +300,7 @@ _RULE_FIELDS = frozenset({"pattern", "status", "probability", "retry_after", "la
 def _typed(spec: Mapping[str, Any], name: str, kind: type) -> Any:
     value = spec[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"'{name}' must be a number, got {value!r}")
+        raise ValueError(f"'{name}' must be a number, got {value!r}")  # noqa: TRY004 one error type for bad rules
     if kind is int and float(value) != int(value):
         raise ValueError(f"'{name}' must be a whole number, got {value!r}")
     return kind(value)
@@ -346,7 +347,7 @@ def fault_response(status: int, path: str, retry_after: float | None) -> web.Res
     if retry_after is not None:
         # Retry-After is whole seconds by RFC 9110; the -ms twin carries sub-second precision.
         headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
-        headers["retry-after-ms"] = str(int(round(retry_after * 1000)))
+        headers["retry-after-ms"] = str(round(retry_after * 1000))
         if arm:
             headers["x-ms-retry-after-ms"] = headers["retry-after-ms"]
     return web.Response(status=status, body=json.dumps(body), content_type="application/json", headers=headers)
