@@ -30,6 +30,8 @@ from rich.table import Table
 
 from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import TunekeeperError
+from tunekeeper.reconcile.events import ActionOutcome, Outcome
+from tunekeeper.reconcile.model import Action
 
 
 def stderr_console() -> Console:
@@ -71,19 +73,26 @@ def print_error(console: Console, error: TunekeeperError) -> None:
 
 
 # -- progress (an EventSink) -----------------------------------------------------------------------
-def describe(action: Any) -> str:
-    """``+ create_job FineTuneJob/clippy`` for an Action (kind, target)."""
-    kind = getattr(action, "kind", None)
-    symbol = getattr(kind, "symbol", "")
-    name = getattr(kind, "value", str(kind))
-    return f"{symbol} {name} {getattr(action, 'target', '')}".strip()
+def describe(action: Action) -> str:
+    """``+ create_job FineTuneJob/clippy``."""
+    return f"{action.kind.symbol} {action.kind.value} {action.target}"
+
+
+_MARKS = {
+    Outcome.DONE: "[green]✓[/]",
+    Outcome.DEFERRED: "[cyan]…[/]",
+    Outcome.RETRY: "[yellow]↻[/]",
+    Outcome.FAILED: "[red]✗[/]",
+    Outcome.SKIPPED: "[dim]-[/]",
+}
 
 
 class ProgressEvents:
     """EventSink for ``apply``: rich progress bars on stderr, one line per finished action.
 
     Thread-safe (rich's Progress is); the core may report from several tasks at once. Used as a
-    context manager so the live display is always torn down, even on Ctrl-C.
+    context manager so the live display is always torn down, even on Ctrl-C. Waits that are
+    merely deferred again are not repeated line after line: their progress bar says it all.
     """
 
     def __init__(self, console: Console | None = None, *, bars: bool = True) -> None:
@@ -100,8 +109,9 @@ class ProgressEvents:
             disable=not bars,
         )
         self._tasks: dict[str, TaskID] = {}
+        self._said: set[tuple[str, str]] = set()  # (action, outcome) lines already printed
         self._lock = threading.Lock()
-        self.finished: list[tuple[str, str]] = []  # (action, outcome), in the order they finished
+        self.finished: list[tuple[Action, ActionOutcome]] = []  # in the order they finished
 
     def __enter__(self) -> ProgressEvents:
         self._progress.start()
@@ -112,22 +122,30 @@ class ProgressEvents:
         self._progress.stop()
 
     # EventSink
-    def action_started(self, action: Any) -> None:
+    def action_started(self, action: Action) -> None:
         return None  # progress() draws what moves; the finished line says what happened
 
-    def action_finished(self, action: Any, outcome: Any) -> None:
+    def action_finished(self, action: Action, outcome: ActionOutcome) -> None:
+        self.finished.append((action, outcome))
         text = describe(action)
-        detail = _outcome_text(outcome)
-        self.finished.append((text, detail))
-        self._progress.console.print(f"[green]✓[/] {escape(text)}" + (f"  [dim]{escape(detail)}[/]" if detail else ""))
+        with self._lock:
+            key = (text, outcome.outcome.value + outcome.message)
+            if not action.kind.changes and outcome.outcome in (Outcome.DEFERRED, Outcome.SKIPPED):
+                return
+            if key in self._said and outcome.outcome != Outcome.DONE:
+                return
+            self._said.add(key)
+        mark = _MARKS.get(outcome.outcome, "")
+        detail = f"  [dim]{escape(outcome.message)}[/]" if outcome.message else ""
+        self._progress.console.print(f"{mark} {escape(text)}{detail}")
 
     def progress(self, key: str, label: str, done: float, total: float | None) -> None:
-        unit = _unit(key)
-        shown_total = None if not total else float(total)
+        shown_total = float(total) if total else None
         with self._lock:
             task = self._tasks.get(key)
             if task is None:
-                self._tasks[key] = self._progress.add_task(label, total=shown_total, completed=float(done), unit=unit)
+                self._tasks[key] = self._progress.add_task(label, total=shown_total, completed=float(done),
+                                                           unit=_unit(key))
                 return
         self._progress.update(task, description=label, completed=float(done), total=shown_total)
 
@@ -137,21 +155,11 @@ class ProgressEvents:
 
 def _unit(key: str) -> str:
     lowered = key.lower()
-    if "upload" in lowered or "file" in lowered:
+    if "upload" in lowered or lowered.startswith("file"):
         return "bytes"
     if "job" in lowered:
         return "steps"
     return ""
-
-
-def _outcome_text(outcome: Any) -> str:
-    if outcome is None:
-        return ""
-    for attr in ("message", "detail", "summary"):
-        value = getattr(outcome, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return str(getattr(outcome, "value", outcome)) if not isinstance(outcome, str) else outcome
 
 
 # -- status ------------------------------------------------------------------------------------------
