@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken
@@ -36,10 +36,10 @@ def require_loopback(url: str) -> None:
         raise ValueError(f"plain http and development tokens are allowed for loopback endpoints only, not {url!r}")
 
 
-class AllowHttpForLoopback(SansIOHTTPPolicy):  # type: ignore[misc]
+class AllowHttpForLoopback(SansIOHTTPPolicy[Any, Any]):
     """Per-call policy: lets the bearer-token policy send over http, for loopback URLs only."""
 
-    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+    def on_request(self, request: PipelineRequest[Any]) -> None:
         if is_loopback(request.http_request.url):
             request.context["enforce_https"] = False
 
@@ -56,7 +56,7 @@ class StaticTokenCredential:
     def close(self) -> None:
         return None
 
-    def __enter__(self) -> StaticTokenCredential:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -70,7 +70,7 @@ class AsyncStaticTokenCredential(StaticTokenCredential):
     async def close(self) -> None:  # type: ignore[override]
         return None
 
-    async def __aenter__(self) -> AsyncStaticTokenCredential:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
