@@ -1,0 +1,265 @@
+"""``tunekeeper validate [PATH ...]``: check manifests and the datasets they reference, before a cent is spent.
+
+A thin adapter: ``tunekeeper.resources.load`` checks the manifests, ``tunekeeper.datasets.
+validate_dataset`` checks each local training / validation file with the job's method, base
+model and epochs; ``*.jsonl`` files named directly are checked as datasets. Diagnostics go to
+stderr (``path:line:col: error: message`` + hint), the per-dataset summary table to stdout, or
+one JSON document to stdout with ``-o json``. Exit 0 when valid (warnings allowed), 1 when not,
+2 for bad usage (click's).
+
+Must not: decide validity itself (the core does), touch the network, or print a traceback for
+any input. Heavy modules are imported when needed, so the command starts fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from tunekeeper.diagnostics import Diagnostic, count
+
+if TYPE_CHECKING:
+    from tunekeeper.datasets import DatasetReport
+    from tunekeeper.resources import Desired, FineTuneJobSpec
+
+DATASET_SUFFIXES = (".jsonl",)
+
+
+@dataclass(frozen=True, slots=True)
+class _DatasetCheck:
+    """One dataset to check, and why: which job (or a file named directly) and in which role."""
+
+    path: Path
+    display: str
+    method: str
+    model: str | None
+    epochs: int | None
+    used_by: tuple[str, ...] = ()  # "FineTuneJob/name trainingFile"
+
+
+@dataclass(slots=True)
+class _Result:
+    desired: Desired | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    datasets: list[tuple[_DatasetCheck, DatasetReport]] = field(default_factory=list)
+    remote: list[tuple[str, str]] = field(default_factory=list)  # (url, used_by): imported by the service
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json (one document on stdout) for machines.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes per dataset (large files are split at line boundaries).")
+@click.option("--exact-tokens", is_flag=True, help="Count every token with the tokenizer (slower; default estimates).")
+@click.option("--method", type=click.Choice(["supervised", "dpo", "reinforcement"]), default="supervised",
+              show_default=True, help="Method for .jsonl files named directly.")
+@click.option("--model", default=None, help="Base model for .jsonl files named directly (context-length check).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Repository root that data paths must stay inside (default: nearest folder with .git).")
+def validate(paths: tuple[Path, ...], output: str, workers: int, exact_tokens: bool, method: str,
+             model: str | None, root: Path | None) -> None:
+    """Check manifests (and the datasets they reference) or dataset files.
+
+    PATH is a manifest file, a folder of manifests (searched recursively for *.yaml / *.yml) or a
+    .jsonl dataset; default: the current folder. Exits 0 when everything is valid (warnings
+    allowed), 1 when anything is invalid.
+    """
+    try:
+        result = _run(list(paths) or [Path(".")], workers=workers, exact_tokens=exact_tokens, method=method,
+                      model=model, root=root)
+    except Exception as exc:  # never a traceback for any input: report it as a diagnostic
+        if os.environ.get("TUNEKEEPER_DEBUG"):
+            raise
+        result = _Result(diagnostics=[Diagnostic("<validate>", 0, 0, "error",
+                                                 f"unexpected {type(exc).__name__}: {exc}",
+                                                 hint="this is a bug in tunekeeper; set TUNEKEEPER_DEBUG=1 for details",
+                                                 code="TK-V999")])
+    errors, _ = count(result.diagnostics)
+    if output == "json":
+        _print_json(result)
+    else:
+        _print_text(result)
+    sys.exit(1 if errors else 0)
+
+
+def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str, model: str | None,
+         root: Path | None) -> _Result:
+    from tunekeeper.errors import ManifestError
+    from tunekeeper.resources import display_path, load, manifest_files
+
+    result = _Result()
+    datasets = [p for p in paths if p.is_file() and p.suffix.lower() in DATASET_SUFFIXES]
+    manifests = [p for p in paths if p not in datasets]
+    checks: list[_DatasetCheck] = [
+        _DatasetCheck(p.absolute(), display_path(p.absolute()), method, model, None, ("named directly",))
+        for p in datasets
+    ]
+    if manifests:
+        found, _ = manifest_files(manifests)
+        try:
+            desired, warnings = load(manifests, root=root)
+        except ManifestError as exc:
+            result.diagnostics += exc.diagnostics
+        else:
+            result.desired = desired
+            result.diagnostics += warnings
+            checks += _dataset_checks(desired, result)
+            if not (desired.accounts or desired.jobs or desired.deployments) and not datasets:
+                where = ", ".join(str(p) for p in manifests)
+                result.diagnostics.append(Diagnostic(
+                    where, 0, 0, "error",
+                    f"no tunekeeper manifests found in {where}" + (f" ({len(found)} YAML files looked at)"
+                                                                   if found else ""),
+                    hint="manifests have apiVersion: tunekeeper.io/v1alpha1; or name .jsonl datasets directly",
+                    code="TK-V001"))
+    if checks:
+        from tunekeeper.datasets import validate_dataset
+
+        for check in _merge(checks):
+            report = validate_dataset(check.path, method=check.method, display_path=check.display,
+                                      model=check.model, epochs=check.epochs, workers=workers,
+                                      exact_tokens=exact_tokens)
+            result.datasets.append((check, report))
+            result.diagnostics += report.diagnostics
+    result.diagnostics.sort()
+    return result
+
+
+def _base_model(job: FineTuneJobSpec, jobs: dict[str, FineTuneJobSpec]) -> str | None:
+    seen: set[str] = set()
+    while job.base_model is None and job.from_job in jobs and job.name not in seen:
+        seen.add(job.name)
+        job = jobs[job.from_job]
+    return job.base_model
+
+
+def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
+    from tunekeeper.resources import display_path
+
+    jobs = {j.name: j for j in desired.jobs}
+    checks = []
+    for job in desired.jobs:
+        model = _base_model(job, jobs)
+        for role, ref in (("trainingFile", job.training_file), ("validationFile", job.validation_file)):
+            if ref is None:
+                continue
+            used_by = f"FineTuneJob/{job.name} {role}"
+            if ref.url is not None:
+                result.remote.append((ref.url, used_by))
+            elif ref.path is not None:
+                checks.append(_DatasetCheck(ref.path, display_path(ref.path), job.method.value, model,
+                                            job.hyperparameters.n_epochs if role == "trainingFile" else None,
+                                            (used_by,)))
+    return checks
+
+
+def _merge(checks: Sequence[_DatasetCheck]) -> list[_DatasetCheck]:
+    """One check per (file, method, model, epochs); the reasons are joined."""
+    merged: dict[tuple[Path, str, str | None, int | None], _DatasetCheck] = {}
+    for c in checks:
+        key = (c.path, c.method, c.model, c.epochs)
+        if key in merged:
+            merged[key] = dataclasses.replace(merged[key], used_by=merged[key].used_by + c.used_by)
+        else:
+            merged[key] = c
+    return sorted(merged.values(), key=lambda c: (c.display, c.method))
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def _print_text(result: _Result) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    no_color = bool(os.environ.get("NO_COLOR"))
+    err = Console(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)
+    out = Console(highlight=False, no_color=no_color)
+    for d in result.diagnostics:
+        head, _, hint = d.render().partition("\n")
+        style = "red" if d.severity == "error" else "yellow"
+        err.print(escape(head), style=style)
+        if hint:
+            err.print(escape(hint), style="dim")
+    if result.datasets:
+        table = Table(title="Datasets", title_justify="left")
+        for column in ("file", "method", "examples", "assistant turns", "tokens", "epochs", "est. billed tokens",
+                       "result"):
+            table.add_column(column, justify="left" if column in ("file", "method", "result") else "right")
+        for check, report in result.datasets:
+            stats = report.stats
+            errors, warnings = count(report.diagnostics)
+            verdict = "[red]invalid[/]" if errors else ("[yellow]ok, warnings[/]" if warnings else "[green]ok[/]")
+            approx = "" if stats.tokens_exact else "~"
+            table.add_row(escape(check.display), check.method, f"{stats.examples:,}", f"{stats.assistant_turns:,}",
+                          f"{approx}{stats.tokens:,}", str(stats.epochs) if stats.epochs else "auto",
+                          f"{approx}{stats.billed_tokens:,}" if stats.billed_tokens is not None else "-", verdict)
+        out.print(table)
+    for url, used_by in result.remote:
+        err.print(escape(f"note: {used_by} {url} is imported by the service; its content is checked there"),
+                  style="dim")
+    errors, warnings = count(result.diagnostics)
+    resources = _resource_count(result.desired)
+    what = f"{resources} resource(s), {len(result.datasets)} dataset(s)"
+    if errors:
+        err.print(f"Invalid: {errors} error(s), {warnings} warning(s) ({what}).", style="bold red")
+    else:
+        err.print(f"Valid: {what}" + (f", {warnings} warning(s)." if warnings else "."), style="bold green")
+
+
+def _resource_count(desired: Desired | None) -> int:
+    return 0 if desired is None else len(desired.accounts) + len(desired.jobs) + len(desired.deployments)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _print_json(result: _Result) -> None:
+    import orjson
+
+    resources: list[dict[str, Any]] = []
+    if result.desired is not None:
+        for kind, specs in (("Account", result.desired.accounts), ("FineTuneJob", result.desired.jobs),
+                            ("Deployment", result.desired.deployments)):
+            for spec in specs:
+                resources.append({"kind": kind, "name": spec.name, "source": str(spec.source),
+                                  "spec": _jsonable(spec)})
+    errors, warnings = count(result.diagnostics)
+    document = {
+        "ok": errors == 0,
+        "errors": errors,
+        "warnings": warnings,
+        "root": str(result.desired.root) if result.desired else None,
+        "resources": resources,
+        "datasets": [
+            {"path": check.display, "method": check.method, "model": check.model, "used_by": list(check.used_by),
+             "ok": report.ok, "stats": report.stats.to_dict(), "has_bom": report.has_bom,
+             "diagnostics": [d.to_dict() for d in report.diagnostics]}
+            for check, report in result.datasets
+        ],
+        "remote_datasets": [{"url": url, "used_by": used_by} for url, used_by in result.remote],
+        "diagnostics": [d.to_dict() for d in result.diagnostics],
+    }
+    sys.stdout.buffer.write(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
