@@ -1,7 +1,8 @@
 """The streaming scanner behind ``validate_dataset`` and ``validate_bytes``.
 
-A file is read in 1 MiB chunks and split into lines; each line is parsed with orjson and checked
-by ``_examples``; only a 64-bit hash per line is kept (``xxhash``), so memory stays flat whatever
+A file is read line by line through a 1 MiB buffer; each line is parsed and checked by
+``_examples`` (msgspec's typed decoder for the common plain example, orjson and the full check
+for the rest); only a 64-bit hash per line is kept (``xxhash``), so memory stays flat whatever
 the file size (8 bytes per line for the hash list, plus the set of distinct hashes). With
 ``workers`` > 1 the file is cut at line boundaries into byte ranges; this process scans the first
 range while forked processes scan the others. Each range reports line numbers relative to its
@@ -25,14 +26,13 @@ from __future__ import annotations
 import io
 import os
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import orjson
 import xxhash
 
-from tunekeeper.datasets._examples import CHAT_EXAMPLE, check_example, fast_chat
+from tunekeeper.datasets._examples import CHAT_EXAMPLE, check_example, plain_chat
 from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
 from tunekeeper.datasets._rules import diagnose, kind_of
 from tunekeeper.diagnostics import Diagnostic
@@ -69,124 +69,125 @@ class Part:
     has_bom: bool = False
 
 
-def read_lines(source: BinaryIO, start: int, end: int) -> Iterator[list[bytes]]:
-    """Yield batches of complete lines (without their newline) of source[start:end].
+class _Range:
+    """The scan of one byte range: the hot loop for plain lines, the full check for the rest."""
 
-    The last line is yielded even without a newline. A line longer than a chunk is assembled from
-    its pieces once, so a huge line costs its own size, not a quadratic copy.
-    """
-    source.seek(start)
-    remaining = end - start
-    pending: list[bytes] = []
-    while remaining > 0:
-        chunk = source.read(min(CHUNK, remaining))
-        if not chunk:
-            break
-        remaining -= len(chunk)
-        lines = chunk.split(b"\n")
-        if len(lines) == 1:
-            pending.append(chunk)
-            continue
-        if pending:
-            pending.append(lines[0])
-            lines[0] = b"".join(pending)
-            pending = []
-        tail = lines.pop()
-        if tail:
-            pending.append(tail)
-        yield lines
-    if pending:
-        yield [b"".join(pending)]
+    __slots__ = ("settings", "part", "counter", "signatures")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.part = Part()
+        self.counter: Any = None
+        self.signatures = self.part.signatures
+
+    def run(self, source: BinaryIO, start: int, end: int) -> Part:
+        part = self.part
+        settings = self.settings
+        limit = settings.limit
+        exact = settings.exact_tokens
+        plain = plain_chat if settings.method == "supervised" and not exact else None
+        full = self.full
+        digest = xxhash.xxh3_64_intdigest
+        remember = part.hashes.append
+        source.seek(start)
+        if start == 0 and source.read(3) == BOM:
+            part.has_bom = True
+            start = 3
+        source.seek(start)
+        remaining = end - start
+        line_no = examples = turns = tokens = 0
+        line = b""
+        for line in source:
+            line_no += 1
+            figures = plain(line) if plain is not None else None
+            if figures is not None:
+                examples += 1
+                remember(digest(line))
+                turns += figures[0]
+                if figures[2] > limit:
+                    tokens += self.count(orjson.loads(line), line_no)
+                else:
+                    tokens += figures[1]
+            else:
+                checked = full(line, line_no)
+                if checked is None:
+                    remember(0)
+                else:
+                    examples += 1
+                    remember(digest(line) if checked[0] else 0)
+                    turns += checked[1]
+                    tokens += checked[2]
+            remaining -= len(line)
+            if remaining <= 0:
+                break
+        if line and not line.endswith(b"\n") and part.hashes and part.hashes[-1]:
+            part.hashes[-1] = digest(line + b"\n")  # the last line, so it matches its twin elsewhere
+        part.lines = line_no
+        part.examples = examples
+        part.turns = turns
+        part.tokens = tokens
+        return part
+
+    def full(self, line: bytes, line_no: int) -> tuple[bool, int, int] | None:
+        """Check a line that is not plainly valid: (is an object, turns, tokens), or None if blank."""
+        settings = self.settings
+        out = self.part.diagnostics
+        label = settings.label
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if not line.strip():
+                out.append(diagnose("TK-D013", label, line_no))
+                return None
+            out.append(_parse_problem(line, label, line_no))
+            return False, 0, 0
+        if type(obj) is not dict:
+            out.append(diagnose("TK-D012", label, line_no, kind=kind_of(obj), example=CHAT_EXAMPLE))
+            return False, 0, 0
+        figures, _errors = check_example(settings.method, obj, len(line), label, line_no, out)
+        turns, estimate, bound, signature = figures
+        if signature is not None:
+            if signature not in self.signatures:
+                self.signatures[signature] = array("Q")
+            self.signatures[signature].append(line_no)
+        if settings.exact_tokens or bound > settings.limit:
+            return True, turns, self.count(obj, line_no)
+        return True, turns, estimate
+
+    def count(self, obj: dict[str, Any], line_no: int) -> int:
+        """Exact tokens of one example; reports it when it does not fit the context."""
+        if self.counter is None:
+            from tunekeeper.datasets._tokens import TokenCounter
+
+            self.counter = TokenCounter()
+        settings = self.settings
+        counted, needed = self.counter.example(settings.method, obj)
+        if needed > settings.limit:
+            self.part.diagnostics.append(diagnose("TK-D015", settings.label, line_no, tokens=needed,
+                                                  limit=settings.limit, model=settings.model))
+        return int(counted)
 
 
 def scan_range(source: BinaryIO, start: int, end: int, settings: Settings) -> Part:
     """Check every line of source[start:end]; ``start`` is 0 or just after a newline."""
-    part = Part()
-    out = part.diagnostics
-    label = settings.label
-    method = settings.method
-    limit = settings.limit
-    exact = settings.exact_tokens
-    chat = method == "supervised"
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    digest = xxhash.xxh3_64_intdigest
-    hashes = part.hashes
-    remember = hashes.append
-    signatures = part.signatures
-    counter: Any = None
-    line_no = 0
-    examples = turns = tokens = 0
-    first = start == 0
-    for batch in read_lines(source, start, end):
-        if first:
-            first = False
-            if batch[0].startswith(BOM):
-                part.has_bom = True
-                batch[0] = batch[0][3:]
-        for line in batch:
-            line_no += 1
-            try:
-                obj = loads(line)
-            except decode_error as exc:
-                remember(0)
-                if not line.strip():
-                    out.append(diagnose("TK-D013", label, line_no))
-                    continue
-                examples += 1
-                out.append(_parse_problem(line, exc, label, line_no))
-                continue
-            examples += 1
-            if type(obj) is not dict:
-                remember(0)
-                out.append(diagnose("TK-D012", label, line_no, kind=kind_of(obj), example=CHAT_EXAMPLE))
-                continue
-            remember(digest(line))
-            size = len(line)
-            figures = fast_chat(obj, size) if chat else None
-            if figures is not None:
-                turns += figures[0]
-                estimate = figures[1]
-                bound = figures[2]
-            else:
-                full, _errors = check_example(method, obj, size, label, line_no, out)
-                turns += full[0]
-                estimate = full[1]
-                bound = full[2]
-                signature = full[3]
-                if signature is not None:
-                    if signature not in signatures:
-                        signatures[signature] = array("Q")
-                    signatures[signature].append(line_no)
-            if exact or bound > limit:
-                if counter is None:
-                    from tunekeeper.datasets._tokens import TokenCounter
-
-                    counter = TokenCounter()
-                counted, needed = counter.example(method, obj)
-                tokens += counted
-                if needed > limit:
-                    out.append(diagnose("TK-D015", label, line_no, tokens=needed, limit=limit,
-                                        model=settings.model))
-            else:
-                tokens += estimate
-    part.lines = line_no
-    part.examples = examples
-    part.turns = turns
-    part.tokens = tokens
-    return part
+    return _Range(settings).run(source, start, end)
 
 
-def _parse_problem(line: bytes, exc: orjson.JSONDecodeError, label: str, line_no: int) -> Diagnostic:
+def _parse_problem(line: bytes, label: str, line_no: int) -> Diagnostic:
+    line = line.rstrip(b"\r\n")  # so the column orjson reports is on this line
+    reason, column = "line break inside the JSON value", 0  # parses once the line ending is gone
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        reason, column = error.msg, error.colno
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as bad:
         return diagnose("TK-D010", label, line_no, column=bad.start + 1, byte=bad.start + 1,
                         value=f"0x{line[bad.start]:02x}")
-    if exc.msg.startswith("UTF-8 byte order mark"):
-        return diagnose("TK-D011", label, line_no, column=1,
-                        reason="a byte order mark (BOM) may only start the file")
-    return diagnose("TK-D011", label, line_no, column=exc.colno, reason=exc.msg)
+    if reason.startswith("UTF-8 byte order mark"):
+        reason = "a byte order mark (BOM) may only start the file"
+    return diagnose("TK-D011", label, line_no, column=column, reason=reason)
 
 
 def split_ranges(source: BinaryIO, size: int, parts: int) -> list[tuple[int, int]]:
@@ -204,13 +205,13 @@ def split_ranges(source: BinaryIO, size: int, parts: int) -> list[tuple[int, int
 
 
 def _scan_file_range(path: str, start: int, end: int, settings: Settings) -> Part:
-    with open(path, "rb") as source:
+    with open(path, "rb", buffering=CHUNK) as source:
         return scan_range(source, start, end, settings)
 
 
 def scan_file(path: str, size: int, settings: Settings, workers: int) -> list[Part]:
     """Scan a file in ``workers`` processes (this one included); parts in file order."""
-    with open(path, "rb") as source:
+    with open(path, "rb", buffering=CHUNK) as source:
         ranges = split_ranges(source, size, workers) if workers > 1 and size > 0 else [(0, size)]
         if len(ranges) == 1:
             return [scan_range(source, 0, size, settings)]
