@@ -14,8 +14,14 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The main job from nothing: validate, plan, train and deploy the Clippy example on the embedded
+# emulator (state in .tunekeeper/), then ask the deployment a question.
 demo: setup
-	$(TK) validate manifests/examples
+	$(TK) validate manifests/examples/clippy
+	$(TK) plan manifests/examples/clippy
+	$(TK) apply manifests/examples/clippy --wait
+	$(TK) status manifests/examples/clippy
+	$(TK) chat clippy "Who discovered penicillin?" manifests/examples/clippy
 
 test: setup
 	$(PY) -m pytest -q

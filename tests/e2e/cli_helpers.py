@@ -121,3 +121,50 @@ def inventory(project: Path) -> Inventory:
         jobs=tuple((j.id, j.status, j.suffix) for j in jobs),
         deployments=Counter(str(d.name) for d in deployments),
     )
+
+
+def write_project(folder: Path, *, name: str = "support-bot", epochs: int = 2,
+                  training_lines: list[str] | None = None) -> Path:
+    """A small project: one FineTuneJob and one Deployment of its final model, both called ``name``."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if training_lines is None:
+        training_lines = [
+            json.dumps({"messages": [
+                {"role": "system", "content": "You are a helpful support assistant."},
+                {"role": "user", "content": f"How do I reset my password, case {i}?"},
+                {"role": "assistant", "content": f"Open Settings, choose Security, then Reset password ({i})."},
+            ]})
+            for i in range(12)
+        ]
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "data" / "train.jsonl").write_text("\n".join(training_lines) + "\n", encoding="utf-8")
+    (folder / "support.yaml").write_text(
+        "apiVersion: tunekeeper.io/v1alpha1\n"
+        "kind: FineTuneJob\n"
+        "metadata:\n"
+        f"  name: {name}\n"
+        "spec:\n"
+        "  baseModel: gpt-4.1-mini-2025-04-14\n"
+        "  method:\n"
+        "    type: supervised\n"
+        "    hyperparameters:\n"
+        f"      n_epochs: {epochs}\n"
+        "  trainingFile: data/train.jsonl\n"
+        "  seed: 7\n"
+        "---\n"
+        "apiVersion: tunekeeper.io/v1alpha1\n"
+        "kind: Deployment\n"
+        "metadata:\n"
+        f"  name: {name}\n"
+        "spec:\n"
+        "  model:\n"
+        f"    fromJob: {name}\n"
+        "    checkpoint: final\n"
+        "  sku:\n"
+        "    name: Standard\n"
+        "    capacity: 1\n",
+        encoding="utf-8",
+    )
+    return folder

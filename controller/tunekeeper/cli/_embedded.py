@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tunekeeper.cloud import Cloud, connect
+from tunekeeper.cloud import Cloud, CloudSettings, connect
 from tunekeeper.errors import TunekeeperError
 from tunekeeper.resources.specs import AccountSpec, AuthSpec, Desired, SourceRef
 
@@ -41,6 +41,9 @@ FAULTS_ENV = "TUNEKEEPER_EMULATOR_FAULTS"
 # take seconds, so `apply --wait` on the Clippy example finishes well under a minute while its
 # progress bars still show every stage.
 DEFAULT_SPEED = 60.0
+# The emulator answers in milliseconds: poll long-running ARM operations and wait out a busy
+# account in fractions of a second rather than Azure's seconds.
+EMBEDDED_SETTINGS = CloudSettings(polling_interval=0.2, conflict_initial_delay=0.2, conflict_max_delay=2.0)
 
 
 def state_dir(root: Path) -> Path:
@@ -134,7 +137,8 @@ async def open_target(desired: Desired) -> AsyncIterator[Target]:
         else:
             emulator = start_embedded(desired.root)
             account = embedded_account(emulator)
-            clouds = {account.name: await connect(account, api_key=emulator.config.api_key)}
+            cloud = await connect(account, api_key=emulator.config.api_key, settings=EMBEDDED_SETTINGS)
+            clouds = {account.name: cloud}
             desired = replace(desired, accounts=(account,))
         yield Target(desired=desired, clouds=clouds, emulator=emulator)
     finally:

@@ -1,0 +1,63 @@
+"""Crash safety from outside: ``kill -9`` a running ``apply --wait`` at random points, then rerun.
+
+Given a project whose two FineTuneJobs share one training file (identical data is uploaded
+once) and whose two Deployments serve their models,
+when ``tunekeeper apply --wait`` is killed with SIGKILL at seeded random moments, several times,
+and then run to the end,
+then the embedded emulator holds exactly one upload, two jobs and two deployments, and the
+next plan has nothing to do.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .cli_helpers import console_script, inventory, process_env, run_process, write_project
+
+SEED = 20261125
+KILLS = 4
+# Speed at which one whole apply --wait takes a few seconds beyond the interpreter's start-up,
+# so that kill points land in uploads, job creation, training and ARM provisioning alike.
+SPEED = {"TUNEKEEPER_EMULATOR_SPEED": "400"}
+
+
+def _two_of_everything(folder: Path) -> Path:
+    write_project(folder)
+    manifest = folder / "support.yaml"
+    text = manifest.read_text()
+    second = text.replace("support-bot", "support-bot-b").replace("seed: 7", "seed: 8")
+    manifest.write_text(text + "---\n" + second)
+    return folder
+
+
+def test_killed_apply_leaves_nothing_twice(tmp_path: Path) -> None:
+    project = _two_of_everything(tmp_path / "repo")
+    rng = random.Random(SEED)
+    killed = 0
+    for _ in range(KILLS):
+        process = subprocess.Popen([*console_script(), "apply", ".", "--wait"], cwd=project, env=process_env(SPEED),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rng.uniform(0.8, 5.0)
+        deadline = time.monotonic() + delay
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait(timeout=30)
+    assert killed >= 1, "every apply finished before its kill point; the test proved nothing"
+
+    final = run_process("apply", ".", "--wait", "--timeout", "120", cwd=project, env=SPEED)
+    assert final.exit_code == 0, final
+
+    held = inventory(project)
+    assert sum(held.uploaded.values()) == 1, held.uploaded
+    assert len(held.jobs) == 2, held.jobs
+    assert sorted(held.deployments.elements()) == ["support-bot", "support-bot-b"]
+
+    settled = run_process("plan", ".", "--detailed-exitcode", cwd=project, env=SPEED)
+    assert settled.exit_code == 0, settled
