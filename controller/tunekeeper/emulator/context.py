@@ -37,6 +37,8 @@ class EmulatorConfig:
     region: str = "swedencentral"
     speed: float = 1.0  # simulated work takes (its Azure duration / speed) seconds
     data_dir: Path | None = None  # None: state in memory only
+    # Folders besides the data dir that ``POST /openai/files/import`` may read ``file://`` URLs from.
+    import_dirs: tuple[Path, ...] = ()
     # Tokens-per-minute quota (in capacity units of 1K TPM) per SKU for this account.
     quota: dict[str, int] = field(default_factory=lambda: {
         "Standard": 300, "GlobalStandard": 1000, "DataZoneStandard": 500, "Developer": 100,
