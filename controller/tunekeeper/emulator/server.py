@@ -22,6 +22,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from tunekeeper.emulator import admin
 from tunekeeper.emulator.app import build_app
 from tunekeeper.emulator.clock import Clock
 from tunekeeper.emulator.context import DEFAULT_API_KEY, EmulatorConfig, EmulatorContext
@@ -142,6 +143,8 @@ class Emulator:
         self.store.reset()
         self.clock.reset()
         self.faults.clear()
+        for hook in self.app.get(admin.RESET_HOOKS, []):
+            hook()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -1,0 +1,98 @@
+"""``tunekeeper emulator``: serve the Azure OpenAI emulator (data plane and ARM) until Ctrl-C.
+
+Prints the endpoint and the environment variables that point the openai SDK, the Azure
+management SDK and tunekeeper itself at it, then serves in the foreground. By default it binds
+127.0.0.1: the emulator accepts any bearer token and its ``/_emulator`` admin endpoints need no
+credentials at all, so exposing it on a network would let anyone reset it or inject faults.
+``--allow-remote`` is required for any other host.
+
+Thin adapter: argument parsing and printing only; the server is ``tunekeeper.emulator.Emulator``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from tunekeeper.errors import TunekeeperError
+
+API_VERSION = "2025-04-01-preview"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0 picks a free one).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep state in DIR/emulator.sqlite3 so it survives restarts (default: memory only).")
+@click.option("--api-key", default="emulator-key", show_default=True, help="The data-plane api-key to accept.")
+@click.option("--speed", default=1.0, show_default=True, type=float,
+              help="Run simulated work (training, provisioning) this many times faster than Azure.")
+@click.option("--faults", "faults_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="YAML/JSON file of fault rules to inject (429, 5xx, latency, dropped connections).")
+@click.option("--import-dir", "import_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A folder whose files may be imported with file:// URLs (repeatable; the data dir always may).")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host. The admin endpoints have no auth: only on trusted networks.")
+def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: float, faults_file: Path | None,
+             import_dirs: tuple[Path, ...], allow_remote: bool) -> None:
+    """Serve the Azure OpenAI fine-tuning emulator until Ctrl-C."""
+    from tunekeeper.emulator import Emulator, EmulatorConfig
+
+    if not _is_loopback(host) and not allow_remote:
+        raise click.UsageError(
+            f"--host {host} is not a loopback address. The emulator accepts any bearer token and its "
+            "/_emulator admin endpoints have no auth; pass --allow-remote to expose it anyway."
+        )
+    if not speed > 0:
+        raise click.BadParameter("must be greater than 0", param_hint="--speed")
+    config = EmulatorConfig(api_key=api_key, speed=speed, data_dir=data_dir,
+                            import_dirs=tuple(p.resolve() for p in import_dirs))
+    try:
+        server = Emulator(host=host, port=port, faults_file=faults_file, config=config)
+        server.start()
+    except TunekeeperError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {exc.hint}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        click.echo("  hint: pick another --port, or 0 for a free one", err=True)
+        sys.exit(1)
+
+    c = server.config
+    arm_base = server.url
+    click.echo(f"tunekeeper emulator listening on {server.url} (speed x{c.speed:g}, "
+               f"state {'in ' + str(Path(c.data_dir) / 'emulator.sqlite3') if c.data_dir else 'in memory'})")
+    click.echo("Export these to point the SDKs and tunekeeper at it:")
+    click.echo(f"  export AZURE_OPENAI_ENDPOINT={server.url}")
+    click.echo("  export AZURE_OPENAI_API_KEY=<the --api-key you chose>" if api_key != "emulator-key"
+               else f"  export AZURE_OPENAI_API_KEY={api_key}")
+    click.echo(f"  export OPENAI_API_VERSION={API_VERSION}")
+    click.echo(f"  export AZURE_ARM_BASE_URL={arm_base}")
+    click.echo(f"  export AZURE_SUBSCRIPTION_ID={c.subscription_id}")
+    click.echo(f"  export AZURE_RESOURCE_GROUP={c.resource_group}")
+    click.echo(f"  export AZURE_OPENAI_ACCOUNT={c.account_name}")
+    click.echo("ARM accepts any bearer token here. Press Ctrl-C to stop.")
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    server.run_forever()
+    click.echo("tunekeeper emulator stopped.")
