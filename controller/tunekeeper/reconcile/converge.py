@@ -1,0 +1,156 @@
+"""Converge: observe -> plan -> apply, again and again, until the accounts match the manifests.
+
+Called by ``tunekeeper apply`` (and, later, by the operator's handlers). Without ``wait`` it
+makes all the progress possible now (uploads, job creation once files are processed,
+deployments of finished jobs) and returns; with ``wait`` it polls until nothing is left to do
+(or ``timeout``). A resource whose action failed permanently is left alone for the rest of the
+run and reported in status; transient errors are retried on the next loop after their
+Retry-After. The state file is written after every loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunekeeper.cloud.base import Cloud
+from tunekeeper.errors import TransientCloudError
+from tunekeeper.reconcile.apply import ApplyResult, apply, embedded_account
+from tunekeeper.reconcile.events import EventSink
+from tunekeeper.reconcile.model import Observation, Plan
+from tunekeeper.reconcile.observe import compute_digests, observe
+from tunekeeper.reconcile.planning import accounts_used, plan
+from tunekeeper.reconcile.render import render_plan
+from tunekeeper.reconcile.state import StateFile
+from tunekeeper.reconcile.status import ResourceStatus, record_status, status
+from tunekeeper.resources.specs import Desired
+
+Sleep = Callable[[float], Awaitable[None]]
+NO_WAIT_LOOPS = 25  # without --wait: at most this many observe/apply rounds (progress stops much sooner)
+NO_WAIT_RETRIES = 3  # without --wait: transient errors retried this many times before returning
+
+
+@dataclass(frozen=True, slots=True)
+class ConvergeResult:
+    converged: bool  # nothing left to do (blocked resources may remain: see ``remaining.blocked``)
+    remaining: Plan  # the last plan: what is still in progress, and what is blocked
+    statuses: tuple[ResourceStatus, ...]
+    loops: int
+    actions: int  # actions started over all loops
+    stopped: bool = False  # stop_after was reached
+    timed_out: bool = False
+    errors: Mapping[str, str] = field(default_factory=dict)  # "Kind/name" -> permanent error
+
+    @property
+    def ok(self) -> bool:
+        """Converged with nothing blocked and no errors."""
+        return self.converged and not self.remaining.blocked and not self.errors
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "converged": self.converged, "ok": self.ok, "loops": self.loops, "actions": self.actions,
+            "stopped": self.stopped, "timed_out": self.timed_out, "errors": dict(self.errors),
+            "remaining": self.remaining.to_dict(), "status": [s.to_dict() for s in self.statuses],
+        }
+
+    def render(self) -> str:
+        return render_plan(self.remaining, "text")
+
+
+async def converge(
+    desired: Desired, clouds: Mapping[str, Cloud], *, state: StateFile | None = None, events: EventSink,
+    wait: bool, poll_interval: float = 2.0, timeout: float | None = None, stop_after: int | None = None,
+    sleep: Sleep | None = None, digests: Mapping[Path, str] | None = None,
+) -> ConvergeResult:
+    """Loop observe -> plan -> apply; see the module docstring for when it returns."""
+    sleep = sleep or asyncio.sleep
+    digests = digests if digests is not None else compute_digests(desired)
+    persist = state is not None
+    state = state if state is not None else StateFile(None)
+    started = time.monotonic()
+    remaining_budget = stop_after
+    errors: dict[str, str] = {}
+    loops = actions = transient_rounds = 0
+    last_plan: Plan | None = None
+    rows: list[ResourceStatus] = []
+
+    def finish(*, converged: bool, stopped: bool = False, timed_out: bool = False) -> ConvergeResult:
+        assert last_plan is not None
+        return ConvergeResult(converged, last_plan, tuple(rows), loops, actions, stopped, timed_out, dict(errors))
+
+    while True:
+        loops += 1
+        try:
+            observations = await _observe_all(desired, clouds, state)
+        except TransientCloudError as exc:
+            transient_rounds += 1
+            if (not wait and transient_rounds > NO_WAIT_RETRIES) or _expired(started, timeout):
+                raise
+            await sleep(max(poll_interval, exc.retry_after or 0.0))
+            continue
+        known = state.known()
+        last_plan = plan(desired, observations, digests=digests, known=known)
+        rows = status(desired, observations, state, digests=digests, errors=errors)
+        record_status(state, rows)
+        if persist:
+            state.save()
+        pending = [a for a in last_plan.actions if str(a.target) not in errors]
+        if not pending:
+            return finish(converged=True)
+        if remaining_budget is not None and remaining_budget <= 0:
+            return finish(converged=False, stopped=True)
+        result = await apply(last_plan, desired, clouds, events=events, stop_after=remaining_budget, known=known,
+                             observations=observations, digests=digests, skip=frozenset(errors))
+        actions += result.executed
+        if remaining_budget is not None:
+            remaining_budget -= result.executed
+        errors.update(result.errors)
+        _remember_jobs(state, result)
+        if persist:
+            state.save()
+        if result.stopped:
+            return finish(converged=False, stopped=True)
+        if _expired(started, timeout):
+            return finish(converged=False, timed_out=True)
+        if result.progressed:
+            transient_rounds = 0
+            if not wait and loops >= NO_WAIT_LOOPS:
+                return finish(converged=False)
+            continue
+        if result.retrying:
+            transient_rounds += 1
+            if not wait and transient_rounds > NO_WAIT_RETRIES:
+                return finish(converged=False)
+            await sleep(max(poll_interval if wait else 0.0, result.retry_after or 0.0))
+            continue
+        if not wait:
+            return finish(converged=False)
+        await sleep(poll_interval)
+
+
+def _expired(started: float, timeout: float | None) -> bool:
+    return timeout is not None and time.monotonic() - started >= timeout
+
+
+async def _observe_all(desired: Desired, clouds: Mapping[str, Cloud], state: StateFile) -> dict[str, Observation]:
+    names = set(accounts_used(desired))
+    names |= {a.name for a in desired.accounts if a.name in clouds}
+    if not names and clouds:
+        names = set(clouds)
+    specs = {a.name: a for a in desired.accounts}
+    found = await asyncio.gather(*(
+        observe(clouds[n], specs.get(n) or embedded_account(n), desired, cache=state) for n in sorted(names)
+    ))
+    return {o.account: o for o in found}
+
+
+def _remember_jobs(state: StateFile, result: ApplyResult) -> None:
+    """A job id is recorded as soon as it exists, so the next plan knows it even before it is adopted."""
+    for name, job_id in result.created_jobs.items():
+        key = f"FineTuneJob/{name}"
+        entry = dict(state.resource(key))
+        entry["job_id"] = job_id
+        state.record(key, entry)

@@ -1,0 +1,106 @@
+"""Observe: what one account holds, with a number of requests that does not grow with manifests.
+
+Called by ``converge``, by ``apply`` (to check a saved plan) and by the CLI (``plan``,
+``status``). Four list calls (files, jobs, deployments, models; pagination is the cloud's
+business), then, only for owned jobs that finished and whose details are not cached yet, their
+checkpoints and results.csv. Finished jobs never change, so with a state file a steady state
+costs the four list calls. ``compute_digests`` hashes local data files (the I/O ``plan`` must
+not do). Nothing here changes anything in the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+from tunekeeper.cloud.base import Cloud, ObservedCheckpoint, ObservedFile, ObservedJob
+from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
+from tunekeeper.reconcile import markers
+from tunekeeper.reconcile.model import MetricsSummary, Observation
+from tunekeeper.reconcile.planning import account_of
+from tunekeeper.reconcile.state import StateFile
+from tunekeeper.resources.specs import AccountSpec, Desired
+
+
+def compute_digests(desired: Desired) -> dict[Path, str]:
+    """sha256 (hex) of every local data file the jobs name, read in 1 MiB chunks."""
+    out: dict[Path, str] = {}
+    problems: list[Diagnostic] = []
+    for spec in desired.jobs:
+        for ref in (spec.training_file, spec.validation_file):
+            if ref is None or ref.path is None or ref.path in out:
+                continue
+            try:
+                with ref.path.open("rb") as handle:
+                    out[ref.path] = hashlib.file_digest(handle, "sha256").hexdigest()
+            except OSError as exc:
+                problems.append(Diagnostic(spec.source.path, spec.source.line, spec.source.column, "error",
+                                           f"cannot read {ref.display or ref.path}: {exc.strerror}",
+                                           hint="check the path; data paths are relative to the manifest"))
+    if problems:
+        raise DatasetError(problems)
+    return out
+
+
+async def observe(
+    cloud: Cloud, account: AccountSpec, desired: Desired, *, cache: StateFile | None = None
+) -> Observation:
+    """List the account; fetch details of owned finished jobs that are not cached."""
+    start = cloud.request_count
+    files, jobs, deployments, models = await asyncio.gather(
+        cloud.list_files(), cloud.list_jobs(), cloud.list_deployments(), cloud.list_models()
+    )
+    suffixes = {markers.effective_suffix(s) for s in desired.jobs if account_of(desired, s.account) == account.name}
+    owned_files = {f.id for f in files if markers.is_owned_filename(f.filename)}
+    checkpoints: dict[str, tuple[ObservedCheckpoint, ...]] = {}
+    results: dict[str, MetricsSummary] = {}
+    for job in jobs:
+        if job.status != "succeeded" or job.training_file not in owned_files or (job.suffix or None) not in suffixes:
+            continue
+        cached = cache.job_details(job.id) if cache is not None else None
+        if cached is None:
+            cached = await fetch_job_details(cloud, job, files)
+            if cache is not None:
+                cache.record_job_details(job.id, *cached)
+        checkpoints[job.id], summary = cached
+        if summary is not None:
+            results[job.id] = summary
+    return Observation(
+        account=account.name, files=tuple(files), jobs=tuple(jobs), deployments=tuple(deployments),
+        models=tuple(models), checkpoints=checkpoints, results=results,
+        requests=cloud.request_count - start,
+    )
+
+
+async def fetch_job_details(
+    cloud: Cloud, job: ObservedJob, files: list[ObservedFile] | tuple[ObservedFile, ...] = ()
+) -> tuple[tuple[ObservedCheckpoint, ...], MetricsSummary | None]:
+    """A finished job's checkpoints (by step) and the summary of its results.csv (None if absent)."""
+    found = await cloud.list_checkpoints(job.id)
+    checkpoints = tuple(sorted(found, key=lambda c: c.step_number))
+    summary = None
+    if job.result_files:
+        try:
+            data = await cloud.download_file(job.result_files[0])
+        except NotFound:
+            data = b""
+        summary = summarize_results(data) if data else None
+    return checkpoints, summary
+
+
+def summarize_results(data: bytes) -> MetricsSummary | None:
+    """Final value of each metric in results.csv (None when the file cannot be read)."""
+    from tunekeeper.reconcile.results import parse_results
+
+    try:
+        parsed = parse_results(data)
+    except TunekeeperError:
+        return None
+    final: dict[str, float] = {}
+    for metric in parsed.columns:
+        point = parsed.last(metric)
+        if point is not None:
+            final[metric] = point.value
+    return MetricsSummary(final=final, steps=len(parsed.steps), last_step=parsed.steps[-1] if parsed.steps else None)

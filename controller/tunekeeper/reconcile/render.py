@@ -1,0 +1,111 @@
+"""Plans as text, JSON and Markdown: what ``tunekeeper plan`` prints and CI posts on a pull request.
+
+Called by the CLI. Pure string building; secrets never appear (a URL's query string, where SAS
+tokens live, renders as ``(sensitive)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from tunekeeper.reconcile.model import Action, ActionKind, Plan, Reason
+
+SENSITIVE = "(sensitive)"
+
+
+def redact_url(url: str) -> str:
+    """Keep scheme, host and path; a query string (SAS token) or userinfo becomes ``(sensitive)``."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.username or parts.password:
+        netloc = f"{SENSITIVE}@{netloc}"
+    text = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return text + ("?" + SENSITIVE if parts.query else "")
+
+
+def render_plan(plan: Plan, fmt: Literal["text", "json", "markdown"] = "text") -> str:
+    if fmt == "json":
+        return orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2).decode()
+    rows = [(_symbol(plan, a), a.kind.value, str(a.target), _detail(a), a.reason.value) for a in plan.actions]
+    if fmt == "markdown":
+        return _markdown(plan, rows)
+    lines: list[str] = []
+    if rows:
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            lines.append("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])).rstrip()
+                         + "  " + row[4])
+    for b in plan.blocked:
+        lines.append(f"  ! blocked            {b.target}  {b.reason.value}: {b.message}")
+    lines.append(summary(plan))
+    return "\n".join(lines)
+
+
+def summary(plan: Plan) -> str:
+    """``Plan: 2 to create, 1 to change, 0 to delete.`` or ``No changes. 3 resources match.``"""
+    add, change, delete = plan.counts()
+    waits = sum(1 for a in plan.actions if not a.kind.changes)
+    if not plan.actions:
+        text = f"No changes. {plan.matched} resource{'s' if plan.matched != 1 else ''} match."
+    else:
+        text = f"Plan: {add} to create, {change} to change, {delete} to delete."
+        if waits:
+            text += f" {waits} to wait for."
+    if plan.blocked:
+        text += f" {len(plan.blocked)} blocked."
+    return text
+
+
+def _symbol(plan: Plan, action: Action) -> str:
+    if action.reason is Reason.REQUIRES_NEW_TRAINING and action.kind in (
+        ActionKind.CANCEL_JOB, ActionKind.DELETE_JOB, ActionKind.CREATE_JOB
+    ):
+        return "-/+"
+    return action.kind.symbol
+
+
+def _detail(action: Action) -> str:
+    before: Mapping[str, object] = action.before or {}
+    after: Mapping[str, object] = action.after or {}
+    kind = action.kind
+    if kind in (ActionKind.UPLOAD_FILE, ActionKind.IMPORT_FILE):
+        digest = str(after.get("sha256", ""))
+        return f"{after.get('source', '')}  sha256:{digest[:8]}…"
+    if kind is ActionKind.CREATE_JOB:
+        return f"{after.get('model')} ({after.get('method')})"
+    if kind in (ActionKind.WAIT_FILE, ActionKind.WAIT_JOB, ActionKind.CANCEL_JOB, ActionKind.DELETE_JOB):
+        ident = before.get("job_id") or before.get("file_id")
+        return f"{ident} {before.get('status', '')}".strip()
+    if kind is ActionKind.WAIT_DEPLOYMENT:
+        return str(before.get("provisioning_state", ""))
+    if kind is ActionKind.CREATE_DEPLOYMENT:
+        return f"{after.get('model')} {after.get('sku')} x{after.get('capacity')}"
+    if kind is ActionKind.DELETE_DEPLOYMENT:
+        return f"{before.get('model')} {before.get('sku')} x{before.get('capacity')}"
+    changes = [f"{k} {before.get(k)} -> {after.get(k)}" for k in ("model", "sku", "capacity")
+               if k in after and before.get(k) != after.get(k)]
+    return ", ".join(changes) or "tags"
+
+
+def _markdown(plan: Plan, rows: list[tuple[str, str, str, str, str]]) -> str:
+    lines = [f"**{summary(plan)}**", ""]
+    if rows:
+        lines += ["| | action | resource | detail | reason |", "|---|---|---|---|---|"]
+        for sym, kind, target, detail, reason in rows:
+            lines.append(f"| `{sym}` | {kind} | `{target}` | {_md(detail)} | {reason} |")
+    if plan.blocked:
+        lines += ["", "Blocked:", ""]
+        lines += [f"- `{b.target}`: {b.reason.value}: {_md(b.message)}" for b in plan.blocked]
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
