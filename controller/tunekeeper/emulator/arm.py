@@ -480,6 +480,10 @@ def _model(ctx: EmulatorContext, raw: Any) -> _ModelChoice:
         raise ArmError(400, "DeploymentModelNotSupported",
                        f"The model '{described}' of account deployment is not supported.")
     fine_tuned = resolved.kind != "base"
+    if not fine_tuned and (name != resolved.base.name or (version and version != resolved.base.version)):
+        # ARM names base models by name + version ("gpt-4.1" + "2025-04-14"), never by data-plane id.
+        raise ArmError(400, "DeploymentModelNotSupported",
+                       f"The model '{described}' of account deployment is not supported.")
     if fine_tuned:
         final_version = version or "1"
     else:
@@ -848,9 +852,14 @@ def _lifecycle(status: str) -> str:
 
 def _fine_tuned_models(ctx: EmulatorContext) -> list[tuple[str, catalog.BaseModel, float]]:
     """(model id, base model, created) for every fine-tuned model of this account."""
-    from tunekeeper.emulator.models import fine_tuned_models
+    from tunekeeper.emulator.dataplane.jobs import refresh_all
 
-    return [(m.id, m.base, float(m.created_at)) for m in fine_tuned_models(ctx)]
+    models = []
+    for job in refresh_all(ctx):
+        base = catalog.find(job.get("_base", ""))
+        if job.get("status") == "succeeded" and job.get("fine_tuned_model") and base is not None:
+            models.append((str(job["fine_tuned_model"]), base, float(job.get("finished_at") or 0)))
+    return models
 
 
 def _usages(ctx: EmulatorContext, *, with_current: bool) -> list[dict[str, Any]]:
