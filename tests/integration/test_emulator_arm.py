@@ -26,7 +26,6 @@ from azure.mgmt.cognitiveservices.models import (
     PatchResourceTagsAndSku,
     Sku,
 )
-
 from tunekeeper.cloud.loopback import DEV_TOKEN
 from tunekeeper.emulator.arm import (
     ARM_API_VERSIONS,

@@ -100,11 +100,20 @@ _SKUS: Mapping[str, tuple[str, str]] = {
     "globalstandard": ("GlobalStandard", "GlobalStandard"),
     "datazonestandard": ("DataZoneStandard", "DataZoneStandard"),
     "developertier": ("DeveloperTier", "Developer"),
-    "developer": ("DeveloperTier", "Developer"),
+    # Leniency: Azure's name is "DeveloperTier" (the fine-tuning docs send "developertier"); the
+    # portal calls the type "Developer", so that spelling is accepted and echoed as sent.
+    "developer": ("Developer", "Developer"),
     "provisionedmanaged": ("ProvisionedManaged", "ProvisionedManaged"),
     "globalprovisionedmanaged": ("GlobalProvisionedManaged", "GlobalProvisionedManaged"),
     "datazoneprovisionedmanaged": ("DataZoneProvisionedManaged", "DataZoneProvisionedManaged"),
 }
+
+
+
+def _arm_sku_name(key: str) -> str:
+    """ARM's spelling of a catalog/quota SKU key ("Developer" -> "DeveloperTier")."""
+    return next((arm for arm, k in _SKUS.values() if k == key), key)
+
 
 _API_VERSION_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 _ACCOUNT_PATH = re.compile(
@@ -718,7 +727,7 @@ async def _list_deployment_skus(request: web.Request, target: _Target) -> web.St
     allowed = catalog.FINE_TUNED_SKUS if model.fine_tuned else model.base.skus
     value = []
     for key in sorted(allowed):
-        arm_name = next(v[0] for v in _SKUS.values() if v[1] == key)
+        arm_name = _arm_sku_name(key)
         limit = int(ctx.config.quota.get(key, 0))
         value.append({
             "resourceType": DEPLOYMENT_TYPE,
@@ -819,7 +828,7 @@ async def _list_account_models(request: web.Request, target: _Target) -> web.Str
             "isDefaultVersion": newest[m.name] == m.version,
             "lifecycleStatus": _lifecycle(m.lifecycle_status),
             "maxCapacity": max(ctx.config.quota.values()),
-            "skus": [{"name": next(v[0] for v in _SKUS.values() if v[1] == key), "usageName":
+            "skus": [{"name": _arm_sku_name(key), "usageName":
                       f"OpenAI.{key}.{m.name}"} for key in sorted(m.skus)],
             "systemData": {**_MICROSOFT_SYSTEM_DATA, "createdAt": stamp, "lastModifiedAt": stamp},
         }
@@ -870,7 +879,7 @@ def _usages(ctx: EmulatorContext, *, with_current: bool) -> list[dict[str, Any]]
             used[d.get("_sku_key", "")] = used.get(d.get("_sku_key", ""), 0) + int(d["sku"].get("capacity", 0))
     value = []
     for key, limit in sorted(cfg.quota.items()):
-        arm_name = next((v[0] for v in _SKUS.values() if v[1] == key), key)
+        arm_name = _arm_sku_name(key)
         scope = "Global" if key.startswith("Global") else "DataZone" if key.startswith("DataZone") else "Regional"
         value.append({
             "name": {"value": f"OpenAI.{arm_name}", "localizedValue": f"Tokens Per Minute (thousands) - {arm_name}"},
