@@ -43,6 +43,7 @@ class _DatasetCheck:
     model: str | None
     epochs: int | None
     used_by: tuple[str, ...] = ()  # "FineTuneJob/name trainingFile"
+    training: bool = True  # billed (a training file, or a file named directly)
 
 
 @dataclass(slots=True)
@@ -156,17 +157,18 @@ def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
             if ref.url is not None:
                 result.remote.append((ref.url, used_by))
             elif ref.path is not None:
+                training = role == "trainingFile"
                 checks.append(_DatasetCheck(ref.path, display_path(ref.path), job.method.value, model,
-                                            job.hyperparameters.n_epochs if role == "trainingFile" else None,
-                                            (used_by,)))
+                                            job.hyperparameters.n_epochs if training else None, (used_by,),
+                                            training))
     return checks
 
 
 def _merge(checks: Sequence[_DatasetCheck]) -> list[_DatasetCheck]:
     """One check per (file, method, model, epochs); the reasons are joined."""
-    merged: dict[tuple[Path, str, str | None, int | None], _DatasetCheck] = {}
+    merged: dict[tuple[Path, str, str | None, int | None, bool], _DatasetCheck] = {}
     for c in checks:
-        key = (c.path, c.method, c.model, c.epochs)
+        key = (c.path, c.method, c.model, c.epochs, c.training)
         if key in merged:
             merged[key] = dataclasses.replace(merged[key], used_by=merged[key].used_by + c.used_by)
         else:
@@ -184,7 +186,7 @@ def _print_text(result: _Result) -> None:
 
     no_color = bool(os.environ.get("NO_COLOR"))
     err = Console(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)
-    out = Console(highlight=False, no_color=no_color)
+    out = Console(highlight=False, no_color=no_color, width=None if sys.stdout.isatty() else 160)
     for d in result.diagnostics:
         head, _, hint = d.render().partition("\n")
         style = "red" if d.severity == "error" else "yellow"
@@ -193,17 +195,26 @@ def _print_text(result: _Result) -> None:
             err.print(escape(hint), style="dim")
     if result.datasets:
         table = Table(title="Datasets", title_justify="left")
-        for column in ("file", "method", "examples", "assistant turns", "tokens", "epochs", "est. billed tokens",
-                       "result"):
-            table.add_column(column, justify="left" if column in ("file", "method", "result") else "right")
+        table.add_column("file", no_wrap=True)
+        table.add_column("method")
+        for column in ("examples", "assistant turns", "tokens", "epochs", "est. billed tokens"):
+            table.add_column(column, justify="right")
+        table.add_column("result")
         for check, report in result.datasets:
             stats = report.stats
             errors, warnings = count(report.diagnostics)
-            verdict = "[red]invalid[/]" if errors else ("[yellow]ok, warnings[/]" if warnings else "[green]ok[/]")
+            verdict = "[red]invalid[/]" if errors else ("[yellow]ok (warnings)[/]" if warnings else "[green]ok[/]")
             approx = "" if stats.tokens_exact else "~"
+            billed = (f"{approx}{stats.billed_tokens:,}" if check.training and stats.billed_tokens is not None
+                      else "-")
+            if not check.training:
+                epochs = "-"
+            elif check.epochs:
+                epochs = str(check.epochs)
+            else:
+                epochs = f"auto ({stats.epochs})" if stats.epochs else "auto"
             table.add_row(escape(check.display), check.method, f"{stats.examples:,}", f"{stats.assistant_turns:,}",
-                          f"{approx}{stats.tokens:,}", str(stats.epochs) if stats.epochs else "auto",
-                          f"{approx}{stats.billed_tokens:,}" if stats.billed_tokens is not None else "-", verdict)
+                          f"{approx}{stats.tokens:,}", epochs, billed, verdict)
         out.print(table)
     for url, used_by in result.remote:
         err.print(escape(f"note: {used_by} {url} is imported by the service; its content is checked there"),
@@ -254,6 +265,7 @@ def _print_json(result: _Result) -> None:
         "resources": resources,
         "datasets": [
             {"path": check.display, "method": check.method, "model": check.model, "used_by": list(check.used_by),
+             "role": "training" if check.training else "validation",
              "ok": report.ok, "stats": report.stats.to_dict(), "has_bom": report.has_bom,
              "diagnostics": [d.to_dict() for d in report.diagnostics]}
             for check, report in result.datasets

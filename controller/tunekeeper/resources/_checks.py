@@ -19,6 +19,7 @@ from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.resources._build import Origin, Spec
 from tunekeeper.resources.specs import AccountSpec, DeploymentSpec, FineTuneJobSpec, Method
 
+KEPT_CHECKPOINTS = 3  # Azure OpenAI keeps the checkpoints of the last three epochs
 VALIDATION_METRICS = frozenset({"valid_loss", "validation_mean_token_accuracy", "full_valid_loss",
                                 "full_valid_mean_token_accuracy"})
 
@@ -146,6 +147,13 @@ def _check_deployment(item: Built, spec: DeploymentSpec, jobs: dict[str, Built],
                                   f"spec.model.checkpoint {checkpoint} is beyond the {epochs} epoch(s) of "
                                   f"FineTuneJob {job_spec.name!r}",
                                   f"choose an epoch from 1 to {epochs}, final or best", code="TK-X012"))
+    elif isinstance(checkpoint, int) and epochs is not None and checkpoint <= epochs - KEPT_CHECKPOINTS:
+        out.append(item.origin.at(("spec", "model", "checkpoint"),
+                                  f"spec.model.checkpoint {checkpoint} will not exist: the service keeps only the "
+                                  f"last {KEPT_CHECKPOINTS} checkpoints, epochs {epochs - KEPT_CHECKPOINTS + 1} to "
+                                  f"{epochs} of FineTuneJob {job_spec.name!r}",
+                                  f"choose an epoch from {epochs - KEPT_CHECKPOINTS + 1} to {epochs}, final or best",
+                                  code="TK-X014"))
     if job_spec.validation_file is None:
         for index, gate in enumerate(spec.gates.metrics):
             if gate.metric in VALIDATION_METRICS:

@@ -165,7 +165,7 @@ class _Explainer:
                 full = f"{name}.{missing}" if name else missing
                 kind_note = f" for type {value['type']}" if isinstance(value.get("type"), str) else ""
                 described = sub.get("properties", {}).get(missing, {}).get("description")
-                self.add(path, f"{full} is required{kind_note}", described, code="TK-M101")
+                self.add(path, f"{full} is required{kind_note}", described, key=True, code="TK-M101")
         elif validator == "additionalProperties":
             allowed = sorted(sub.get("properties", {}))
             for extra in sorted(set(value) - set(allowed)):
@@ -231,7 +231,7 @@ class _Explainer:
                          key=True, code="TK-M109")
             else:
                 self.add(path, "spec needs baseModel (a base model such as gpt-4.1-2025-04-14) or fromJob "
-                         "(another FineTuneJob)", "add baseModel: gpt-4.1-2025-04-14", code="TK-M109")
+                         "(another FineTuneJob)", "add baseModel: gpt-4.1-2025-04-14", key=True, code="TK-M109")
             return
         # Deployment spec.model: fromJob (+ checkpoint) or name (+ version).
         if "fromJob" in value and "name" in value:
@@ -248,7 +248,7 @@ class _Explainer:
         else:
             self.add(path, f"{name} needs fromJob (a FineTuneJob) or name (a base model)",
                      "for example fromJob: support-bot, or name: gpt-4.1 with version: \"2025-04-14\"",
-                     code="TK-M109")
+                     key=True, code="TK-M109")
 
 
 def _required_in(schema_value: object) -> list[str]:
