@@ -23,7 +23,6 @@ from azure.core.rest import HttpRequest
 from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.core.utils import case_insensitive_dict
 from azure.mgmt.core.exceptions import ARMErrorFormat
-
 from tunekeeper.cloud._errors import (
     HINT_401,
     HINT_403,

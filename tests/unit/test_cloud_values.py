@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, DeploymentProperties
 from azure.mgmt.cognitiveservices.models import Sku as ArmSku
-
 from tunekeeper.cloud import CloudSettings, DeploymentRequest, JobRequest, connect
 from tunekeeper.cloud._arm import deployment_body, observed_deployment
 from tunekeeper.cloud._dataplane import (

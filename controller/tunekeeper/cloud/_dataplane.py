@@ -113,15 +113,20 @@ class UploadStream(io.RawIOBase):
 class DataPlane:
     """Files, fine-tuning jobs, models and chat of one Azure OpenAI resource."""
 
-    def __init__(self, client: openai.AsyncAzureOpenAI, *, page_size: int = 100, redact: Sequence[str] = ()) -> None:
+    def __init__(
+        self, client: openai.AsyncAzureOpenAI, *, page_size: int = 100, files_page_size: int = 10_000,
+        redact: Sequence[str] = (),
+    ) -> None:
         self._client = client
         self._page_size = page_size
+        self._files_page_size = files_page_size
         self._redact = tuple(redact)
 
     # -- files ---------------------------------------------------------------------------
     async def list_files(self) -> list[ObservedFile]:
         with translated("List files", redact=self._redact):
-            return [observed_file(_dump(f)) async for f in self._client.files.list()]
+            pages = self._client.files.list(limit=self._files_page_size)
+            return [observed_file(_dump(f)) async for f in pages]
 
     async def get_file(self, file_id: str) -> ObservedFile:
         with translated(f"Get file {file_id}", redact=self._redact):

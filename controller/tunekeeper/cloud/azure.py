@@ -73,7 +73,8 @@ class CloudSettings:
     conflict_initial_delay: float = 2.0  # first wait when the 409 carries no Retry-After; doubles
     conflict_max_delay: float = 30.0
     timeout: float = 600.0  # seconds per data-plane request (uploads of large files included)
-    page_size: int = 100  # `limit` for list calls that take one
+    page_size: int = 100  # `limit` for listing jobs, events and checkpoints (Azure's defaults: 20, 20, 10)
+    files_page_size: int = 10_000  # `limit` for listing files (Azure's default and maximum)
 
 
 class RequestCounter:
@@ -117,7 +118,9 @@ class AzureCloud:
         self._arm_client = arm_client
         self._counter = counter
         self._owned_credentials = tuple(owned_credentials)
-        self._data = DataPlane(openai_client, page_size=settings.page_size, redact=redact)
+        self._data = DataPlane(
+            openai_client, page_size=settings.page_size, files_page_size=settings.files_page_size, redact=redact,
+        )
         self._arm = ArmDeployments(
             arm_client,
             resource_group=account.resource_group,
