@@ -59,6 +59,14 @@ DPO_EXAMPLE = ('{"input": {"messages": [...]}, "preferred_output": [{"role": "as
 Figures = tuple[int, int, int, "tuple[str, ...] | None"]
 
 
+def json_length(value: object) -> int:
+    """Characters of ``value`` as compact JSON (its repr for what JSON cannot hold)."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        return len(repr(value))
+
+
 class _PlainMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     role: Literal["system", "user", "assistant"]
     content: Annotated[str, msgspec.Meta(min_length=1)]
@@ -425,7 +433,7 @@ def _check_tools(obj: dict[str, Any], prefix: str, walk: _Walk) -> None:
                 elif type(function.get("name")) is not str:
                     walk.report("TK-D041", f"{where}.function.name", value=show(function.get("name")),
                                 hint="name the function the model may call")
-            walk.chars += len(orjson.dumps(tools))
+            walk.chars += json_length(tools)
     if "functions" in obj:
         functions = obj["functions"]
         if type(functions) is not list:
@@ -438,6 +446,6 @@ def _check_tools(obj: dict[str, Any], prefix: str, walk: _Walk) -> None:
                 elif type(function.get("name")) is not str:
                     walk.report("TK-D041", f"{where}.name", value=show(function.get("name")),
                                 hint="name the function the model may call")
-            walk.chars += len(orjson.dumps(functions))
+            walk.chars += json_length(functions)
     if "parallel_tool_calls" in obj and type(obj["parallel_tool_calls"]) is not bool:
         walk.report("TK-D049", f"{prefix}parallel_tool_calls", value=show(obj["parallel_tool_calls"]))

@@ -219,7 +219,10 @@ class TokenCounter:
         tokens = 0
         for key in ("tools", "functions"):
             if isinstance(holder.get(key), list):
-                tokens += self.text(orjson.dumps(holder[key]).decode())
+                try:
+                    tokens += self.text(orjson.dumps(holder[key]).decode())
+                except TypeError:  # a number JSON cannot hold: count its text instead
+                    tokens += self.text(repr(holder[key]))
         return tokens
 
     def example(self, method: str, obj: dict[str, Any]) -> tuple[int, int]:

@@ -1,0 +1,246 @@
+"""The scanner: identical results with worker processes, summary figures, the fast path's
+agreement with the full check, and a corpus of junk that must yield diagnostics, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tunekeeper.datasets import auto_epochs, validate_bytes, validate_dataset
+from tunekeeper.datasets.__main__ import main
+from tunekeeper.datasets._examples import check_example, plain_chat
+
+BOM = b"\xef\xbb\xbf"
+DATA = Path(__file__).resolve().parent.parent / "data" / "datasets"
+WORDS = "the quick brown fox jumps over a lazy dog refund order invoice password é 東京 🙂".split()
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def plain_example(rng: random.Random) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = []
+    if rng.random() < 0.5:
+        messages.append({"role": "system", "content": text(rng, 5)})
+    for _ in range(rng.randint(1, 3)):
+        messages.append({"role": "user", "content": text(rng, rng.randint(1, 30))})
+        answer: dict[str, Any] = {"role": "assistant", "content": text(rng, rng.randint(1, 30))}
+        if rng.random() < 0.3:
+            answer["weight"] = rng.choice([0, 1])
+        messages.append(answer)
+    messages[-1].pop("weight", None)  # keep one trainable turn
+    return {"messages": messages}
+
+
+def test_fast_path_agrees_with_the_full_check() -> None:
+    rng = random.Random(7)
+    for _ in range(500):
+        line = orjson.dumps(plain_example(rng)) + b"\n"
+        fast = plain_chat(line)
+        out: list[Any] = []
+        full, errors = check_example("supervised", orjson.loads(line), len(line), "f", 1, out)
+        assert fast is not None
+        assert (errors, out) == (0, [])
+        assert fast == full[:3]
+
+
+def test_fast_path_declines_what_it_does_not_cover() -> None:
+    for example in [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]},
+        {"messages": [{"role": "user", "content": "q", "weight": 1}, {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": True}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "x": 1},
+        {"messages": [{"role": "tool", "content": "q"}, {"role": "assistant", "content": "a"}]},
+    ]:
+        assert plain_chat(orjson.dumps(example)) is None, example
+
+
+def spread_errors(rng: random.Random, count: int) -> list[bytes]:
+    rows = [orjson.dumps(plain_example(rng)) for _ in range(count)]
+    for index in range(5, count, 97):
+        rows[index] = rng.choice([
+            b'{"messages": [{"role": "robot", "content": "x"}]}',
+            b'{"messages": [{"role": "user", "content": "trunc',
+            b"\xff\xfe binary",
+            b"",
+            b"[1, 2, 3]",
+            orjson.dumps({"messages": [{"role": "user", "content": "q"},
+                                        {"role": "assistant", "content": "a", "weight": 3}]}),
+        ])
+    rows[count - 3] = rows[10]  # duplicates across ranges
+    rows[count // 2] = rows[11]
+    return rows
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_give_identical_results(tmp_path: Path, workers: int) -> None:
+    rows = spread_errors(random.Random(3), 3000)
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(rows))  # no final newline
+    one = validate_dataset(path, display_path="train.jsonl")
+    many = validate_dataset(path, display_path="train.jsonl", workers=workers)
+    assert len(one.errors) > 20
+    assert {d.code for d in one.diagnostics} >= {"TK-D011", "TK-D010", "TK-D013", "TK-D012", "TK-D024",
+                                                  "TK-D036", "TK-D014"}
+    assert many == one
+    assert [d.render() for d in many.diagnostics] == [d.render() for d in one.diagnostics]
+    assert one == validate_bytes(path.read_bytes(), filename="train.jsonl")
+
+
+def test_workers_for_reinforcement_references_and_exact_tokens(tmp_path: Path) -> None:
+    rows = [orjson.dumps({"messages": [{"role": "user", "content": f"q {i}"}], "answer": str(i)})
+            for i in range(400)]
+    rows[350] = orjson.dumps({"messages": [{"role": "user", "content": "q"}], "other": "1"})
+    path = tmp_path / "rft.jsonl"
+    path.write_bytes(BOM + b"\n".join(rows) + b"\n")
+    one = validate_dataset(path, method="reinforcement", exact_tokens=True)
+    two = validate_dataset(path, method="reinforcement", exact_tokens=True, workers=2)
+    assert one == two
+    assert [(d.code, d.line) for d in one.diagnostics] == [("TK-D072", 351)]
+    assert "line 1" in one.diagnostics[0].message and "answer" in one.diagnostics[0].message
+    assert one.stats.tokens_exact and one.stats.tokens > 400 * 7
+
+
+def test_summary_figures(tmp_path: Path) -> None:
+    path = DATA / "supervised.jsonl"
+    report = validate_dataset(path, epochs=2)
+    stats = report.stats
+    assert report.ok and report.has_bom and report.diagnostics == ()
+    assert (stats.bytes, stats.lines, stats.examples) == (path.stat().st_size, 60, 60)
+    assert stats.assistant_turns == 60  # one of the two assistant messages has weight 0
+    assert not stats.tokens_exact and stats.tokens > 0
+    assert (stats.epochs, stats.billed_tokens) == (2, stats.tokens * 2)
+    exact = validate_dataset(path, exact_tokens=True)
+    assert exact.stats.tokens_exact and exact.stats.epochs == auto_epochs(60) == 3
+    assert abs(exact.stats.tokens - stats.tokens) < 0.35 * exact.stats.tokens  # the estimate is close
+    as_dict = json.loads(json.dumps(report.to_dict()))
+    assert as_dict["ok"] is True and as_dict["stats"]["examples"] == 60 and as_dict["has_bom"] is True
+
+
+@pytest.mark.parametrize(("examples", "epochs"), [(1, 25), (10, 10), (33, 3), (34, 3), (8333, 3), (8334, 2),
+                                                   (30000, 1), (0, 3)])
+def test_auto_epochs_follow_the_cookbook_rule(examples: int, epochs: int) -> None:
+    assert auto_epochs(examples) == epochs
+
+
+@pytest.mark.parametrize(("name", "method", "ok"), [("supervised.jsonl", "supervised", True),
+                                                     ("dpo.jsonl", "dpo", True),
+                                                     ("reinforcement.jsonl", "reinforcement", True),
+                                                     ("malformed.jsonl", "supervised", False)])
+def test_fixture_files(name: str, method: str, ok: bool) -> None:
+    report = validate_dataset(DATA / name, method=method, display_path=f"datasets/{name}")
+    assert report.ok is ok
+    if ok:
+        assert report.diagnostics == ()
+    else:
+        assert [(d.line, d.code) for d in report.errors] == [
+            (2, "TK-D011"), (3, "TK-D010"), (5, "TK-D012"), (6, "TK-D024"), (6, "TK-D036"), (7, "TK-D032"),
+            (8, "TK-D037"), (8, "TK-D035")]  # same line: sorted by message
+        assert all(d.render().startswith(f"datasets/{name}:{d.line}:") for d in report.errors)
+
+
+def test_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(DATA / "supervised.jsonl")]) == 0
+    assert "60 examples" in capsys.readouterr().out
+    assert main(["-o", "json", str(DATA / "malformed.jsonl")]) == 1
+    captured = capsys.readouterr()
+    (report,) = json.loads(captured.out)
+    assert report["ok"] is False and report["diagnostics"][0]["code"]
+    assert "malformed.jsonl:2:53: error: line is not valid JSON" in captured.err
+
+
+# --- junk ------------------------------------------------------------------------------------
+
+
+def junk_values(rng: random.Random, depth: int = 0) -> Any:
+    choice = rng.randrange(9 if depth < 3 else 6)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return rng.choice([True, False])
+    if choice == 2:
+        return rng.choice([0, 1, 2, -1, 1.5, 10**30])
+    if choice == 3:
+        return rng.choice(["", "user", "assistant", "tool", "system", "image_url", "text", "data:image/gif;b",
+                           "https://x", "function"])
+    if choice == 4:
+        return text(rng, 2)
+    if choice == 5:
+        return []
+    if choice == 6:
+        return [junk_values(rng, depth + 1) for _ in range(rng.randint(1, 3))]
+    keys = ["role", "content", "weight", "messages", "input", "preferred_output", "non_preferred_output",
+            "tool_calls", "tool_call_id", "function", "type", "text", "image_url", "url", "detail", "name",
+            "arguments", "id", "tools", "functions", "parallel_tool_calls", "reference_answer"]
+    return {rng.choice(keys): junk_values(rng, depth + 1) for _ in range(rng.randint(1, 4))}
+
+
+def mutate(rng: random.Random, value: Any) -> Any:
+    """A valid example with one node replaced by junk."""
+    if isinstance(value, dict) and value and rng.random() < 0.8:
+        key = rng.choice(list(value))
+        return {**value, key: mutate(rng, value[key])}
+    if isinstance(value, list) and value and rng.random() < 0.8:
+        index = rng.randrange(len(value))
+        return value[:index] + [mutate(rng, value[index])] + value[index + 1:]
+    return junk_values(rng)
+
+
+def junk_lines(rng: random.Random) -> list[bytes]:
+    valid = [orjson.dumps(plain_example(rng)) for _ in range(20)]
+    dpo = orjson.dumps({"input": {"messages": [{"role": "user", "content": "q"}]},
+                        "preferred_output": [{"role": "assistant", "content": "a"}],
+                        "non_preferred_output": [{"role": "assistant", "content": "b"}]})
+    lines = []
+    for _ in range(400):
+        kind = rng.randrange(6)
+        base = rng.choice(valid + [dpo])
+        if kind == 0:
+            lines.append(base[: rng.randrange(len(base))])  # truncated JSON
+        elif kind == 1:
+            lines.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 80))).replace(b"\n", b""))
+        elif kind == 2:
+            lines.append(json.dumps(mutate(rng, orjson.loads(base))).encode())
+        elif kind == 3:
+            lines.append(json.dumps(junk_values(rng)).encode())
+        elif kind == 4:
+            cut = rng.randrange(len(base))
+            lines.append(base[:cut] + bytes([rng.randrange(128, 256)]) + base[cut:])  # invalid UTF-8
+        else:
+            lines.append(base)
+    lines.append(orjson.dumps({"messages": [{"role": "user", "content": "word " * 600_000}]}))  # huge line
+    return lines
+
+
+@pytest.mark.parametrize("method", ["supervised", "dpo", "reinforcement"])
+def test_junk_yields_diagnostics_not_exceptions(tmp_path: Path, method: str) -> None:
+    rng = random.Random(method)
+    lines = junk_lines(rng)
+    data = b"\n".join(lines)
+    report = validate_bytes(data, filename="junk.jsonl", method=method, model="gpt-35-turbo-0125")
+    assert not report.ok
+    bad_lines = {d.line for d in report.errors}
+    assert len(bad_lines) > 100
+    assert len(lines) in bad_lines  # the huge line: over the context, or not a valid example
+    path = tmp_path / "junk.jsonl"
+    path.write_bytes(data)
+    assert validate_dataset(path, method=method, display_path="junk.jsonl", workers=2,
+                            model="gpt-35-turbo-0125") == report
+
+
+def test_binary_garbage_file(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    path = tmp_path / "garbage.bin"
+    path.write_bytes(bytes(rng.randrange(256) for _ in range(200_000)))
+    report = validate_dataset(path, workers=2)
+    assert not report.ok and report.stats.bytes == 200_000
+    assert all(d.code in {"TK-D010", "TK-D011", "TK-D012", "TK-D013", "TK-D003", "TK-D004", "TK-D005", "TK-D014"}
+               for d in report.diagnostics)

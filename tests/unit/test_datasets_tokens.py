@@ -1,0 +1,157 @@
+"""Tokens: context limits per model, o200k_base built offline, cookbook counts, and the byte bound
+that lets the scanner skip the tokenizer for almost every line."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tunekeeper.datasets import validate_bytes
+from tunekeeper.datasets._examples import IMAGE_TOKENS, IMAGE_TOKENS_LOW, check_example
+from tunekeeper.datasets._tokens import O200K_SHA256, TokenCounter, context_limit, o200k_base
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(("model", "limit"), [
+    (None, 65536), ("gpt-4.1", 65536), ("gpt-4.1-2025-04-14", 65536), ("gpt-4.1-2025-04-14.ft-abc123", 65536),
+    ("gpt-4.1-mini-2025-04-14", 65536), ("gpt-4.1-nano-2025-04-14", 32768),
+    ("gpt-4.1-nano-2025-04-14.ft-0f1e2d", 32768), ("gpt-4o-2024-08-06", 65536), ("gpt-4o-mini-2024-07-18", 65536),
+    ("gpt-35-turbo-0125", 16385), ("gpt-35-turbo-1106.ft-x", 16385), ("o4-mini-2025-04-16", 65536),
+    ("some-future-model", 65536),
+])
+def test_context_limits(model: str | None, limit: int) -> None:
+    assert context_limit(model)[0] == limit
+
+
+OFFLINE_SCRIPT = textwrap.dedent("""
+    import hashlib, os, socket, sys
+    def refuse(*args, **kwargs):
+        raise RuntimeError("network access attempted")
+    socket.socket.connect = refuse
+    socket.create_connection = refuse
+    from tunekeeper.datasets._tokens import O200K_FILE, O200K_PATTERN, O200K_SPECIAL_TOKENS, o200k_base
+    encoding = o200k_base()
+    assert encoding.encode_ordinary("Hello, world!") == [13225, 11, 2375, 0], encoding.encode_ordinary("Hello, world!")
+    cached = os.path.join(os.environ["TUNEKEEPER_CACHE_DIR"], O200K_FILE)
+    assert os.path.exists(cached)
+    assert os.listdir(os.environ["TIKTOKEN_CACHE_DIR"]) == []
+    # tiktoken's own definition of o200k_base, fed from its offline cache with our converted file:
+    url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+    key = hashlib.sha1(url.encode()).hexdigest()
+    with open(cached, "rb") as source, open(os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], key), "wb") as target:
+        target.write(source.read())
+    from tiktoken_ext.openai_public import o200k_base as definition
+    reference = definition()
+    assert reference["pat_str"] == O200K_PATTERN
+    assert reference["special_tokens"] == O200K_SPECIAL_TOKENS
+    assert reference["mergeable_ranks"] == encoding._mergeable_ranks
+    print("offline ok")
+""")
+
+
+def test_o200k_base_loads_offline_and_matches_tiktoken(tmp_path: Path) -> None:
+    (tmp_path / "tiktoken").mkdir()
+    env = {**os.environ, "TUNEKEEPER_CACHE_DIR": str(tmp_path / "tunekeeper"),
+           "TIKTOKEN_CACHE_DIR": str(tmp_path / "tiktoken")}
+    result = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "offline ok" in result.stdout
+    import hashlib
+
+    assert hashlib.sha256((tmp_path / "tunekeeper" / "o200k_base.tiktoken").read_bytes()).hexdigest() == O200K_SHA256
+
+
+def test_counts_follow_the_cookbook() -> None:
+    encode = o200k_base().encode_ordinary
+    counter = TokenCounter()
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there", "name": "ann"},
+                {"role": "assistant", "content": "Hello!"}]
+    expected = 3 + sum(3 + len(encode(m["role"])) + len(encode(m["content"])) for m in messages) + len(encode("ann")) + 1
+    assert counter.messages(messages) == expected
+    with_images = [{"role": "user", "content": [{"type": "text", "text": "What is it?"},
+                                                 {"type": "image_url", "image_url": {"url": "https://x/a.png"}},
+                                                 {"type": "image_url", "image_url": {"url": "https://x/b.png",
+                                                                                     "detail": "low"}}]}]
+    assert counter.messages(with_images) == 3 + 3 + 1 + len(encode("What is it?")) + IMAGE_TOKENS + IMAGE_TOKENS_LOW
+
+
+WORDS = ["alpha", "beta", "Straße", "東京", "🙂", "{\"json\": true}", "  ", "\n", "x" * 40, "12345678"]
+
+
+def random_example(rng: random.Random) -> dict[str, Any]:
+    def text() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 40))) or "ok"
+
+    messages: list[dict[str, Any]] = [{"role": "system", "content": text()}]
+    for turn in range(rng.randint(1, 3)):
+        content: Any = text()
+        if rng.random() < 0.3:
+            content = [{"type": "text", "text": text()},
+                       {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * rng.randint(0, 9000),
+                                                           "detail": rng.choice(["low", "high", "auto"])}}]
+        messages.append({"role": "user", "content": content, **({"name": "ann"} if rng.random() < 0.3 else {})})
+        if rng.random() < 0.3:
+            call = {"id": f"c{turn}", "type": "function", "function": {"name": "f", "arguments": orjson.dumps(
+                {"q": text()}).decode()}}
+            messages.append({"role": "assistant", "tool_calls": [call]})
+            messages.append({"role": "tool", "tool_call_id": f"c{turn}", "content": text()})
+        messages.append({"role": "assistant", "content": text()})
+    example: dict[str, Any] = {"messages": messages}
+    if rng.random() < 0.3:
+        example["tools"] = [{"type": "function", "function": {"name": "f", "description": text(),
+                                                              "parameters": {"type": "object"}}}]
+    return example
+
+
+def test_byte_bound_never_undercounts() -> None:
+    rng = random.Random(11)
+    counter = TokenCounter()
+    for _ in range(300):
+        example = random_example(rng)
+        line = orjson.dumps(example) + b"\n"
+        out: list[Any] = []
+        (_turns, _estimate, bound, _), errors = check_example("supervised", example, len(line), "f", 1, out)
+        assert errors == 0, out
+        counted, needed = counter.example("supervised", example)
+        assert needed <= bound, (needed, bound)
+
+
+def dataset_with(example: dict[str, Any]) -> bytes:
+    rows = [orjson.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]})
+            for i in range(60)]
+    rows[7] = orjson.dumps(example)
+    return BOM + b"\n".join(rows) + b"\n"
+
+
+def test_example_over_the_context_is_an_error_for_that_model_only() -> None:
+    long = {"messages": [{"role": "user", "content": "hello " * 20_000}, {"role": "assistant", "content": "ok"}]}
+    data = dataset_with(long)
+    small = validate_bytes(data, filename="t.jsonl", model="gpt-35-turbo-0125.ft-abc")
+    (error,) = small.errors
+    assert (error.code, error.line) == ("TK-D015", 8)
+    assert "16385-token context of gpt-35-turbo-0125.ft-abc" in error.message
+    exact = TokenCounter().example("supervised", long)[1]
+    assert 20_000 < exact < 20_020 and f"has {exact} tokens" in error.message  # counted exactly
+    assert validate_bytes(data, filename="t.jsonl", model="gpt-4.1-2025-04-14").ok
+
+
+def test_dpo_context_holds_the_input_and_the_longer_output() -> None:
+    counter = TokenCounter()
+    example = {"input": {"messages": [{"role": "user", "content": "question " * 10}]},
+               "preferred_output": [{"role": "assistant", "content": "good " * 30}],
+               "non_preferred_output": [{"role": "assistant", "content": "bad " * 5}]}
+    counted, needed = counter.example("dpo", example)
+    prompt = counter.messages(example["input"]["messages"])  # type: ignore[index]
+    good = counter.messages(example["preferred_output"]) - 3
+    bad = counter.messages(example["non_preferred_output"]) - 3
+    assert (counted, needed) == (prompt + good + bad, prompt + good)
