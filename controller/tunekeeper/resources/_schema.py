@@ -146,7 +146,8 @@ class _Explainer:
 
     def got(self, path: NodePath, value: object) -> str:
         text = self.doc.texts.get(path)
-        if text is not None and not isinstance(value, str) and text != str(value).lower() and text != str(value):
+        if (text and value is not None and not isinstance(value, (str, bytes)) and text != str(value).lower()
+                and text != str(value)):
             return f"{show(value)} (written {text})"
         return show(value)
 
@@ -178,7 +179,9 @@ class _Explainer:
             want = _TYPE_NAMES.get(expected, expected) if isinstance(expected, str) else " or ".join(expected)
             hint = None
             written = self.doc.texts.get(path)
-            if expected == "string" and written is not None and not isinstance(value, (dict, list)):
+            if value is None:
+                hint = "give it a value, or remove the line"
+            elif expected == "string" and written is not None and not isinstance(value, (dict, list)):
                 hint = f'quote it: "{written}"'
             elif expected == "object" and isinstance(value, list):
                 hint = "write key: value pairs here, not a list of - items"
@@ -311,11 +314,14 @@ def check_document(document: Document, display: str) -> tuple[str | None, list[D
                       f"got {show(value)}", f"start the document with apiVersion: {API_VERSION}", code="TK-M001")
         return None, explainer.out
     kind = value.get("kind")
+    if not isinstance(kind, str):
+        kind = None if "kind" not in value else show(kind)
     if "kind" not in value:
         explainer.add((), "kind is required", f"one of {', '.join(KINDS)}", code="TK-M002")
     elif kind not in KINDS:
-        hint = _suggest(kind, list(KINDS)) or f"one of {', '.join(KINDS)}"
-        explainer.add(("kind",), f"kind must be one of {', '.join(KINDS)}, got {show(kind)}", hint, code="TK-M002")
+        hint = _suggest(value.get("kind"), list(KINDS)) or "write the kind exactly as shown"
+        explainer.add(("kind",), f"kind must be one of {', '.join(KINDS)}, got {show(value.get('kind'))}", hint,
+                      code="TK-M002")
     api_version = value.get("apiVersion")
     if api_version != API_VERSION:
         message = ("apiVersion is required" if "apiVersion" not in value

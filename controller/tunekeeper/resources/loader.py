@@ -93,7 +93,9 @@ def _is_ours(value: object) -> bool:
     if not isinstance(value, dict):
         return False
     api_version = value.get("apiVersion")
-    return value.get("kind") in KINDS or (isinstance(api_version, str) and api_version.startswith("tunekeeper"))
+    kind = value.get("kind")
+    return (isinstance(kind, str) and kind in KINDS) or (
+        isinstance(api_version, str) and api_version.startswith("tunekeeper"))
 
 
 def load(paths: Sequence[Path], *, root: Path | None = None, check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:

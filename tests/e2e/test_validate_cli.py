@@ -1,0 +1,168 @@
+"""``tunekeeper validate`` as users run it: the installed console script in a subprocess.
+
+Exit codes 0 (valid, warnings allowed), 1 (invalid), 2 (bad usage); ``-o json`` is one JSON
+document on stdout; every example folder validates clean; every file of the malformed-manifest
+corpus gives diagnostics, exit 1 and never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "manifests" / "examples"
+MALFORMED = REPO / "tests" / "data" / "manifests" / "malformed"
+GOOD_LINE = '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}\n'
+ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def console_script() -> str:
+    found = Path(sys.executable).with_name("tunekeeper")
+    if found.exists():
+        return str(found)
+    which = shutil.which("tunekeeper")
+    assert which, "the tunekeeper console script is not installed"
+    return which
+
+
+def tunekeeper(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=120)
+
+
+def project(tmp_path: Path, manifest: str, lines: list[str] | None = None) -> Path:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("".join(lines if lines is not None else [GOOD_LINE] * 12))
+    (tmp_path / "job.yaml").write_text(manifest)
+    return tmp_path
+
+
+JOB = """apiVersion: tunekeeper.io/v1alpha1
+kind: FineTuneJob
+metadata:
+  name: bot
+spec:
+  baseModel: gpt-4.1-2025-04-14
+  method:
+    hyperparameters:
+      n_epochs: {epochs}
+  trainingFile: data/train.jsonl
+"""
+
+
+def test_valid_project_exits_0_with_a_dataset_table(tmp_path: Path) -> None:
+    root = project(tmp_path, JOB.format(epochs=3))
+    result = tunekeeper("validate", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "data/train.jsonl" in result.stdout and "supervised" in result.stdout
+    assert "12" in result.stdout  # examples
+    assert "Valid: 1 resource(s), 1 dataset(s)" in result.stderr
+
+
+def test_invalid_manifest_exits_1_with_file_line_column(tmp_path: Path) -> None:
+    root = project(tmp_path, JOB.format(epochs=0))
+    result = tunekeeper("validate", str(root / "job.yaml"), cwd=root)
+    assert result.returncode == 1
+    assert ('job.yaml:9:17: error: spec.method.hyperparameters.n_epochs must be an integer from 1 to 50 or "auto", '
+            "got 0") in result.stderr
+    assert "  hint: " in result.stderr
+
+
+def test_invalid_dataset_referenced_by_a_manifest_exits_1(tmp_path: Path) -> None:
+    root = project(tmp_path, JOB.format(epochs=2), [GOOD_LINE] * 11 + ["{not json\n"])
+    result = tunekeeper("validate", "-o", "json", cwd=root)
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    (dataset,) = document["datasets"]
+    assert dataset["path"] == "data/train.jsonl" and dataset["ok"] is False
+    assert dataset["used_by"] == ["FineTuneJob/bot trainingFile"]
+    assert any(d["path"] == "data/train.jsonl" and d["line"] == 12 and d["severity"] == "error"
+               for d in document["diagnostics"])
+
+
+def test_json_output_for_machines(tmp_path: Path) -> None:
+    root = project(tmp_path, JOB.format(epochs=2))
+    result = tunekeeper("validate", ".", "-o", "json", "--workers", "2", cwd=root)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["ok"] is True and document["errors"] == 0
+    (resource,) = document["resources"]
+    assert (resource["kind"], resource["name"]) == ("FineTuneJob", "bot")
+    assert resource["spec"]["hyperparameters"]["n_epochs"] == 2
+    (dataset,) = document["datasets"]
+    assert dataset["stats"]["examples"] == 12
+    assert dataset["stats"]["epochs"] == 2
+    assert dataset["stats"]["billed_tokens"] == dataset["stats"]["tokens"] * 2
+
+
+def test_dataset_named_directly(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(GOOD_LINE * 12)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(GOOD_LINE * 12 + '{"messages": []}\n')
+    assert tunekeeper("validate", str(good), cwd=tmp_path).returncode == 0
+    result = tunekeeper("validate", "bad.jsonl", "--exact-tokens", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "bad.jsonl:13" in result.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    missing = tunekeeper("validate", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert tunekeeper("validate", "--output", "yaml", cwd=tmp_path).returncode == 2
+    assert tunekeeper("validate", "--workers", "0", cwd=tmp_path).returncode == 2
+    assert tunekeeper("validate", "--no-such-flag", cwd=tmp_path).returncode == 2
+
+
+def test_folder_without_manifests_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "ci.yaml").write_text("on: push\n")
+    result = tunekeeper("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no tunekeeper manifests found" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
+def test_example_validates_clean(name: str) -> None:
+    result = tunekeeper("validate", str(EXAMPLES / name), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["errors"] == 0
+    assert document["resources"] and document["datasets"]
+    assert all(d["stats"]["examples"] >= 12 for d in document["datasets"])
+    assert (EXAMPLES / name / "README.md").is_file()
+
+
+def test_all_examples_together() -> None:
+    result = tunekeeper("validate", "manifests/examples")
+    assert result.returncode == 0, result.stderr
+    assert "Valid:" in result.stderr
+
+
+MALFORMED_FILES = sorted(p.name for p in MALFORMED.iterdir())
+
+
+def test_malformed_corpus_gives_diagnostics_never_tracebacks() -> None:
+    assert len(MALFORMED_FILES) >= 30
+
+    def run(name: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        return name, tunekeeper("validate", str(MALFORMED / name))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, MALFORMED_FILES))
+    for name, result in results:
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output, f"{name}:\n{output}"
+        assert "this is a bug in tunekeeper" not in output, f"{name}:\n{output}"
+        assert result.returncode == 1, f"{name}: exit {result.returncode}\n{output}"
+        assert f"{name}:" in result.stderr and ": error: " in result.stderr, f"{name}:\n{output}"
