@@ -21,7 +21,7 @@ demo: setup
 	$(TK) plan manifests/examples/clippy
 	$(TK) apply manifests/examples/clippy --wait
 	$(TK) status manifests/examples/clippy
-	$(TK) chat clippy "Who discovered penicillin?" manifests/examples/clippy
+	$(TK) chat clippy "What is the capital of France?" manifests/examples/clippy
 
 test: setup
 	$(PY) -m pytest -q

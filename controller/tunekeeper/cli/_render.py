@@ -1,9 +1,9 @@
-"""Terminal rendering for the reconcile commands: progress bars while applying, status tables.
+"""Terminal rendering for the reconcile commands: progress bars while applying, status blocks.
 
 ``apply`` passes a ``ProgressEvents`` to the core as its ``EventSink``; it draws one rich
 progress bar per thing that moves (upload bytes, job steps or epochs, ARM provisioning) on
 stderr and logs each finished action as a line. ``status`` renders its rows with
-``status_table``. Errors and diagnostics are rendered by ``print_error``. Nothing here decides
+``status_view``. Errors and diagnostics are rendered by ``print_error``. Nothing here decides
 anything; it only draws what the core reports.
 """
 
@@ -13,10 +13,11 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import TunekeeperError
@@ -36,7 +38,7 @@ from tunekeeper.reconcile.model import Action
 
 def stderr_console() -> Console:
     """Diagnostics and progress go to stderr; no colour when NO_COLOR is set or stderr is not a tty."""
-    return Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")))
+    return Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")), soft_wrap=True)
 
 
 def stdout_console() -> Console:
@@ -113,7 +115,7 @@ class ProgressEvents:
         self._lock = threading.Lock()
         self.finished: list[tuple[Action, ActionOutcome]] = []  # in the order they finished
 
-    def __enter__(self) -> ProgressEvents:
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 
@@ -144,9 +146,8 @@ class ProgressEvents:
         with self._lock:
             task = self._tasks.get(key)
             if task is None:
-                self._tasks[key] = self._progress.add_task(label, total=shown_total, completed=float(done),
-                                                           unit=_unit(key))
-                return
+                task = self._tasks[key] = self._progress.add_task(label, total=shown_total, unit=_unit(key))
+        # update() (not add_task) marks a task finished when done reaches total, which stops its spinner
         self._progress.update(task, description=label, completed=float(done), total=shown_total)
 
     def message(self, text: str) -> None:
@@ -154,32 +155,30 @@ class ProgressEvents:
 
 
 def _unit(key: str) -> str:
-    lowered = key.lower()
-    if "upload" in lowered or lowered.startswith("file"):
-        return "bytes"
-    if "job" in lowered:
-        return "steps"
-    return ""
+    """Keys are resource keys (``File/...`` bytes uploaded; jobs and deployments say it in the label)."""
+    return "bytes" if key.startswith("File/") else ""
 
 
 # -- status ------------------------------------------------------------------------------------------
-def status_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """One row per resource: kind/name, readiness, what it is (job, model, deployment) and metrics."""
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for column in ("RESOURCE", "READY", "REASON", "DETAILS"):
-        table.add_column(column, overflow="fold")
+def status_view(rows: Sequence[Mapping[str, Any]]) -> Group:
+    """One block per resource, ``kubectl describe`` style: a headline with Ready and its reason,
+    then a key/value grid (job, model, checkpoints, metrics; or model, sku, provisioning)."""
+    blocks: list[RenderableType] = []
     for row in rows:
-        table.add_row(*[escape(c) for c in status_cells(row)])
-    return table
-
-
-def status_cells(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    """The four cells of one status row (also used by the plain-text tests)."""
-    name = f"{row.get('kind', '?')}/{row.get('name', '?')}"
-    ready = _condition(row, "Ready")
-    ready_text = ready.get("status", "Unknown") if ready else str(row.get("phase", "Unknown"))
-    reason = ready.get("reason", "") if ready else ""
-    return name, str(ready_text), str(reason), "\n".join(detail_lines(row))
+        ready = _condition(row, "Ready")
+        flag = ready.get("status", "Unknown")
+        colour = {"True": "green", "False": "yellow"}.get(str(flag), "dim")
+        head = Text.assemble((f"{row.get('kind')}/{row.get('name')}", "bold"), "  ",
+                             (f"Ready={flag}", colour), "  ", str(ready.get("reason", "")))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for label, value in status_details(row):
+            grid.add_row(label, value)
+        blocks.append(Padding(Group(head, Padding(grid, (0, 0, 0, 2))), (0, 0, 1, 0)))
+    if not blocks:
+        blocks.append(Text("No resources in these manifests."))
+    return Group(*blocks)
 
 
 def _condition(row: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
@@ -189,26 +188,59 @@ def _condition(row: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     return {}
 
 
-def detail_lines(row: Mapping[str, Any]) -> list[str]:
-    """Human lines for the details cell, from whatever the status row carries."""
-    lines: list[str] = []
-    for key, label in (("phase", "phase"), ("job_id", "job"), ("job_status", "job status"),
-                       ("fine_tuned_model", "model"), ("model", "model"), ("provisioning_state", "provisioning"),
-                       ("deployment_state", "state"), ("sku", "sku"), ("capacity", "capacity")):
-        value = row.get(key)
-        if value not in (None, "", [], {}) and not isinstance(value, Mapping):
-            lines.append(f"{label}: {value}")
-    checkpoints = row.get("checkpoints") or ()
-    if checkpoints:
-        names = [str(c.get("id", c.get("model", c))) if isinstance(c, Mapping) else str(c) for c in checkpoints]
-        lines.append(f"checkpoints: {len(names)} ({', '.join(names[-3:])})")
-    metrics = row.get("metrics")
-    if isinstance(metrics, Mapping) and metrics:
-        final = metrics.get("final", metrics)
-        if isinstance(final, Mapping):
-            shown = [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(final.items())]
-            lines.append("metrics: " + ", ".join(shown))
+_SPLITS = (("train", "train_"), ("valid", "valid_"), ("full valid", "full_valid_"))
+
+
+def _metric_lines(final: Mapping[str, Any], last_step: object) -> list[tuple[str, str]]:
+    """``loss  train 0.2109, valid 0.5917, full valid 0.5363`` and the same for token accuracy."""
+    lines: list[tuple[str, str]] = []
+    for label, suffix in (("loss", "loss"), ("accuracy", "mean_token_accuracy")):
+        parts = [f"{name} {final[prefix + suffix]:.4f}" for name, prefix in _SPLITS
+                 if isinstance(final.get(prefix + suffix), (int, float))]
+        if suffix == "mean_token_accuracy" and isinstance(final.get("validation_mean_token_accuracy"), (int, float)) \
+                and not any(p.startswith("valid ") for p in parts):
+            parts.insert(1, f"valid {final['validation_mean_token_accuracy']:.4f}")
+        if parts:
+            lines.append((label, ", ".join(parts) + (f" (step {last_step})" if last_step is not None else "")))
+    return lines
+
+
+def status_details(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) lines of one status row, as shown under its headline."""
+    lines: list[tuple[str, str]] = []
     ready = _condition(row, "Ready")
-    if ready.get("message"):
-        lines.append(str(ready["message"]))
+    if row.get("kind") == "FineTuneJob":
+        if row.get("job_id"):
+            lines.append(("job", f"{row['job_id']} ({row.get('job_status') or 'unknown'})"))
+        if row.get("fine_tuned_model"):
+            lines.append(("model", str(row["fine_tuned_model"])))
+        checkpoints = [c for c in row.get("checkpoints") or () if isinstance(c, Mapping)]
+        if checkpoints:
+            lines.append(("checkpoints", ", ".join(
+                f"epoch {c['epoch']}" if c.get("epoch") is not None else f"step {c.get('step')}" for c in checkpoints
+            ) + f" ({checkpoints[-1].get('id')} last)"))
+        metrics = row.get("metrics")
+        if isinstance(metrics, Mapping) and isinstance(metrics.get("final"), Mapping):
+            lines += _metric_lines(metrics["final"], metrics.get("last_step"))
+    else:
+        if row.get("model"):
+            serving = f" ({row['serving']})" if row.get("serving") else ""
+            version = f" version {row['version']}" if row.get("version") else ""
+            lines.append(("model", f"{row['model']}{version}{serving}"))
+        if row.get("sku"):
+            lines.append(("sku", f"{row['sku']} x{row.get('capacity')}"))
+        if row.get("provisioning_state"):
+            state = row["provisioning_state"]
+            if row.get("deployment_state"):
+                state += f", {row['deployment_state']}"
+            lines.append(("provisioning", str(state)))
+        gates = _condition(row, "GatesPassed")
+        if gates and gates.get("status") != "True":
+            lines.append(("gates", str(gates.get("message", ""))))
+    if row.get("error"):
+        lines.append(("error", str(row["error"])))
+    if ready.get("message") and ready.get("status") != "True":
+        lines.append(("message", str(ready["message"])))
+    if row.get("source"):
+        lines.append(("manifest", str(row["source"])))
     return lines

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 import click
 
@@ -30,12 +30,26 @@ from tunekeeper.cli._render import (
     ProgressEvents,
     print_diagnostics,
     print_error,
-    status_table,
+    status_view,
     stderr_console,
     stdout_console,
 )
 from tunekeeper.diagnostics import Diagnostic
-from tunekeeper.errors import DatasetError, TunekeeperError
+from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
+from tunekeeper.reconcile import (
+    ConvergeResult,
+    Observation,
+    Plan,
+    ResourceStatus,
+    StateFile,
+    compute_digests,
+    converge,
+    observe,
+    record_status,
+    render_plan,
+)
+from tunekeeper.reconcile import plan as make_plan
+from tunekeeper.reconcile import status as derive_status
 from tunekeeper.resources.specs import AccountSpec, Desired, FineTuneJobSpec
 
 P = ParamSpec("P")
@@ -44,9 +58,11 @@ R = TypeVar("R")
 EXIT_FAILURE = 1
 EXIT_CHANGES = 3
 DEBUG_ENV = "TUNEKEEPER_DEBUG"
-# How often `apply --wait` looks again: the embedded emulator answers in milliseconds, Azure in
-# seconds and jobs take hours there, so Azure gets the core's default.
+# How often `apply --wait` looks again: the embedded emulator answers in milliseconds; on Azure
+# jobs take hours and every look costs list calls, so every 15 seconds is plenty.
 EMBEDDED_POLL_INTERVAL = 0.2
+AZURE_POLL_INTERVAL = 15.0
+Format = Literal["text", "json", "markdown"]
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 
@@ -90,36 +106,45 @@ def validate_data(desired: Desired) -> None:
     """Check every local dataset the jobs reference; raise DatasetError listing every problem.
 
     Runs before anything is sent: a bad line in a training file must never cost an upload.
-    Each (file, method, model) is checked once even when several jobs share the file.
+    The same checks as ``tunekeeper validate`` (method, base model — through ``fromJob`` chains —
+    and, for training files, epochs); each combination is checked once even when jobs share a file.
     """
     from tunekeeper.datasets import validate_dataset
 
-    seen: set[tuple[Path, str, str | None]] = set()
+    jobs = {j.name: j for j in desired.jobs}
+    seen: set[tuple[Path, str, str | None, int | None]] = set()
     found: list[Diagnostic] = []
     for job in desired.jobs:
-        for ref in (job.training_file, job.validation_file):
+        model = base_model_of(job, jobs)
+        for ref, epochs in ((job.training_file, job.hyperparameters.n_epochs), (job.validation_file, None)):
             if ref is None or ref.path is None:
                 continue
-            key = (ref.path, job.method.value, job.base_model)
+            key = (ref.path, job.method.value, model, epochs)
             if key in seen:
                 continue
             seen.add(key)
-            report = validate_dataset(
-                ref.path, method=job.method.value, display_path=display_path(ref.path),
-                model=job.base_model, epochs=job.hyperparameters.n_epochs,
-            )
+            report = validate_dataset(ref.path, method=job.method.value, display_path=display_path(ref.path),
+                                      model=model, epochs=epochs)
             found.extend(report.diagnostics)
     if any(d.severity == "error" for d in found):
         raise DatasetError(found)
     print_diagnostics(stderr_console(), found)
 
 
+def base_model_of(job: FineTuneJobSpec, jobs: dict[str, FineTuneJobSpec]) -> str | None:
+    """The base model at the root of a ``fromJob`` chain (None when the chain is broken)."""
+    seen: set[str] = set()
+    while job.base_model is None and job.from_job in jobs and job.name not in seen:
+        seen.add(job.name)
+        job = jobs[job.from_job]
+    return job.base_model
+
+
 def display_path(path: Path) -> str:
     """``path`` relative to the working directory when it is under it (for file:line messages)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    from tunekeeper.resources import display_path as shown
+
+    return shown(path)
 
 
 def find_named(kind: str, name: str, candidates: Iterable[str]) -> str:
@@ -150,21 +175,18 @@ def account_of(desired: Desired, account: str | None) -> AccountSpec:
     raise AssertionError("unreachable")
 
 
-def _poll_interval(target: Target) -> dict[str, float]:
-    return {"poll_interval": EMBEDDED_POLL_INTERVAL} if target.embedded else {}
+def _poll_interval(target: Target) -> float:
+    return EMBEDDED_POLL_INTERVAL if target.embedded else AZURE_POLL_INTERVAL
 
 
-async def _observe_all(target: Target) -> dict[str, Any]:
-    from tunekeeper.reconcile import observe
-
+async def _observe_all(target: Target, state: StateFile) -> dict[str, Observation]:
+    """Observe every account (list calls; finished jobs' details come from the state file when cached)."""
     accounts = target.desired.accounts
-    found = await asyncio.gather(*(observe(target.clouds[a.name], a, target.desired) for a in accounts))
+    found = await asyncio.gather(*(observe(target.clouds[a.name], a, target.desired, cache=state) for a in accounts))
     return {a.name: o for a, o in zip(accounts, found, strict=True)}
 
 
-def _state_file(desired: Desired) -> Any:
-    from tunekeeper.reconcile import StateFile
-
+def _state_file(desired: Desired) -> StateFile:
     return StateFile(state_dir(desired.root) / "state.json")
 
 
@@ -180,10 +202,8 @@ def _echo(text: str) -> None:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there is nothing to change, 3 when changes are pending, 1 on error.")
 @reports_errors
-def plan(paths: tuple[Path, ...], output: str, detailed_exitcode: bool) -> None:
+def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool) -> None:
     """Show what apply would do to reach the manifests in PATHS. Changes nothing."""
-    from tunekeeper.reconcile import render_plan
-
     desired = load_desired(paths)
     validate_data(desired)
     result = asyncio.run(_plan(desired))
@@ -192,13 +212,11 @@ def plan(paths: tuple[Path, ...], output: str, detailed_exitcode: bool) -> None:
         raise click.exceptions.Exit(EXIT_CHANGES)
 
 
-async def _plan(desired: Desired) -> Any:
-    from tunekeeper.reconcile import compute_digests
-    from tunekeeper.reconcile import plan as make_plan
-
+async def _plan(desired: Desired) -> Plan:
+    state = _state_file(desired)  # read, never written: plan changes nothing, not even the cache
     async with open_target(desired) as target:
-        observed = await _observe_all(target)
-        return make_plan(target.desired, observed, digests=compute_digests(target.desired))
+        observed = await _observe_all(target, state)
+        return make_plan(target.desired, observed, digests=compute_digests(target.desired), known=state.known())
 
 
 # -- apply ---------------------------------------------------------------------------------------------
@@ -225,33 +243,38 @@ def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: st
     bars = sys.stderr.isatty() if progress is None else progress
     with ProgressEvents(stderr_console(), bars=bars) as events:
         result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events))
-    _echo(render_converge(result, output))
-    if wait and not result.converged:
+    _echo(render_converge(result, output, wait=wait, timeout=timeout))
+    if result.errors or result.timed_out:
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
-async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events: ProgressEvents) -> Any:
-    from tunekeeper.reconcile import converge
-
+async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events: ProgressEvents) -> ConvergeResult:
     async with open_target(desired) as target:
         return await converge(target.desired, target.clouds, state=_state_file(desired), events=events,
-                              wait=wait, timeout=timeout, **_poll_interval(target))
+                              wait=wait, timeout=timeout, poll_interval=_poll_interval(target))
 
 
-def render_converge(result: Any, output: str) -> str:
-    """What apply did, and what is still in progress (rendered by the core when it can)."""
-    from tunekeeper.reconcile import render_plan
-
-    remaining = getattr(result, "remaining", None)
+def render_converge(result: ConvergeResult, output: str, *, wait: bool, timeout: float | None) -> str:
+    """What apply leaves behind: done, still in progress, blocked, or failed — and what to do next."""
     if output == "json":
-        to_dict = getattr(result, "to_dict", None)
-        return json.dumps(to_dict() if callable(to_dict) else {"converged": result.converged}, indent=2)
+        return json.dumps(result.to_dict(), indent=2, default=str)
+    fmt: Format = "markdown" if output == "markdown" else "text"
+    remaining = result.remaining
     lines: list[str] = []
-    if result.converged:
-        lines.append("Apply complete: everything matches the manifests.")
-    elif remaining is not None:
+    if result.timed_out:
+        lines.append(f"Timed out after {timeout:g} s. Still in progress (run apply again to carry on):")
+        lines.append(render_plan(remaining, fmt))
+    elif not result.converged:
         lines.append("Still in progress (run apply again, or apply --wait, to carry on):")
-        lines.append(render_plan(remaining, output))
+        lines.append(render_plan(remaining, fmt))
+    elif remaining.blocked or result.errors:
+        lines.append("Apply finished, but not everything matches the manifests:")
+        lines.extend(f"  ! {target}: {message}" for target, message in sorted(result.errors.items()))
+        if remaining.blocked:
+            lines.append(render_plan(remaining, fmt))
+    else:
+        count = len(result.statuses)
+        lines.append(f"Apply complete: {count} resource{'s' if count != 1 else ''} match the manifests.")
     return "\n".join(lines)
 
 
@@ -267,15 +290,17 @@ def status(paths: tuple[Path, ...], output: str) -> None:
     if output == "json":
         _echo(json.dumps([row.to_dict() for row in rows], indent=2, default=str))
         return
-    stdout_console().print(status_table([row.to_dict() for row in rows]))
+    stdout_console().print(status_view([row.to_dict() for row in rows]))
 
 
-async def _status(desired: Desired) -> list[Any]:
-    from tunekeeper.reconcile import status as derive_status
-
+async def _status(desired: Desired) -> list[ResourceStatus]:
+    state = _state_file(desired)
     async with open_target(desired) as target:
-        observations = await _observe_all(target)
-        return list(derive_status(target.desired, observations, _state_file(desired)))
+        observations = await _observe_all(target, state)
+        rows = derive_status(target.desired, observations, state)
+    record_status(state, rows)  # what was learned is cached locally; the cloud stays the truth
+    state.save()
+    return rows
 
 
 # -- chat ----------------------------------------------------------------------------------------------
@@ -333,21 +358,17 @@ def results(job: str, path: Path | None, png: Path | None, output: str) -> None:
 
 
 async def _results(desired: Desired, spec: FineTuneJobSpec) -> tuple[str, bytes]:
-    from tunekeeper.errors import NotFound
-    from tunekeeper.reconcile import status as derive_status
-
+    state = _state_file(desired)
     async with open_target(desired) as target:
         account = account_of(target.desired, spec.account)
-        observations = await _observe_all(target)
-        rows = derive_status(target.desired, observations, _state_file(desired))
-        row = next((r.to_dict() for r in rows if r.to_dict().get("kind") == "FineTuneJob"
-                    and r.to_dict().get("name") == spec.name), {})
-        job_id = row.get("job_id")
+        observations = await _observe_all(target, state)
+        rows = derive_status(target.desired, observations, state)
+        job_id = next((r.job_id for r in rows if r.kind == "FineTuneJob" and r.name == spec.name), None)
         if not job_id:
             raise TunekeeperError(f"FineTuneJob/{spec.name} has no training job yet",
                                   hint='run "tunekeeper apply" to start it')
         cloud = target.clouds[account.name]
-        observed = await cloud.get_job(str(job_id))
+        observed = await cloud.get_job(job_id)
         if observed.status != "succeeded" or not observed.result_files:
             raise TunekeeperError(f"FineTuneJob/{spec.name} has no results yet: job {observed.id} is {observed.status}",
                                   hint='results.csv appears when the job succeeds; "tunekeeper apply --wait" waits')
