@@ -10,8 +10,8 @@ seed, data and hyperparameters always give the same curves.
 
 Rules (documented in docs/emulator.md):
 
-- "auto" hyperparameters: ``n_epochs`` = 3, raised so that at least 100 examples are seen
-  (at most 25 epochs) and lowered so that at most 25,000 are (at least 1);
+- "auto" hyperparameters: ``n_epochs`` = 3, raised for small files so that about 100 examples
+  are seen (100 // examples, at most 25) and lowered so that at most 25,000 are (at least 1);
   ``batch_size`` = 0.2% of the examples, rounded, clamped to 1..32; ``learning_rate_multiplier``
   = 0.05 (batch <= 4), 0.1 (batch <= 16) or 0.2 (larger batches); DPO ``beta`` = 0.1.
 - durations at speed 1: 60 s in the queue, 30 s of data validation, per epoch 60 s plus one
@@ -61,7 +61,7 @@ DEFAULT_BETA = 0.1
 def auto_n_epochs(examples: int) -> int:
     n = 3
     if examples * n < 100:
-        n = min(25, math.ceil(100 / max(examples, 1)))
+        n = min(25, 100 // max(examples, 1))  # the same rule as ``tunekeeper validate`` estimates with
     elif examples * n > 25_000:
         n = max(1, 25_000 // examples)
     return n
