@@ -34,7 +34,8 @@ def console_script() -> str:
 
 
 def tunekeeper(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([console_script(), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=120)
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=120,
+                          check=False)
 
 
 def project(tmp_path: Path, manifest: str, lines: list[str] | None = None) -> Path:

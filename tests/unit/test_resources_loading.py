@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import ManifestError
 from tunekeeper.resources import (

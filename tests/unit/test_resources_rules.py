@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import ManifestError
 from tunekeeper.resources import load

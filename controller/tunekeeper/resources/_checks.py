@@ -47,7 +47,7 @@ def check(built: Sequence[Built]) -> tuple[list[Built], list[Diagnostic]]:
             out.append(item.origin.at(("metadata", "name"),
                                       f"{item.kind} {item.spec.name!r} is already defined at "
                                       f"{first.display}:{first.document.start.line}",
-                                      f"names are unique per kind; rename one of them", code="TK-X001"))
+                                      "names are unique per kind; rename one of them", code="TK-X001"))
             continue
         seen[key] = item
         unique.append(item)

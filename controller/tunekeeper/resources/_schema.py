@@ -32,8 +32,8 @@ KINDS: Mapping[str, str] = {
     "Deployment": "deployment.schema.json",
 }
 
-_NAME_RULE = ("must be a DNS-1123 name: at most 63 lower-case letters, digits and '-', "
-              "starting and ending with a letter or digit", "for example support-bot-v2")
+_NAME_RULE = (("must be a DNS-1123 name: at most 63 lower-case letters, digits and '-', "
+              "starting and ending with a letter or digit"), "for example support-bot-v2")
 
 # Generic field path (list indices as []) -> (what the value must be, hint), for pattern and length rules.
 _SHAPES: Mapping[str, tuple[str, str]] = {
@@ -96,7 +96,7 @@ def schema(kind: str) -> Mapping[str, Any]:
 def _validator(kind: str) -> Validator:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(schema(kind))  # type: ignore[return-value]
+    return Draft202012Validator(schema(kind))
 
 
 def field_path(path: Iterable[str | int]) -> str:
@@ -281,7 +281,7 @@ def _describe(sub: Mapping[str, Any]) -> str:
         return json.dumps(sub["const"])
     if "enum" in sub:
         return " or ".join(str(v) for v in sub["enum"])
-    kind = sub.get("type")
+    kind = str(sub.get("type", ""))
     noun = {"integer": "an integer", "number": "a number"}.get(kind, _TYPE_NAMES.get(kind, "a value"))
     low = sub.get("minimum")
     low_ex = sub.get("exclusiveMinimum")

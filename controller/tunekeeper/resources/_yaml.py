@@ -27,7 +27,7 @@ MAX_VALUES_PER_DOCUMENT = 100_000  # a manifest has hundreds; alias bombs have b
 MAX_DEPTH = 64
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
@@ -185,7 +185,7 @@ def parse_documents(text: str, display: str) -> tuple[list[Document], list[Diagn
     loader = _Loader(text)
     try:
         for document in _compose(loader, display):
-            documents.append(document)
+            documents.append(document)  # noqa: PERF402 - keeps the documents before a syntax error
     except _Bad as bad:
         return documents, [Diagnostic(display, bad.position.line, bad.position.column, "error", bad.message,
                                       hint=bad.hint, code="TK-Y010")]
