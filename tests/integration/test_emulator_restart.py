@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import openai
-
 from tunekeeper.emulator import Emulator
 
 KEY = "restart-key"

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -71,14 +72,14 @@ class Emulator:
         if self._thread is not None:
             raise RuntimeError("the emulator is already running")
         ready = threading.Event()
-        failure: list[BaseException] = []
+        failure: list[Exception] = []
         loop = asyncio.new_event_loop()
 
         def serve() -> None:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._listen())
-            except BaseException as exc:  # reported to the caller of start()
+            except Exception as exc:  # noqa: BLE001 -- e.g. the port is taken: re-raised by start()
                 failure.append(exc)
                 ready.set()
                 loop.close()
@@ -107,9 +108,9 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server  # the listening asyncio.Server; aiohttp exposes no public accessor
-        if server is not None and server.sockets:
-            self.port = int(server.sockets[0].getsockname()[1])
+        addresses = self._runner.addresses  # the bound sockets' names: (host, port, ...)
+        if addresses:
+            self.port = int(addresses[0][1])
 
     async def _close(self) -> None:
         if self._runner is not None:
@@ -146,8 +147,9 @@ class Emulator:
         for hook in self.app.get(admin.RESET_HOOKS, []):
             hook()
 
-    def __enter__(self) -> Emulator:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

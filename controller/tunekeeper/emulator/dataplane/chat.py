@@ -26,7 +26,7 @@ from aiohttp import web
 from tunekeeper.emulator import arm
 from tunekeeper.emulator.azure_errors import DataPlaneError, invalid_payload
 from tunekeeper.emulator.context import EmulatorContext
-from tunekeeper.emulator.dataplane.jobs import _text
+from tunekeeper.emulator.dataplane.jobs import message_text
 from tunekeeper.emulator.dataplane.protocol import context, json_body, json_response
 from tunekeeper.emulator.models import resolve_model
 
@@ -101,8 +101,8 @@ async def chat_completions(request: web.Request) -> web.Response:
     prompt = ""
     for message in messages:
         if isinstance(message, dict) and message.get("role") == "user":
-            prompt = _text(message.get("content"))
-    all_text = " ".join(_text(m.get("content")) for m in messages if isinstance(m, dict))
+            prompt = message_text(message.get("content"))
+    all_text = " ".join(message_text(m.get("content")) for m in messages if isinstance(m, dict))
     if resolved.kind == "base":
         answer = (f"This is the tunekeeper emulator, not a language model. Deployment '{deployment['name']}' "
                   f"serves the base model {resolved.base.id}, which answers every prompt with this sentence; "

@@ -302,18 +302,18 @@ def _pairs(data: bytes, method: str) -> list[tuple[str, str]]:
             if not isinstance(message, dict):
                 continue
             if message.get("role") == "user":
-                prompt, reply = _text(message.get("content")), ""
+                prompt, reply = message_text(message.get("content")), ""
             elif message.get("role") == "assistant" and prompt and not reply:
-                reply = _text(message.get("content"))
+                reply = message_text(message.get("content"))
         for message in reply_messages:
             if isinstance(message, dict) and message.get("role") == "assistant":
-                reply = _text(message.get("content"))
+                reply = message_text(message.get("content"))
         if prompt and reply:
             pairs.append((prompt, reply))
     return pairs
 
 
-def _text(content: object) -> str:
+def message_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):

@@ -234,7 +234,8 @@ def curve(plan: TrainingPlan) -> tuple[StepMetrics, ...]:
 
     def clean_valid(epoch: float) -> float:
         value = valid_floor + (start - valid_floor) * math.exp(-decay * epoch)
-        return value + overfit * max(0.0, epoch - memorise_after) ** 1.5
+        late = max(0.0, epoch - memorise_after)
+        return value + overfit * late * math.sqrt(late)
 
     rows = []
     for step in range(1, plan.total_steps + 1):
