@@ -22,7 +22,7 @@ from tunekeeper.reconcile.apply import ApplyResult, apply, embedded_account
 from tunekeeper.reconcile.events import EventSink
 from tunekeeper.reconcile.model import Observation, Plan
 from tunekeeper.reconcile.observe import compute_digests, observe
-from tunekeeper.reconcile.planning import accounts_used, plan
+from tunekeeper.reconcile.planning import accounts_used, plan, resolve
 from tunekeeper.reconcile.render import render_plan
 from tunekeeper.reconcile.state import StateFile
 from tunekeeper.reconcile.status import ResourceStatus, record_status, status
@@ -108,6 +108,7 @@ async def converge(
         if remaining_budget is not None:
             remaining_budget -= result.executed
         errors.update(result.errors)
+        _propagate(errors, last_plan, desired, observations, digests)
         _remember_jobs(state, result)
         if persist:
             state.save()
@@ -154,3 +155,35 @@ def _remember_jobs(state: StateFile, result: ApplyResult) -> None:
         entry = dict(state.resource(key))
         entry["job_id"] = job_id
         state.record(key, entry)
+
+
+def _propagate(
+    errors: dict[str, str], current: Plan, desired: Desired, observations: Mapping[str, Observation],
+    digests: Mapping[Path, str],
+) -> None:
+    """A failed file fails the jobs that need it; a failed job fails its children and deployments."""
+    if not errors:
+        return
+    res = resolve(desired, observations, digests=digests, known=None)
+    changed = True
+    while changed:
+        changed = False
+        for name, r in res.jobs.items():
+            key = f"FineTuneJob/{name}"
+            if key in errors:
+                continue
+            for need in (r.training, r.validation):
+                if need is not None and f"File/{need.name}" in errors:
+                    errors[key] = f"Data file {need.ref.display or need.name} was refused: {errors[f'File/{need.name}']}"
+                    changed = True
+                    break
+            else:
+                if r.spec.from_job and f"FineTuneJob/{r.spec.from_job}" in errors:
+                    errors[key] = f"Parent FineTuneJob {r.spec.from_job} failed."
+                    changed = True
+        for name, d in res.deployments.items():
+            key = f"Deployment/{name}"
+            job = d.spec.model.from_job
+            if key not in errors and job and f"FineTuneJob/{job}" in errors and d.selection is None:
+                errors[key] = f"FineTuneJob {job} failed."
+                changed = True

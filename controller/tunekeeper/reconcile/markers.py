@@ -20,7 +20,10 @@ Jobs
     files carrying the content-hashed names), seed, suffix and method are equal to the
     desired ones, and every hyperparameter the manifest sets has the same value (values the
     service chose for "auto" are not compared). Among several matches the succeeded one wins,
-    then a running one, then the newest.
+    then a running one, then the newest. When the data files were deleted from the account
+    after training, a job whose file ids are no longer listed still matches if its seed was
+    derived (the derived seed encodes the data digests) or the state file recorded it for the
+    resource.
 
 Deployments
     ARM tags: ``tunekeeper.io/managed-by=tunekeeper``, ``tunekeeper.io/resource=Deployment/<name>``,
@@ -145,6 +148,8 @@ def hyperparameter_differences(job: ObservedJob, spec: FineTuneJobSpec) -> list[
     """Names of hyperparameters the manifest sets to a value other than the job's."""
     diffs: list[str] = []
     for name, wanted in hyperparameters_set(spec.hyperparameters).items():
+        if name == "grader" and name not in job.hyperparameters:
+            continue  # jobs do not echo the grader; it is part of the fingerprint, hence of the derived seed
         seen = job.hyperparameters.get(name)
         if isinstance(wanted, (int, float)) and isinstance(seen, (int, float)) and not isinstance(seen, bool):
             if abs(float(wanted) - float(seen)) > 1e-9 * max(1.0, abs(float(wanted))):

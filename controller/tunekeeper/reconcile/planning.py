@@ -178,6 +178,7 @@ def resolve(
 
     all_jobs = {acc: obs.jobs for acc, obs in observed.items()}
     file_ids = {acc: _ids_by_name(obs.files) for acc, obs in observed.items()}
+    orphan_ids = {acc: _orphan_ids(obs) for acc, obs in observed.items()}
 
     def resolve_job(spec: FineTuneJobSpec) -> JobResolution:
         if spec.name in jobs:
@@ -198,11 +199,20 @@ def resolve(
         matched = None
         if model is not None:
             ids = file_ids[account]
+            # Data files deleted after training: their ids are gone from the account. The job
+            # still counts when its seed was derived (it encodes the data digests) or the state
+            # file recorded it for this resource.
+            orphans = orphan_ids[account]
+            if spec.seed is not None:
+                known_job = next((j for j in all_jobs[account] if j.id == known.jobs.get(spec.name)), None)
+                orphans = frozenset({known_job.training_file, known_job.validation_file or ""}) & orphans \
+                    if known_job else frozenset()
+            training_ids = ids.get(training.name, orphans)
+            validation_ids = ids.get(validation.name, orphans) if validation else None
             candidates = [
                 j for j in all_jobs[account]
-                if markers.job_matches(
-                    j, spec, model=model, training_ids=ids.get(training.name, frozenset()),
-                    validation_ids=ids.get(validation.name, frozenset()) if validation else None, seed=seed)
+                if markers.job_matches(j, spec, model=model, training_ids=training_ids,
+                                       validation_ids=validation_ids, seed=seed)
             ]
             matched = _preferred(candidates)
         resolution = JobResolution(spec, account, depth, fp, seed, markers.effective_suffix(spec), training,
@@ -301,9 +311,12 @@ def plan(
     matched = 0
     needed_files: set[tuple[str, str]] = set()
 
-    for r in res.jobs.values():
+    stuck: dict[str, str] = {}  # FineTuneJob name -> why it cannot go on (its dependents are blocked too)
+    for r in sorted(res.jobs.values(), key=lambda r: (r.depth, r.spec.name)):
         key = ResourceKey("FineTuneJob", r.spec.name)
         parent = res.jobs.get(r.spec.from_job) if r.spec.from_job else None
+        if r.matched is not None and r.matched.status in FAILED_JOB:
+            stuck[r.spec.name] = f"FineTuneJob {r.spec.name} {r.matched.status}"
         if r.matched is not None:
             job = r.matched
             if job.status == "succeeded":
@@ -315,10 +328,19 @@ def plan(
                 actions.append(Action(ActionKind.WAIT_JOB, key, Reason.JOB_RUNNING,
                                       {"job_id": job.id, "status": job.status}, None, r.account, r.depth))
             continue
-        if parent is not None and parent.failed:
+        if parent is not None and parent.spec.name in stuck:
+            stuck[r.spec.name] = f"its parent {stuck[parent.spec.name]}"
             blocked.append(Blocked(key, Reason.JOB_FAILED,
                                    f"Parent FineTuneJob {parent.spec.name} did not succeed; nothing to train from.",
                                    r.account))
+            continue
+        bad_file = next((n for n in (r.training, r.validation)
+                         if n is not None and n.observed is not None and n.observed.status == "error"), None)
+        if bad_file is not None:
+            stuck[r.spec.name] = f"FineTuneJob {r.spec.name} has a data file that failed processing"
+            blocked.append(Blocked(key, Reason.FILE_FAILED, f"Data file {bad_file.ref.display or bad_file.name} "
+                                   "failed processing; fix it and apply again.", r.account))
+            needed_files.add((bad_file.account, bad_file.name))
             continue
         after = _job_after(r)
         previous = r.previous
@@ -389,6 +411,10 @@ def plan(
             continue
         if d.refusal is not None:
             blocked.append(Blocked(key, d.refusal.reason, d.refusal.message, d.account))
+            continue
+        if d.selection is None and d.spec.model.from_job in stuck:
+            blocked.append(Blocked(key, Reason.JOB_FAILED, f"Nothing to deploy: {stuck[d.spec.model.from_job]}.",
+                                   d.account))
             continue
         if d.selection is None:
             kind = ActionKind.CREATE_DEPLOYMENT if current is None else ActionKind.UPDATE_DEPLOYMENT
@@ -543,6 +569,13 @@ def _ids_by_name(files: Iterable[ObservedFile]) -> dict[str, frozenset[str]]:
         if f.status not in GONE_FILE:
             out.setdefault(f.filename, set()).add(f.id)
     return {k: frozenset(v) for k, v in out.items()}
+
+
+def _orphan_ids(obs: Observation) -> frozenset[str]:
+    """File ids jobs refer to that the account no longer lists (deleted after training)."""
+    present = {f.id for f in obs.files if f.status not in GONE_FILE}
+    used = {j.training_file for j in obs.jobs} | {j.validation_file for j in obs.jobs if j.validation_file}
+    return frozenset(used - present)
 
 
 def _preferred(jobs: list[ObservedJob]) -> ObservedJob | None:

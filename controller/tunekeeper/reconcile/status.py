@@ -108,7 +108,10 @@ def status(
     res = planning.resolve(desired, observations, digests=digests, known=state.known() if state else None)
     rows: list[ResourceStatus] = []
     for name in sorted(res.jobs):
-        rows.append(_job_status(res.jobs[name], res, observations, state, now, errors.get(f"FineTuneJob/{name}")))
+        r = res.jobs[name]
+        file_error = next((errors[f"File/{n.name}"] for n in (r.training, r.validation)
+                           if n is not None and f"File/{n.name}" in errors), None)
+        rows.append(_job_status(r, res, observations, state, now, errors.get(f"FineTuneJob/{name}"), file_error))
     for name in sorted(res.deployments):
         rows.append(_deployment_status(res.deployments[name], res, state, now, errors.get(f"Deployment/{name}")))
     return rows
@@ -133,7 +136,7 @@ def _conds(state: StateFile | None, key: str, now: datetime,
 
 def _job_status(
     r: planning.JobResolution, res: planning.Resolution, observations: Mapping[str, Observation],
-    state: StateFile | None, now: datetime, error: str | None,
+    state: StateFile | None, now: datetime, error: str | None, file_error: str | None = None,
 ) -> ResourceStatus:
     key = f"FineTuneJob/{r.spec.name}"
     obs = observations[r.account]
@@ -147,6 +150,8 @@ def _job_status(
         data = ("DataValidated", "False", "FileFailed",
                 (f"{failed_file.ref.display or failed_file.name} failed processing: "
                 f"{failed_file.observed.status_details or 'no details given'}."))
+    elif file_error is not None:
+        data = ("DataValidated", "False", "FileRejected", file_error.rstrip(".") + ".")
     elif any(n.observed is not None for n in needs):
         data = ("DataValidated", "Unknown", "FilesProcessing", "The service is processing the data files.")
     else:

@@ -1,0 +1,184 @@
+"""The reconcile core against the real emulator, through the real cloud implementation.
+
+Given manifests from ``manifests/examples``, when ``converge`` runs, then the emulator holds the
+files, job and deployment, status says so, and a fresh plan is empty. Time moves with the
+emulator clock (``sleep`` advances it), never with real sleeping beyond a yield.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunekeeper.cloud import connect
+from tunekeeper.cloud.base import Cloud
+from tunekeeper.errors import StalePlan
+from tunekeeper.reconcile import (
+    ActionKind, NullSink, Outcome, Reason, StateFile, apply, compute_digests, converge, observe, plan, status,
+)
+from tunekeeper.reconcile import markers
+from tunekeeper.resources import load
+from tunekeeper.resources.specs import AccountSpec, AuthSpec, Desired
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
+
+
+def account_for(emulator: Any) -> AccountSpec:
+    return AccountSpec(
+        name="embedded", endpoint=emulator.url, management_endpoint=emulator.url,
+        subscription_id=emulator.config.subscription_id, resource_group=emulator.config.resource_group,
+        account_name=emulator.config.account_name, auth=AuthSpec(kind="apiKey", api_key_env="X"),
+    )
+
+
+@pytest.fixture
+async def cloud(emulator: Any) -> AsyncIterator[Cloud]:
+    client = await connect(account_for(emulator), api_key="test-key")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def example(name: str, tmp_path: Path) -> Desired:
+    shutil.copytree(EXAMPLES / name, tmp_path / name)
+    desired, _ = load([tmp_path / name], root=tmp_path)
+    return desired
+
+
+def clock_sleep(emulator: Any) -> Callable[[float], Awaitable[None]]:
+    """Polling advances the emulator's clock instead of waiting for it."""
+    async def sleep(seconds: float) -> None:
+        emulator.clock.advance(max(seconds, 1.0) * 30)
+        await asyncio.sleep(0)
+    return sleep
+
+
+def held(emulator: Any) -> tuple[list[str], list[str], list[str]]:
+    """What the emulator holds: file names, job ids, deployment names (deleted ones left out)."""
+    files = [d["filename"] for d in emulator.store.list("file") if d.get("status") not in ("deleted", "deleting")]
+    jobs = [d["id"] for d in emulator.store.list("job")]
+    deployments = [d["name"] for d in emulator.store.list("deployment")]
+    return sorted(files), sorted(jobs), sorted(deployments)
+
+
+async def test_converge_clippy_to_a_serving_deployment(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    desired = example("clippy", tmp_path)
+    state = StateFile.for_root(tmp_path)
+    result = await converge(desired, {"embedded": cloud}, state=state, events=NullSink(), wait=True,
+                            poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    assert result.converged and result.ok, result.to_dict()
+
+    files, jobs, deployments = held(emulator)
+    assert len(jobs) == 1 and deployments == ["clippy"]
+    assert len(files) >= 2 and all(markers.is_owned_filename(f) for f in files if "results" not in f)
+
+    account = account_for(emulator)
+    observation = await observe(cloud, account, desired, cache=StateFile.for_root(tmp_path))
+    assert observation.requests == 4  # finished job details come from the state file
+    again = plan(desired, {"embedded": observation}, digests=compute_digests(desired),
+                 known=StateFile.for_root(tmp_path).known())
+    assert again.actions == () and again.matched == 2
+
+    rows = {r.name + r.kind: r for r in status(desired, {"embedded": observation}, state)}
+    job_row, dep_row = rows["clippyFineTuneJob"], rows["clippyDeployment"]
+    assert job_row.ready and job_row.job_id == jobs[0] and job_row.fine_tuned_model
+    assert [c.epoch for c in job_row.checkpoints] == [1, 2, 3]
+    assert job_row.metrics is not None and "train_loss" in job_row.metrics.final
+    assert dep_row.ready and dep_row.deployment and dep_row.deployment.model == job_row.fine_tuned_model
+    deployed = await cloud.get_deployment("clippy")
+    assert deployed.tags[markers.MANAGED_BY] == "tunekeeper"
+    assert deployed.tags[markers.RESOURCE_TAG] == "Deployment/clippy"
+    answer = await cloud.chat("clippy", [{"role": "user", "content": "What is the capital of France?"}])
+    assert answer
+
+
+async def test_without_wait_returns_after_the_progress_possible_now(emulator: Any, cloud: Cloud,
+                                                                    tmp_path: Path) -> None:
+    desired = example("clippy", tmp_path)
+    first = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=False, poll_interval=0.01)
+    files, jobs, deployments = held(emulator)
+    assert len(jobs) == 1 and deployments == []  # training takes emulated time; nothing was waited for
+    assert not first.converged
+    emulator.clock.advance(24 * 3600)
+    second = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=False, poll_interval=0.01)
+    assert second.converged, second.to_dict()
+    assert held(emulator)[1] == jobs and held(emulator)[2] == ["clippy"]
+
+
+async def test_continuous_chain_trains_from_the_parent_model(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    desired = example("continuous", tmp_path)
+    result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=120, sleep=clock_sleep(emulator))
+    assert result.ok, result.to_dict()
+    jobs = {d["suffix"]: d for d in emulator.store.list("job")}
+    assert set(jobs) == {"ferry-tone", "ferry-facts"}
+    assert jobs["ferry-facts"]["model"] == jobs["ferry-tone"]["fine_tuned_model"]
+    assert held(emulator)[2] == ["ferry"]
+
+
+async def test_capacity_change_updates_in_place_and_removed_manifest_deletes(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
+    desired = example("clippy", tmp_path)
+    clouds = {"embedded": cloud}
+    await converge(desired, clouds, events=NullSink(), wait=True, poll_interval=0.01, timeout=120,
+                   sleep=clock_sleep(emulator))
+    import dataclasses
+    bigger = dataclasses.replace(desired, deployments=(dataclasses.replace(desired.deployments[0], capacity=2),))
+    obs = await observe(cloud, account_for(emulator), bigger)
+    p = plan(bigger, {"embedded": obs}, digests=compute_digests(bigger))
+    assert [(a.kind, a.reason) for a in p.actions] == [(ActionKind.UPDATE_DEPLOYMENT, Reason.SPEC_CHANGED)]
+    result = await apply(p, bigger, clouds, events=NullSink())
+    assert [o.outcome for _, o in result.outcomes] == [Outcome.DONE]
+    assert (await cloud.get_deployment("clippy")).capacity == 2
+
+    # a saved plan made before someone else changed the deployment is refused
+    stale = plan(desired, {"embedded": await observe(cloud, account_for(emulator), desired)},
+                 digests=compute_digests(desired))
+    op = await cloud.begin_update_deployment("clippy", capacity=3)
+    await op.result()
+    with pytest.raises(StalePlan, match="Deployment/clippy changed after the plan was made"):
+        await apply(stale, desired, clouds, events=NullSink())
+
+    jobs_only = dataclasses.replace(desired, deployments=())
+    result2 = await converge(jobs_only, clouds, events=NullSink(), wait=True, poll_interval=0.01, timeout=60,
+                             sleep=clock_sleep(emulator))
+    assert result2.converged and held(emulator)[2] == []
+
+
+async def test_drift_recreates_a_vanished_deployment(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    desired = example("clippy", tmp_path)
+    state = StateFile.for_root(tmp_path)
+    await converge(desired, {"embedded": cloud}, state=state, events=NullSink(), wait=True, poll_interval=0.01,
+                   timeout=120, sleep=clock_sleep(emulator))
+    op = await cloud.begin_delete_deployment("clippy")
+    await op.result()
+    obs = await observe(cloud, account_for(emulator), desired)
+    p = plan(desired, {"embedded": obs}, digests=compute_digests(desired), known=StateFile.for_root(tmp_path).known())
+    assert [(a.kind, a.reason) for a in p.actions] == [(ActionKind.CREATE_DEPLOYMENT, Reason.DRIFT)]
+    result = await converge(desired, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
+                            wait=True, poll_interval=0.01, timeout=60, sleep=clock_sleep(emulator))
+    assert result.ok and held(emulator)[2] == ["clippy"] and len(held(emulator)[1]) == 1
+
+
+async def test_bad_data_file_is_reported_not_retried(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    desired = example("clippy", tmp_path)
+    training = desired.jobs[0].training_file.path
+    assert training is not None
+    training.write_text('{"messages": "not a list"}\n')
+    result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=60, sleep=clock_sleep(emulator))
+    assert result.converged and not result.ok
+    assert [(str(b.target).split("/")[0], b.reason) for b in result.remaining.blocked] == [
+        ("Deployment", Reason.JOB_FAILED), ("File", Reason.FILE_FAILED), ("FineTuneJob", Reason.FILE_FAILED)]
+    assert any("not a list" in b.message for b in result.remaining.blocked)
+    job_row = next(r for r in result.statuses if r.kind == "FineTuneJob")
+    data = job_row.condition("DataValidated")
+    assert data is not None and data.status == "False" and "not a list" in data.message
+    assert held(emulator)[1] == []  # no training on bad data

@@ -1,0 +1,361 @@
+"""plan() as tables: (desired, observed) -> expected actions. Pure: no sockets, no files read."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from tunekeeper.cloud.base import ObservedCheckpoint, ObservedDeployment, ObservedFile, ObservedJob
+from tunekeeper.errors import PlanError, ReplacementNotAllowed
+from tunekeeper.reconcile import ActionKind as K
+from tunekeeper.reconcile import Known, Observation, Plan, Reason, plan, render_plan
+from tunekeeper.reconcile import markers
+from tunekeeper.reconcile.model import MetricsSummary
+from tunekeeper.resources.specs import (
+    DataRef, DeletionPolicy, DeploymentSpec, Desired, FineTuneJobSpec, Gates, Hyperparameters, Method, MetricGate,
+    ModelRef, Sku, SourceRef,
+)
+
+ROOT = Path("/repo")
+TRAIN = ROOT / "data" / "train.jsonl"
+VALID = ROOT / "data" / "valid.jsonl"
+OTHER = ROOT / "data" / "other.jsonl"
+DIGESTS = {TRAIN: "a" * 64, VALID: "b" * 64, OTHER: "c" * 64}
+BASE = "gpt-4.1-2025-04-14"
+TRAIN_NAME = f"tk-{'a' * 16}-train.jsonl"
+VALID_NAME = f"tk-{'b' * 16}-valid.jsonl"
+OTHER_NAME = f"tk-{'c' * 16}-other.jsonl"
+
+
+def job_spec(name: str = "bot", **kw: object) -> FineTuneJobSpec:
+    values: dict[str, object] = dict(
+        name=name, account=None, base_model=BASE, from_job=None, method=Method.SUPERVISED,
+        hyperparameters=Hyperparameters(n_epochs=3), training_file=DataRef(path=TRAIN, display="data/train.jsonl"),
+        validation_file=DataRef(path=VALID, display="data/valid.jsonl"),
+        source=SourceRef("manifests/bot.yaml", 3, 1),
+    )
+    values.update(kw)
+    return FineTuneJobSpec(**values)  # type: ignore[arg-type]
+
+
+def deployment_spec(name: str = "bot", **kw: object) -> DeploymentSpec:
+    values: dict[str, object] = dict(name=name, account=None, model=ModelRef(from_job="bot"),
+                                     source=SourceRef("manifests/bot.yaml", 20, 1))
+    values.update(kw)
+    return DeploymentSpec(**values)  # type: ignore[arg-type]
+
+
+def desired(jobs: Sequence[FineTuneJobSpec] = (), deployments: Sequence[DeploymentSpec] = ()) -> Desired:
+    return Desired(root=ROOT, jobs=tuple(jobs), deployments=tuple(deployments))
+
+
+def file(name: str, status: str = "processed", id: str | None = None, created: int = 1) -> ObservedFile:
+    return ObservedFile(id=id or f"file-{name[3:11]}", filename=name, purpose="fine-tune", bytes=10, status=status,
+                        created_at=created, status_details="bad line 3" if status == "error" else None)
+
+
+def job_for(spec: FineTuneJobSpec, status: str = "succeeded", *, id: str = "ftjob-1", model: str = BASE,
+            training: str | None = None, seed: int | None = None, created: int = 10, **kw: object) -> ObservedJob:
+    """The job tunekeeper would have created for ``spec`` (the markers come from the same functions)."""
+    base = spec.base_model or ""
+    if spec.from_job:
+        base = "job:" + fingerprint(job_spec(spec.from_job))
+    fp = markers.job_fingerprint(spec, base=base, training_digest=DIGESTS[spec.training_file.path],  # type: ignore[index]
+                                 validation_digest=DIGESTS[spec.validation_file.path] if spec.validation_file else None)  # type: ignore[index]
+    values: dict[str, object] = dict(
+        id=id, status=status, model=model, training_file=training or f"file-{'a' * 8}", created_at=created,
+        validation_file=f"file-{'b' * 8}" if spec.validation_file else None,
+        fine_tuned_model=f"{model}.ft-{id}-{markers.effective_suffix(spec)}" if status == "succeeded" else None,
+        suffix=markers.effective_suffix(spec), seed=seed if seed is not None else markers.effective_seed(spec, fp),
+        method=spec.method.value, hyperparameters={"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0},
+    )
+    values.update(kw)
+    return ObservedJob(**values)  # type: ignore[arg-type]
+
+
+def fingerprint(spec: FineTuneJobSpec) -> str:
+    return markers.job_fingerprint(spec, base=spec.base_model or "", training_digest=DIGESTS[TRAIN],
+                                   validation_digest=DIGESTS[VALID])
+
+
+def deployment(name: str = "bot", *, model: str, sku: str = "Standard", capacity: int = 1, state: str = "Succeeded",
+               tags: dict[str, str] | None = None, version: str = "1") -> ObservedDeployment:
+    if tags is None:
+        tags = markers.deployment_tags(name, spec_hash=markers.deployment_spec_hash(model, version, sku, capacity),
+                                       deletion_policy=DeletionPolicy.DELETE)
+    return ObservedDeployment(name=name, model_name=model, model_version=version, model_format="OpenAI", sku=sku,
+                              capacity=capacity, provisioning_state=state, tags=tags)
+
+
+def observed(files: Sequence[ObservedFile] = (), jobs: Sequence[ObservedJob] = (),
+             deployments: Sequence[ObservedDeployment] = (), **kw: object) -> dict[str, Observation]:
+    return {"embedded": Observation("embedded", tuple(files), tuple(jobs), tuple(deployments), **kw)}  # type: ignore[arg-type]
+
+
+def rows(p: Plan) -> list[tuple[K, str, Reason]]:
+    return [(a.kind, str(a.target), a.reason) for a in p.actions]
+
+
+SPEC = job_spec()
+READY_FILES = (file(TRAIN_NAME), file(VALID_NAME))
+DONE = job_for(SPEC)
+FT_MODEL = DONE.fine_tuned_model
+assert FT_MODEL
+
+
+# -- the table -----------------------------------------------------------------------------------------
+CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str, Reason]]]] = [
+    ("nothing exists: upload both files, then create job and deployment",
+     desired([SPEC], [deployment_spec()]), observed(), Known(),
+     [(K.UPLOAD_FILE, f"File/{TRAIN_NAME}", Reason.NOT_IN_ACCOUNT),
+      (K.UPLOAD_FILE, f"File/{VALID_NAME}", Reason.NOT_IN_ACCOUNT),
+      (K.CREATE_JOB, "FineTuneJob/bot", Reason.WAITING_FOR_FILES),
+      (K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT)]),
+    ("files still processing: wait for them",
+     desired([SPEC]), observed([file(TRAIN_NAME, "running"), file(VALID_NAME)]), Known(),
+     [(K.WAIT_FILE, f"File/{TRAIN_NAME}", Reason.FILE_PROCESSING),
+      (K.CREATE_JOB, "FineTuneJob/bot", Reason.WAITING_FOR_FILES)]),
+    ("files processed (a crash after upload): adopt them, create the job",
+     desired([SPEC]), observed(READY_FILES), Known(),
+     [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)]),
+    ("job running: follow it",
+     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [job_for(SPEC, "running")]), Known(),
+     [(K.WAIT_JOB, "FineTuneJob/bot", Reason.JOB_RUNNING),
+      (K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT)]),
+    ("job adopted after a crash even when the data files were deleted since",
+     desired([SPEC]), observed([], [DONE]), Known(), []),
+    ("job succeeded: deploy its model",
+     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE]), Known(),
+     [(K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.NOT_IN_ACCOUNT)]),
+    ("deployment vanished after it was provisioned: drift",
+     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE]), Known(deployments=frozenset({"bot"})),
+     [(K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)]),
+    ("everything matches",
+     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]), Known(), []),
+    ("capacity changed in the manifest",
+     desired([SPEC], [deployment_spec(capacity=5)]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+     Known(), [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)]),
+    ("capacity changed outside tunekeeper",
+     desired([SPEC], [deployment_spec()]),
+     observed(READY_FILES, [DONE], [dataclasses.replace(deployment(model=FT_MODEL), capacity=9)]), Known(),
+     [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)]),
+    ("deployment provisioning",
+     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Creating")]),
+     Known(), [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.PROVISIONING)]),
+    ("owned deployment no longer declared is deleted; retained and foreign ones are not",
+     desired([SPEC]),
+     observed(READY_FILES, [DONE], [
+         deployment("old", model=FT_MODEL),
+         deployment("kept", model=FT_MODEL, tags=markers.deployment_tags(
+             "kept", spec_hash="x", deletion_policy=DeletionPolicy.RETAIN)),
+         deployment("theirs", model=FT_MODEL, tags={"team": "search"}),
+     ]), Known(),
+     [(K.DELETE_DEPLOYMENT, "Deployment/old", Reason.NO_LONGER_DECLARED)]),
+    ("a spec change with allowReplacement: delete the succeeded job, train again",
+     desired([job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)]),
+     observed(READY_FILES, [DONE]), Known(),
+     [(K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+      (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)]),
+    ("replacing a running job cancels it first",
+     desired([job_spec(seed=7, allow_replacement=True)]), observed(READY_FILES, [job_for(SPEC, "running")]), Known(),
+     [(K.CANCEL_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+      (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+      (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)]),
+    ("the previous job failed: a spec change simply trains again (nothing paid for is lost)",
+     desired([job_spec(seed=7)]), observed(READY_FILES, [job_for(SPEC, "failed")]), Known(),
+     [(K.CREATE_JOB, "FineTuneJob/bot", Reason.SPEC_CHANGED)]),
+    ("previous job known from the state file even with another suffix",
+     desired([job_spec(suffix="v2", allow_replacement=True)]), observed(READY_FILES, [DONE]),
+     Known(jobs={"bot": "ftjob-1"}),
+     [(K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+      (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)]),
+    ("a job with our files but another seed is not ours to adopt",
+     desired([job_spec(suffix="x")]),
+     observed(READY_FILES, [job_for(job_spec(suffix="y"), seed=1)]), Known(),
+     [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)]),
+]
+
+
+@pytest.mark.parametrize(("title", "want", "seen", "known", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_plan_table(title: str, want: Desired, seen: dict[str, Observation], known: Known,
+                    expected: list[tuple[K, str, Reason]]) -> None:
+    assert rows(plan(want, seen, digests=DIGESTS, known=known)) == expected
+
+
+def test_identical_data_shared_by_two_jobs_is_uploaded_once() -> None:
+    p = plan(desired([job_spec("a"), job_spec("b", validation_file=None)]), observed(), digests=DIGESTS)
+    uploads = [a for a in p.actions if a.kind is K.UPLOAD_FILE]
+    assert [str(a.target) for a in uploads] == [f"File/{TRAIN_NAME}", f"File/{VALID_NAME}"]
+
+
+def test_failed_file_blocks_with_its_details() -> None:
+    p = plan(desired([SPEC]), observed([file(TRAIN_NAME, "error"), file(VALID_NAME)]), digests=DIGESTS)
+    p = plan(desired([SPEC], [deployment_spec()]), observed([file(TRAIN_NAME, "error"), file(VALID_NAME)]),
+             digests=DIGESTS)
+    assert p.actions == ()
+    assert [(str(b.target), b.reason) for b in p.blocked] == [
+        ("Deployment/bot", Reason.JOB_FAILED), (f"File/{TRAIN_NAME}", Reason.FILE_FAILED),
+        ("FineTuneJob/bot", Reason.FILE_FAILED)]
+    assert "bad line 3" in p.blocked[1].message
+
+
+def test_failed_job_is_not_retried_and_blocks_its_deployment() -> None:
+    failed = job_for(SPEC, "failed", error_code="invalidTrainingFile", error_message="The file is too small")
+    p = plan(desired([SPEC], [deployment_spec()]), observed(READY_FILES, [failed]), digests=DIGESTS)
+    assert p.actions == ()
+    assert [(str(b.target), b.reason) for b in p.blocked] == [
+        ("Deployment/bot", Reason.JOB_FAILED), ("FineTuneJob/bot", Reason.JOB_FAILED)]
+    assert "The file is too small" in p.blocked[1].message
+
+
+def test_replacement_refused_names_manifest_and_fields() -> None:
+    changed = job_spec(hyperparameters=Hyperparameters(n_epochs=4), training_file=DataRef(path=OTHER, display="o"))
+    with pytest.raises(ReplacementNotAllowed) as info:
+        plan(desired([changed]), observed(READY_FILES, [DONE]), digests=DIGESTS)
+    text = info.value.message
+    assert "manifests/bot.yaml:3:1" in text
+    assert "spec.hyperparameters.n_epochs" in text and "spec.trainingFile" in text
+    assert "new FineTuneJob" in (info.value.hint or "")
+
+
+def test_from_job_waits_for_parent_then_trains_from_its_model() -> None:
+    child = job_spec("child", base_model=None, from_job="bot", training_file=DataRef(path=OTHER), validation_file=None)
+    running = plan(desired([SPEC, child]), observed(READY_FILES, [job_for(SPEC, "running")]), digests=DIGESTS)
+    create = next(a for a in running.actions if a.target.name == "child")
+    assert (create.kind, create.reason, create.depth) == (K.CREATE_JOB, Reason.WAITING_FOR_PARENT, 1)
+    assert running.actions[-1] is create  # deeper in the chain, later in the plan
+    done = plan(desired([SPEC, child]), observed((*READY_FILES, file(OTHER_NAME)), [DONE]), digests=DIGESTS)
+    create = next(a for a in done.actions if a.target.name == "child")
+    assert create.reason is Reason.NOT_IN_ACCOUNT and create.after and create.after["model"] == FT_MODEL
+
+
+def test_child_of_failed_parent_is_blocked() -> None:
+    child = job_spec("child", base_model=None, from_job="bot", validation_file=None)
+    p = plan(desired([SPEC, child]), observed(READY_FILES, [job_for(SPEC, "failed")]), digests=DIGESTS)
+    assert [(str(b.target), b.reason) for b in p.blocked] == [
+        ("FineTuneJob/bot", Reason.JOB_FAILED), ("FineTuneJob/child", Reason.JOB_FAILED)]
+
+
+def ckpt(step: int, valid: float, full: float | None = None) -> ObservedCheckpoint:
+    metrics = {"valid_loss": valid, "train_loss": 0.1, "valid_mean_token_accuracy": 1 - valid}
+    if full is not None:
+        metrics["full_valid_loss"] = full
+    return ObservedCheckpoint(id=f"ftchkpt-{step}", job_id="ftjob-1", fine_tuned_model_checkpoint=f"m:ckpt-step-{step}",
+                              step_number=step, metrics=metrics, created_at=step)
+
+
+CHECKPOINTS = (ckpt(20, 0.5, 0.55), ckpt(30, 0.4, 0.60), ckpt(40, 0.45, 0.58))  # epochs 2, 3, 4 of 4
+SPEC4 = job_spec(hyperparameters=Hyperparameters(n_epochs=4))
+FOUR = job_for(SPEC4, hyperparameters={"n_epochs": 4})
+
+
+@pytest.mark.parametrize(("checkpoint", "model"), [
+    ("final", FOUR.fine_tuned_model), ("best", "ftchkpt-20"), (3, "ftchkpt-30"), (4, "ftchkpt-40"),
+])
+def test_checkpoint_choice(checkpoint: object, model: str) -> None:
+    spec = deployment_spec(model=ModelRef(from_job="bot", checkpoint=checkpoint))  # type: ignore[arg-type]
+    p = plan(desired([SPEC4], [spec]), observed(READY_FILES, [FOUR], checkpoints={"ftjob-1": CHECKPOINTS}),
+             digests=DIGESTS)
+    assert [(a.kind, a.after and a.after["model"]) for a in p.actions] == [(K.CREATE_DEPLOYMENT, model)]
+
+
+def test_best_falls_back_to_valid_loss() -> None:
+    plain = tuple(ckpt(s, v) for s, v in ((10, 0.3), (20, 0.2), (30, 0.25)))
+    spec = deployment_spec(model=ModelRef(from_job="bot", checkpoint="best"))
+    p = plan(desired([SPEC], [spec]), observed(READY_FILES, [DONE], checkpoints={"ftjob-1": plain}), digests=DIGESTS)
+    assert p.actions[0].after and p.actions[0].after["model"] == "ftchkpt-20"
+
+
+def test_epoch_not_retained_is_blocked() -> None:
+    spec = deployment_spec(model=ModelRef(from_job="bot", checkpoint=1))
+    p = plan(desired([SPEC4], [spec]), observed(READY_FILES, [FOUR], checkpoints={"ftjob-1": CHECKPOINTS}),
+             digests=DIGESTS)
+    assert p.actions == () and p.blocked[0].reason is Reason.CHECKPOINT_NOT_RETAINED
+    assert "epoch 1" in p.blocked[0].message and "2, 3, 4" in p.blocked[0].message
+
+
+@pytest.mark.parametrize(("gate", "passes"), [
+    (MetricGate("full_valid_loss", "<", 0.6), True),
+    (MetricGate("full_valid_loss", "<", 0.5), False),
+    (MetricGate("valid_mean_token_accuracy", ">=", 0.9), False),
+    (MetricGate("no_such_metric", "<", 1.0), False),
+])
+def test_metric_gates_on_chosen_checkpoint(gate: MetricGate, passes: bool) -> None:
+    spec = deployment_spec(model=ModelRef(from_job="bot", checkpoint="best"), gates=Gates(metrics=(gate,)))
+    p = plan(desired([SPEC4], [spec]), observed(READY_FILES, [FOUR], checkpoints={"ftjob-1": CHECKPOINTS}),
+             digests=DIGESTS)
+    if passes:
+        assert [a.kind for a in p.actions] == [K.CREATE_DEPLOYMENT]
+    else:
+        assert p.actions == () and [b.reason for b in p.blocked] == [Reason.GATE_FAILED]
+
+
+def test_gate_failure_keeps_the_serving_model() -> None:
+    old = deployment(model="older-model")
+    spec = deployment_spec(gates=Gates(metrics=(MetricGate("full_valid_loss", "<", 0.1),)))
+    p = plan(desired([SPEC], [spec]), observed(READY_FILES, [DONE], [old],
+                                               results={"ftjob-1": MetricsSummary({"full_valid_loss": 0.5})}),
+             digests=DIGESTS)
+    assert p.actions == () and p.blocked[0].reason is Reason.GATE_FAILED
+
+
+def test_unowned_deployment_with_declared_name_is_left_alone() -> None:
+    theirs = deployment(model="gpt-4.1", tags={})
+    p = plan(desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [theirs]), digests=DIGESTS)
+    assert p.actions == () and p.blocked[0].reason is Reason.NOT_OWNED
+
+
+def test_base_model_deployment() -> None:
+    spec = deployment_spec("plain", model=ModelRef(base_model="gpt-4.1-mini", version="2025-04-14"),
+                           sku=Sku.GLOBAL_STANDARD, capacity=10)
+    p = plan(desired([], [spec]), observed(), digests=DIGESTS)
+    assert [(a.kind, a.after) for a in p.actions] == [(K.CREATE_DEPLOYMENT, {
+        "model": "gpt-4.1-mini", "version": "2025-04-14", "sku": "GlobalStandard", "capacity": 10,
+        "checkpoint": "gpt-4.1-mini"})]
+
+
+def test_order_is_total_and_deterministic() -> None:
+    jobs = [job_spec(f"j{i}", training_file=DataRef(path=ROOT / f"d{i}.jsonl"), validation_file=None) for i in range(6)]
+    deps = [deployment_spec(f"d{i}", model=ModelRef(from_job=f"j{i}")) for i in range(6)]
+    digests = {ROOT / f"d{i}.jsonl": f"{i}" * 64 for i in range(6)}
+    first = plan(desired(jobs, deps), observed(), digests=digests)
+    for seed in range(5):
+        rng = random.Random(seed)
+        shuffled_jobs, shuffled_deps = jobs[:], deps[:]
+        rng.shuffle(shuffled_jobs)
+        rng.shuffle(shuffled_deps)
+        again = plan(desired(shuffled_jobs, shuffled_deps), observed(), digests=digests)
+        assert render_plan(again, "json") == render_plan(first, "json")
+    stages = [a.target.kind for a in first.actions]
+    assert stages == sorted(stages, key=["File", "FineTuneJob", "Deployment"].index)
+
+
+def test_plan_is_pure_and_repeatable() -> None:
+    seen = observed(READY_FILES, [job_for(SPEC, "running")])
+    assert plan(desired([SPEC]), seen, digests=DIGESTS) == plan(desired([SPEC]), seen, digests=DIGESTS)
+
+
+def test_unobserved_account_is_an_error() -> None:
+    with pytest.raises(PlanError, match="not observed"):
+        plan(desired([job_spec(account="prod")]), observed(), digests=DIGESTS)
+
+
+def test_missing_digest_is_an_error() -> None:
+    with pytest.raises(PlanError, match="no digest for data/train.jsonl") as info:
+        plan(desired([SPEC]), observed(), digests={})
+    assert "compute_digests" in (info.value.hint or "")
+
+
+def test_fingerprint_moves_when_a_touched_object_changes() -> None:
+    before = plan(desired([SPEC], [deployment_spec(capacity=5)]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+                  digests=DIGESTS)
+    moved = plan(desired([SPEC], [deployment_spec(capacity=5)]),
+                 observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, capacity=2)]), digests=DIGESTS)
+    progressed = plan(desired([SPEC], [deployment_spec(capacity=5)]),
+                      observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Updating")]), digests=DIGESTS)
+    assert before.observed_fingerprint != moved.observed_fingerprint
+    assert before.observed_fingerprint == progressed.observed_fingerprint
