@@ -91,6 +91,15 @@ def test_invalid_dataset_referenced_by_a_manifest_exits_1(tmp_path: Path) -> Non
                for d in document["diagnostics"])
 
 
+def test_manifest_and_dataset_problems_are_reported_together(tmp_path: Path) -> None:
+    root = project(tmp_path, JOB.format(epochs=2), [GOOD_LINE] * 11 + ["{not json\n"])
+    (root / "other.yaml").write_text(JOB.format(epochs=99).replace("name: bot", "name: other"))
+    result = tunekeeper("validate", cwd=root)
+    assert result.returncode == 1
+    assert "other.yaml:9:17: error: spec.method.hyperparameters.n_epochs" in result.stderr
+    assert "data/train.jsonl:12" in result.stderr
+
+
 def test_json_output_for_machines(tmp_path: Path) -> None:
     root = project(tmp_path, JOB.format(epochs=2))
     result = tunekeeper("validate", ".", "-o", "json", "--workers", "2", cwd=root)

@@ -94,8 +94,7 @@ def validate(paths: tuple[Path, ...], output: str, workers: int, exact_tokens: b
 
 def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str, model: str | None,
          root: Path | None) -> _Result:
-    from tunekeeper.errors import ManifestError
-    from tunekeeper.resources import display_path, load, manifest_files
+    from tunekeeper.resources import display_path, load_with_diagnostics, manifest_files
 
     result = _Result()
     datasets = [p for p in paths if p.is_file() and p.suffix.lower() in DATASET_SUFFIXES]
@@ -106,22 +105,18 @@ def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str
     ]
     if manifests:
         found, _ = manifest_files(manifests)
-        try:
-            desired, warnings = load(manifests, root=root)
-        except ManifestError as exc:
-            result.diagnostics += exc.diagnostics
-        else:
-            result.desired = desired
-            result.diagnostics += warnings
-            checks += _dataset_checks(desired, result)
-            if not (desired.accounts or desired.jobs or desired.deployments) and not datasets:
-                where = ", ".join(str(p) for p in manifests)
-                result.diagnostics.append(Diagnostic(
-                    where, 0, 0, "error",
-                    f"no tunekeeper manifests found in {where}" + (f" ({len(found)} YAML files looked at)"
-                                                                   if found else ""),
-                    hint="manifests have apiVersion: tunekeeper.io/v1alpha1; or name .jsonl datasets directly",
-                    code="TK-V001"))
+        desired, diagnostics = load_with_diagnostics(manifests, root=root)
+        result.desired = desired
+        result.diagnostics += diagnostics
+        checks += _dataset_checks(desired, result)
+        if count(diagnostics)[0] == 0 and not (desired.accounts or desired.jobs or desired.deployments) and not datasets:
+            where = ", ".join(str(p) for p in manifests)
+            result.diagnostics.append(Diagnostic(
+                where, 0, 0, "error",
+                f"no tunekeeper manifests found in {where}" + (f" ({len(found)} YAML files looked at)"
+                                                               if found else ""),
+                hint="manifests have apiVersion: tunekeeper.io/v1alpha1; or name .jsonl datasets directly",
+                code="TK-V001"))
     if checks:
         from tunekeeper.datasets import validate_dataset
 
@@ -156,12 +151,18 @@ def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
             used_by = f"FineTuneJob/{job.name} {role}"
             if ref.url is not None:
                 result.remote.append((ref.url, used_by))
-            elif ref.path is not None:
+            elif ref.path is not None and _readable_inside(ref.path, desired.root):
                 training = role == "trainingFile"
                 checks.append(_DatasetCheck(ref.path, display_path(ref.path), job.method.value, model,
                                             job.hyperparameters.n_epochs if training else None, (used_by,),
                                             training))
     return checks
+
+
+def _readable_inside(path: Path, root: Path) -> bool:
+    """Only files the manifest checks accepted: inside the root (after symlinks) and present."""
+    resolved = path.resolve()
+    return resolved.is_file() and resolved.is_relative_to(root.resolve())
 
 
 def _merge(checks: Sequence[_DatasetCheck]) -> list[_DatasetCheck]:

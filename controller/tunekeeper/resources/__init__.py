@@ -11,7 +11,7 @@ Must not: read dataset contents, touch the network, or import the Azure/OpenAI S
 from __future__ import annotations
 
 from tunekeeper.errors import ManifestError
-from tunekeeper.resources.loader import display_path, find_root, load, manifest_files
+from tunekeeper.resources.loader import display_path, find_root, load, load_with_diagnostics, manifest_files
 from tunekeeper.resources.specs import (
     API_VERSION,
     DEFAULT_MANAGEMENT_ENDPOINT,
@@ -56,5 +56,6 @@ __all__ = [
     "display_path",
     "find_root",
     "load",
+    "load_with_diagnostics",
     "manifest_files",
 ]

@@ -98,13 +98,25 @@ def _is_ours(value: object) -> bool:
         isinstance(api_version, str) and api_version.startswith("tunekeeper"))
 
 
-def load(paths: Sequence[Path], *, root: Path | None = None, check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
+def load(paths: Sequence[Path], *, root: Path | None = None,
+         check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
     """Read, validate and check manifests. Returns (desired specs, warnings); raises ManifestError
     with every diagnostic (errors and warnings, sorted) when anything is wrong.
 
     ``root`` bounds data paths (default :func:`find_root`); ``check_data=False`` skips checking
     that data files exist (containment is still checked).
     """
+    desired, diagnostics = load_with_diagnostics(paths, root=root, check_data=check_data)
+    if any(d.severity == "error" for d in diagnostics):
+        raise ManifestError(diagnostics)
+    return desired, diagnostics
+
+
+def load_with_diagnostics(paths: Sequence[Path], *, root: Path | None = None,
+                          check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
+    """Like :func:`load`, but never raises: returns the resources that could be built (those whose
+    own document is valid) with every diagnostic, errors included. For reports that want to go on
+    checking what is valid (``tunekeeper validate`` checks those resources' datasets)."""
     root = (root or find_root(paths)).absolute()
     inputs, diagnostics = manifest_files(paths)
     built: list[Built] = []
@@ -113,8 +125,6 @@ def load(paths: Sequence[Path], *, root: Path | None = None, check_data: bool = 
         built += _load_file(item, root, check_data, diagnostics, files)
     resolved, cross = check(built)
     diagnostics += cross
-    if any(d.severity == "error" for d in diagnostics):
-        raise ManifestError(diagnostics)
     desired = Desired(
         root=root,
         accounts=tuple(sorted((b.spec for b in resolved if isinstance(b.spec, AccountSpec)), key=lambda s: s.name)),
