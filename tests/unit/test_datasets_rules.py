@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from tunekeeper.datasets import validate_bytes, validate_dataset
 from tunekeeper.datasets._rules import RULES
 

@@ -11,14 +11,13 @@ from typing import Any
 
 import orjson
 import pytest
-
 from tunekeeper.datasets import auto_epochs, validate_bytes, validate_dataset
 from tunekeeper.datasets.__main__ import main
 from tunekeeper.datasets._examples import check_example, plain_chat
 
 BOM = b"\xef\xbb\xbf"
 DATA = Path(__file__).resolve().parent.parent / "data" / "datasets"
-WORDS = "the quick brown fox jumps over a lazy dog refund order invoice password é 東京 🙂".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "refund", "order", "invoice", "password", "é", "東京", "🙂"]
 
 
 def text(rng: random.Random, words: int) -> str:

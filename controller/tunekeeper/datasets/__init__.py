@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
 
-__all__ = ["DatasetReport", "DatasetStats", "auto_epochs", "validate_bytes", "validate_dataset", "METHODS"]
+__all__ = ["METHODS", "DatasetReport", "DatasetStats", "auto_epochs", "validate_bytes", "validate_dataset"]
 
 METHODS = ("supervised", "dpo", "reinforcement")
 

@@ -27,8 +27,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 
-from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.datasets._rules import diagnose, show
+from tunekeeper.diagnostics import Diagnostic
 
 # Tokens allowed per image. Images are not tokenized from their URL: the service bills a 512x512
 # tile at 170 tokens plus 85 base, and a high-detail 1024x1024 image at 85 + 4 * 170 = 765. We
@@ -70,7 +70,7 @@ def json_length(value: object) -> int:
 class _PlainMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     role: Literal["system", "user", "assistant"]
     content: Annotated[str, msgspec.Meta(min_length=1)]
-    weight: Literal[0, 1] = 2  # 2: no weight given
+    weight: Literal[0, 1] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _PlainExample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -79,6 +79,7 @@ class _PlainExample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _decode_plain = msgspec.json.Decoder(_PlainExample).decode
 _NOT_PLAIN = (msgspec.MsgspecError, ValueError)
+_UNSET = msgspec.UNSET
 
 
 def plain_chat(line: bytes) -> tuple[int, int, int] | None:
@@ -98,9 +99,9 @@ def plain_chat(line: bytes) -> tuple[int, int, int] | None:
     for message in messages:
         chars += len(message.content)
         if message.role == "assistant":
-            if message.weight:
+            if message.weight != 0:
                 turns += 1
-        elif message.weight != 2:
+        elif message.weight is not _UNSET:
             return None
     if not turns:
         return None
@@ -111,8 +112,18 @@ def plain_chat(line: bytes) -> tuple[int, int, int] | None:
 class _Walk:
     """What the full check of one example gathers while it walks the messages."""
 
-    __slots__ = ("path", "line", "out", "chars", "messages", "image_tokens", "url_chars",
-                 "turns", "call_ids", "errors")
+    __slots__ = (
+        "call_ids",
+        "chars",
+        "errors",
+        "image_tokens",
+        "line",
+        "messages",
+        "out",
+        "path",
+        "turns",
+        "url_chars",
+    )
 
     def __init__(self, path: str, line: int, out: list[Diagnostic]) -> None:
         self.path = path
@@ -126,7 +137,7 @@ class _Walk:
         self.call_ids: set[str] = set()
         self.errors = 0
 
-    def report(self, code: str, field: str | None = None, **values: object) -> None:
+    def report(self, code: str, field: str | None = None, **values: Any) -> None:
         diagnostic = diagnose(code, self.path, self.line, field=field, **values)
         if diagnostic.severity == "error":
             self.errors += 1

@@ -51,16 +51,20 @@ O200K_FILE = "o200k_base.tiktoken"
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 O200K_SPECIAL_TOKENS = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
 # The pre-tokenization pattern of o200k_base, as tiktoken defines the encoding.
-O200K_PATTERN = "|".join(
-    [
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
+O200K_PATTERN = (
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"""
+    "|"
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"""
+    "|"
+    r"""\p{N}{1,3}"""
+    "|"
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*"""
+    "|"
+    r"""\s*[\r\n]+"""
+    "|"
+    r"""\s+(?!\S)"""
+    "|"
+    r"""\s+"""
 )
 
 
@@ -74,7 +78,7 @@ def context_limit(model: str | None) -> tuple[int, str]:
         return DEFAULT_CONTEXT, "an unspecified model"
     base = model.split(".ft", 1)[0].lower()
     for prefix, limit in CONTEXT_LIMITS:
-        if base == prefix or base.startswith(prefix + "-") or base.startswith(prefix + "."):
+        if base == prefix or base.startswith((prefix + "-", prefix + ".")):
             return limit, model
     return DEFAULT_CONTEXT, f"{model} (unknown model; {DEFAULT_CONTEXT} assumed)"
 
