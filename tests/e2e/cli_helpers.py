@@ -96,7 +96,6 @@ def inventory(project: Path) -> Inventory:
     """Open ``project``'s embedded emulator data with a fresh emulator and list what it holds."""
     from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
     from openai import AzureOpenAI
-
     from tunekeeper.cloud.loopback import AllowHttpForLoopback, StaticTokenCredential
     from tunekeeper.emulator import Emulator
 

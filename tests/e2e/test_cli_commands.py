@@ -38,7 +38,8 @@ def test_lifecycle_through_the_console_script(project: Path) -> None:
     assert "Still in progress" in started.stdout
     held = inventory(project)
     assert list(held.uploaded.values()) == [1]
-    assert len(held.jobs) == 1
+    assert len(held.jobs) <= 1  # created once the file is processed: maybe now, maybe on the next run
+    assert not held.deployments
 
     finished = run_process("apply", ".", "--wait", "--timeout", "120", cwd=project, env=slow)
     assert finished.exit_code == 0, finished

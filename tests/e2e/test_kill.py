@@ -38,6 +38,7 @@ def test_killed_apply_leaves_nothing_twice(tmp_path: Path) -> None:
     project = _two_of_everything(tmp_path / "repo")
     rng = random.Random(SEED)
     killed = 0
+    partial = 0  # kills that left some, but not all, of the objects behind
     for _ in range(KILLS):
         process = subprocess.Popen([*console_script(), "apply", ".", "--wait"], cwd=project, env=process_env(SPEED),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -49,7 +50,14 @@ def test_killed_apply_leaves_nothing_twice(tmp_path: Path) -> None:
             process.send_signal(signal.SIGKILL)
             killed += 1
         process.wait(timeout=30)
+        if (project / ".tunekeeper" / "emulator").is_dir():
+            now = inventory(project)
+            assert now.duplicates() == {"files": [], "deployments": []}
+            assert len(now.jobs) <= 2, now.jobs
+            created = sum(now.uploaded.values()) + len(now.jobs) + sum(now.deployments.values())
+            partial += 0 < created < 5
     assert killed >= 1, "every apply finished before its kill point; the test proved nothing"
+    assert partial >= 1, "no kill landed between the first and the last object created"
 
     final = run_process("apply", ".", "--wait", "--timeout", "120", cwd=project, env=SPEED)
     assert final.exit_code == 0, final
