@@ -181,6 +181,17 @@ def test_dpo_after_reinforcement(repo: Path) -> None:
     assert problems(repo, job("a"), job("b", "  method: {type: dpo}\n", source="  fromJob: a\n")) == ()
 
 
+def test_method_and_model_family_warnings(repo: Path) -> None:
+    rft = "  method:\n    type: reinforcement\n    grader: {type: python, source: 'def grade(s, i): return 1'}\n"
+    found = problems(repo, job("a", rft))
+    assert [d.severity for d in found] == ["warning"]
+    assert "reinforcement fine-tuning is offered for reasoning models" in found[0].message
+    assert found[0].line == line_in(repo, "baseModel")
+    found = problems(repo, job("a", source="  baseModel: o4-mini-2025-04-16\n"))
+    assert [d.severity for d in found] == ["warning"] and "is a reasoning model" in found[0].message
+    assert problems(repo, job("a", rft, source="  baseModel: o4-mini-2025-04-16\n")) == ()
+
+
 def test_missing_data_file(repo: Path) -> None:
     found = problems(repo, job("a").replace("data/train.jsonl", "data/nope.jsonl"))
     d = only_error(found, "spec.trainingFile 'data/nope.jsonl' does not exist")

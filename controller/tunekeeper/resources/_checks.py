@@ -80,12 +80,36 @@ def check(built: Sequence[Built]) -> tuple[list[Built], list[Diagnostic]]:
     job_names = sorted(jobs)
     for item in resolved:
         spec = item.spec
+        if isinstance(spec, FineTuneJobSpec) and spec.base_model is not None:
+            out += _check_method_family(item, spec, spec.base_model)
         if isinstance(spec, FineTuneJobSpec) and spec.from_job is not None:
             out += _check_parent(item, spec, jobs, job_names, account_names)
         if isinstance(spec, DeploymentSpec):
             out += _check_deployment(item, spec, jobs, job_names, account_names)
     out += _check_cycles(jobs)
     return resolved, out
+
+
+def _is_reasoning_model(model: str) -> bool:
+    """o1, o3, o4-mini, ...: the o-series reasoning models."""
+    return len(model) > 1 and model[0] == "o" and model[1].isdigit()
+
+
+def _check_method_family(item: Built, spec: FineTuneJobSpec, model: str) -> list[Diagnostic]:
+    """What is known for sure about model families; the service has the final word on the rest."""
+    if spec.method is Method.REINFORCEMENT and not _is_reasoning_model(model):
+        return [item.origin.at(("spec", "baseModel"),
+                               f"reinforcement fine-tuning is offered for reasoning models (such as "
+                               f"o4-mini-2025-04-16); {model} will probably be refused",
+                               "use a reasoning model, or method supervised / dpo", severity="warning",
+                               code="TK-X020")]
+    if spec.method is not Method.REINFORCEMENT and _is_reasoning_model(model):
+        return [item.origin.at(("spec", "baseModel"),
+                               f"{model} is a reasoning model: it is fine-tuned with method reinforcement, "
+                               f"not {spec.method.value}",
+                               "set spec.method.type: reinforcement with a grader, or choose a gpt model",
+                               severity="warning", code="TK-X020")]
+    return []
 
 
 def _known(account: str | None, accounts: Sequence[str]) -> bool:

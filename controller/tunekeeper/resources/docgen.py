@@ -29,6 +29,8 @@ CROSS_RESOURCE_RULES = (
     ("Metric gates on `valid_*` / `full_valid_*` metrics need the job to have a `validationFile`; a base-model "
     "Deployment cannot have metric gates."),
     "A reinforcement fine-tuned model can only be trained further with method `reinforcement`.",
+    ("Warning (the service decides): method `reinforcement` on a model that is not an o-series reasoning model, "
+    "or another method on one."),
 )
 
 DECISIONS = (
