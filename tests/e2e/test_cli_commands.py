@@ -141,3 +141,24 @@ def test_usage_errors_exit_2(project: Path) -> None:
     assert run("plan", project, "-o", "yaml").exit_code == 2
     assert run("chat").exit_code == 2
     assert run("apply", project, "--timeout", "-1").exit_code == 2
+
+
+def test_plan_as_json_and_markdown_changes_nothing(project: Path) -> None:
+    as_json = run("plan", project, "-o", "json")
+    assert as_json.exit_code == 0, as_json
+    data = json.loads(as_json.stdout)
+    kinds = sorted(a["kind"] for a in data["actions"])
+    assert kinds == ["create_deployment", "create_job", "upload_file"]
+
+    as_markdown = run("plan", project, "-o", "markdown")
+    assert as_markdown.exit_code == 0, as_markdown
+    assert "| `+` | create_job | `FineTuneJob/support-bot` |" in as_markdown.stdout
+
+    assert inventory(project).uploaded == {}  # planning twice sent nothing that changes the account
+
+
+def test_chat_before_apply_says_what_to_do(project: Path) -> None:
+    outcome = run("chat", "support-bot", "hello", project)
+    assert outcome.exit_code == 1, outcome
+    assert "Deployment support-bot is not serving yet" in outcome.stderr
+    assert 'tunekeeper apply --wait' in outcome.stderr

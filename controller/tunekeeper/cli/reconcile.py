@@ -244,7 +244,8 @@ def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: st
     with ProgressEvents(stderr_console(), bars=bars) as events:
         result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events))
     _echo(render_converge(result, output, wait=wait, timeout=timeout))
-    if result.errors or result.timed_out:
+    # Still in progress without --wait is success; a failure, a blocked resource or a timeout is not.
+    if result.errors or result.timed_out or (result.converged and not result.ok):
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
@@ -325,7 +326,11 @@ def chat(deployment: str, prompt: str, path: Path | None, system: str | None) ->
 async def _chat(desired: Desired, account: str | None, name: str, messages: list[dict[str, object]]) -> str:
     async with open_target(desired) as target:
         cloud = target.clouds[account_of(target.desired, account).name]
-        return await cloud.chat(name, messages)
+        try:
+            return await cloud.chat(name, messages)
+        except NotFound:
+            raise TunekeeperError(f"Deployment {name} is not serving yet",
+                                  hint='run "tunekeeper apply --wait", then "tunekeeper status" to follow it') from None
 
 
 # -- results -------------------------------------------------------------------------------------------
