@@ -336,7 +336,9 @@ def test_a_second_operation_while_one_runs_gets_request_conflict(emulator: Any, 
     assert conflict.value.error.message == (
         f"Another operation is being performed on the parent resource '{emulator.arm_account_path}'. "
         "Please try again later.")
-    assert arm("DELETE", "/deployments/first").status_code == 409
+    busy = arm("DELETE", "/deployments/first")
+    assert busy.status_code == 409
+    assert "Retry-After" not in busy.headers and 0 < int(busy.headers["retry-after-ms"])
     _finish_operations(emulator)
     second = arm_client.deployments.begin_create_or_update(rg, account, "second", _sdk_deployment()).result()
     assert second.properties.provisioning_state == "Succeeded"

@@ -28,7 +28,8 @@ Behaviour modelled on what users meet in Azure (codes and messages as Azure writ
   does not register), each listing the supported versions.
 - One deployment operation at a time per account: a PUT/PATCH/DELETE/pause/resume while another
   is in progress gets 409 ``RequestConflict`` "Another operation is being performed on the parent
-  resource '...'. Please try again later."
+  resource '...'. Please try again later." (plus, as an emulator courtesy, ``retry-after-ms``
+  saying when the running operation ends; no ``Retry-After``, which azure-core would auto-retry).
 - Capacity beyond the account's quota for the SKU (``EmulatorConfig.quota``, summed over the
   account's deployments of that SKU) gets 400 ``InsufficientQuota`` with Azure's wording.
 - A model (base name+version, fine-tuned model id, checkpoint id or checkpoint name) that does not
@@ -376,10 +377,16 @@ def _busy_operation(ctx: EmulatorContext) -> dict[str, Any] | None:
 
 
 def _check_not_busy(ctx: EmulatorContext) -> None:
-    if _busy_operation(ctx) is not None:
+    busy = _busy_operation(ctx)
+    if busy is not None:
+        # Azure sends no Retry-After here, and azure-core retries any answer that has one, so the
+        # SDK would hide the conflict; the emulator only hints, in retry-after-ms, when the running
+        # operation ends, for callers that wait on purpose.
+        remaining = max(0.0, busy["ready_at"] - ctx.clock.now())
         raise ArmError(409, "RequestConflict",
                        f"Another operation is being performed on the parent resource '{_account_id(ctx)}'. "
-                       "Please try again later.")
+                       "Please try again later.",
+                       headers={"retry-after-ms": str(max(1, math.ceil(remaining * 1000)))})
 
 
 def _start_operation(ctx: EmulatorContext, doc: dict[str, Any], action: str, seconds: float) -> dict[str, Any]:
