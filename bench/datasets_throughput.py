@@ -147,7 +147,8 @@ def main() -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="tk-bench-", dir=args.dir))
     missed: list[str] = []
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, best of {args.repeat}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, best of {args.repeat}, "
+          f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every mode)")
     print(f"{'size':>6} {'mode':<11} {'MB/s':>8} {'vs orjson':>10} {'peak RSS':>10}")
     try:
         for size_mb in sizes:
@@ -178,6 +179,7 @@ def main() -> int:
             missed.append(f"end to end {seconds:.3f} s, target < {END_TO_END_LIMIT_S} s")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     for line in missed:
         print(f"MISSED: {line}")
     print("all targets met" if not missed else f"{len(missed)} target(s) missed")

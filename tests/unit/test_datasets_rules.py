@@ -277,3 +277,12 @@ def test_bad_arguments_raise() -> None:
         validate_dataset(Path("x"), workers=0)
     with pytest.raises(ValueError, match="epochs"):
         validate_dataset(Path("x"), epochs=0)
+
+
+def test_byte_order_mark_inside_the_file_is_a_json_error() -> None:
+    rows = sft_rows(60)
+    rows[20] = BOM + rows[20]  # two files joined with cat
+    report = validate_bytes(BOM + b"\n".join(rows), filename=LABEL)
+    (error,) = report.errors
+    assert (error.code, error.line, error.column) == ("TK-D011", 21, 1)
+    assert "byte order mark" in error.message and report.has_bom
