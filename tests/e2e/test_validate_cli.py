@@ -176,3 +176,5 @@ def test_malformed_corpus_gives_diagnostics_never_tracebacks() -> None:
         assert "this is a bug in tunekeeper" not in output, f"{name}:\n{output}"
         assert result.returncode == 1, f"{name}: exit {result.returncode}\n{output}"
         assert f"{name}:" in result.stderr and ": error: " in result.stderr, f"{name}:\n{output}"
+        errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+        assert result.stderr.count("\n  hint: ") >= len(errors), f"{name}: a diagnostic without a hint\n{output}"

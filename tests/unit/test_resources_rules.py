@@ -77,6 +77,12 @@ FAILING = [
     ("batch_size-high", job("  method:\n    hyperparameters:\n      batch_size: 257\n"), "from 1 to 256", "batch_size"),
     ("lrm-zero", job("  method:\n    hyperparameters:\n      learning_rate_multiplier: 0\n"),
      "learning_rate_multiplier must be a number greater than 0 and at most 10", "learning_rate_multiplier"),
+    ("lrm-nan", job("  method:\n    hyperparameters:\n      learning_rate_multiplier: .nan\n"),
+     "spec.method.hyperparameters.learning_rate_multiplier must be a finite number, got not a number (NaN)",
+     "learning_rate_multiplier"),
+    ("threshold-inf", deployment("  model: {fromJob: trained}\n  gates:\n    metrics:\n"
+                                 "      - {metric: valid_loss, op: '<', threshold: .inf}\n"),
+     "spec.gates.metrics[0].threshold must be a finite number, got an infinite number", "threshold"),
     ("lrm-high", job("  method:\n    hyperparameters:\n      learning_rate_multiplier: 10.5\n"),
      "greater than 0 and at most 10", "learning_rate_multiplier"),
     ("beta-zero", job("  method:\n    type: dpo\n    hyperparameters:\n      beta: 0\n"),
@@ -205,6 +211,7 @@ def test_failing_rule_names_file_line_and_field(repo: Path, text: str, fragment:
     assert d.path.endswith("m.yaml")
     assert d.line == line_of(text, marker), d.render()
     assert d.column >= 1
+    assert d.hint, d.render()
     assert d.render().startswith(f"{d.path}:{d.line}:{d.column}: error: ")
 
 

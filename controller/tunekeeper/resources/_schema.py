@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources as importlib_resources
 from typing import TYPE_CHECKING, Any
@@ -125,6 +125,8 @@ def show(value: object) -> str:
         return "null (empty)"
     if isinstance(value, float) and math.isinf(value):
         return "an infinite number"
+    if isinstance(value, float) and math.isnan(value):
+        return "not a number (NaN)"
     if isinstance(value, bytes):
         return "binary data"
     text = repr(value)
@@ -134,15 +136,29 @@ def show(value: object) -> str:
 
 
 class _Explainer:
-    def __init__(self, document: Document, display: str) -> None:
+    def __init__(self, document: Document, display: str, contract: Mapping[str, Any] | None = None) -> None:
         self.doc = document
         self.display = display
+        self.contract = contract
         self.out: list[Diagnostic] = []
 
     def add(self, path: NodePath, message: str, hint: str | None, *, key: bool = False, code: str = "TK-M100") -> None:
+        if not hint:
+            hint = self._described(path) or "see docs/resources.md for the fields of each kind"
         pos = self.doc.position(path, key=key)
         self.out.append(Diagnostic(self.display, pos.line, pos.column, "error", message, hint=hint,
                                    field_path=field_path(path) or None, code=code))
+
+    def _described(self, path: NodePath) -> str | None:
+        """The schema's description of the field at ``path``, as a fallback hint."""
+        node: Any = self.contract
+        for part in path:
+            if not isinstance(node, Mapping):
+                return None
+            node = node.get("items") if isinstance(part, int) else node.get("properties", {}).get(part)
+        if isinstance(node, Mapping) and isinstance(node.get("description"), str):
+            return str(node["description"])
+        return None
 
     def got(self, path: NodePath, value: object) -> str:
         text = self.doc.texts.get(path)
@@ -209,8 +225,12 @@ class _Explainer:
                 self.add(path, f"{name} {error.message}", sub.get("description"), code="TK-M106")
         elif validator == "anyOf":
             alternatives = " or ".join(_describe(s) for s in error.validator_value)
-            self.add(path, f"{name} must be {alternatives}, got {self.got(path, value)}",
-                     sub.get("description"), code="TK-M107")
+            values = [s for s in error.validator_value if s.get("const") != "auto"]
+            hint = sub.get("description")
+            if len(values) < len(error.validator_value):
+                hint = (f'remove the field (or write "auto") to let the service choose, or set '
+                        f'{" or ".join(_describe(s) for s in values)}')
+            self.add(path, f"{name} must be {alternatives}, got {self.got(path, value)}", hint, code="TK-M107")
         elif validator == "oneOf":
             self._one_of(path, value)
         elif validator == "not":
@@ -301,6 +321,23 @@ def _describe(sub: Mapping[str, Any]) -> str:
     return f"{noun} " + " and ".join(parts) if parts else noun
 
 
+def _non_finite(value: object, path: NodePath) -> Iterator[NodePath]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, (*path, index))
+
+
+def _at(value: object, path: NodePath) -> object:
+    for part in path:
+        value = value[part]  # type: ignore[index]
+    return value
+
+
 def _depth_first(errors: Iterable[ValidationError]) -> list[ValidationError]:
     return sorted(errors, key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]))
 
@@ -330,11 +367,18 @@ def check_document(document: Document, display: str) -> tuple[str | None, list[D
                       f"set apiVersion: {API_VERSION}", code="TK-M003")
     if not isinstance(kind, str) or kind not in KINDS:
         return None, explainer.out
+    explainer.contract = schema(kind)
+    not_finite = list(_non_finite(value, ()))
+    for path in not_finite:
+        explainer.add(path, f"{field_path(path)} must be a finite number, got {explainer.got(path, _at(value, path))}",
+                      "write an ordinary number (.nan and .inf are not values a service accepts)", code="TK-M110")
     seen: set[tuple[NodePath, str]] = set()
     for error in _depth_first(_validator(kind).iter_errors(value)):
         path = tuple(error.absolute_path)
         if error.validator == "const" and path == ("apiVersion",):
             continue  # reported above
+        if path in not_finite:
+            continue  # reported above, in plainer words
         marker = (path, str(error.validator))
         if marker in seen:
             continue

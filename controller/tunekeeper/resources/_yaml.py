@@ -101,7 +101,7 @@ class _Builder:
             if node.tag not in ("tag:yaml.org,2002:map",):
                 raise _Bad(f"unsupported tag {node.tag}", _pos(node), "remove the tag")
             return self._mapping(node, path, depth)
-        raise _Bad("unsupported YAML node", _pos(node))  # pragma: no cover - PyYAML has only these three
+        raise _Bad("unsupported YAML node", _pos(node), "use plain mappings, lists and values")  # pragma: no cover - PyYAML has only these three
 
     def _scalar(self, node: yaml.ScalarNode, path: NodePath) -> object:
         self._doc.texts[path] = node.value
@@ -114,7 +114,7 @@ class _Builder:
             raise _Bad(exc.problem or "cannot read this value", _pos(node),
                        "only plain YAML values are allowed (no custom !tags)") from None
         except (ValueError, OverflowError) as exc:  # e.g. a malformed !!binary or !!float
-            raise _Bad(f"cannot read this value: {exc}", _pos(node)) from None
+            raise _Bad(f"cannot read this value: {exc}", _pos(node), "quote the value to keep it as text") from None
         if isinstance(value, datetime.date):
             return node.value
         return value
@@ -131,7 +131,8 @@ class _Builder:
                         merged.setdefault(k, v)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                raise _Bad("a mapping key must be a plain string, not a list or mapping", _pos(key_node))
+                raise _Bad("a mapping key must be a plain string, not a list or mapping", _pos(key_node),
+                           "write keys as plain names, like `name: value`")
             key = self._scalar(key_node, (*path, "\0key"))
             if not isinstance(key, str):
                 raise _Bad(f"mapping key {key_node.value!r} is read as {type(key).__name__}, not text",
@@ -151,7 +152,8 @@ class _Builder:
             return [node]
         if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.MappingNode) for n in node.value):
             return list(node.value)
-        raise _Bad("a merge key (<<) needs a mapping or a list of mappings", _pos(node))
+        raise _Bad("a merge key (<<) needs a mapping or a list of mappings", _pos(node),
+                   "write <<: *anchor, where the anchor names a mapping")
 
 
 def _line_of(text: str, index: int) -> Position:
@@ -208,7 +210,8 @@ def parse_documents(text: str, display: str) -> tuple[list[Document], list[Diagn
                                       f"invalid character in YAML: {exc.reason}",
                                       hint="manifests are plain text; remove control characters", code="TK-Y012")]
     except yaml.YAMLError as exc:
-        return documents, [Diagnostic(display, 0, 0, "error", f"invalid YAML: {exc}", code="TK-Y013")]
+        return documents, [Diagnostic(display, 0, 0, "error", f"invalid YAML: {exc}",
+                                      hint="check the YAML syntax of this file", code="TK-Y013")]
     finally:
         loader.dispose()
     return documents, []
@@ -234,5 +237,5 @@ def _compose(loader: yaml.SafeLoader, display: str) -> Iterator[Document]:
             raise _Bad(f"document expands to more than {MAX_VALUES_PER_DOCUMENT} values", start,
                        "aliases (*name) expand here; a manifest needs far fewer values") from None
         except RecursionError:
-            raise _Bad("document is nested too deeply", start) from None
+            raise _Bad("document is nested too deeply", start, "a manifest is a few levels deep") from None
         yield document

@@ -143,6 +143,7 @@ def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Dia
         data = item.path.read_bytes()
     except OSError as exc:
         diagnostics.append(Diagnostic(display, 0, 0, "error", f"cannot read: {exc.strerror or exc}",
+                                      hint="check that the file exists and is readable",
                                       code="TK-L002"))
         return []
     if not item.explicit and not _OURS.search(data) and b"kind:" not in data:
