@@ -329,11 +329,15 @@ def test_folders_are_recursive_and_skip_other_yaml(repo: Path) -> None:
     (repo / "x" / "y" / "deep.yml").write_text(job("deep").replace("data/", "../../data/"))
     (repo / "ci.yaml").write_text("on: push\njobs: {build: {runs-on: ubuntu-latest}}\n")
     (repo / "chart.yaml").write_text("{{ if .Values.x }}\nkind: ConfigMap\n{{ end }}\n")
+    (repo / "broken-other.yaml").write_text("kind: ConfigMap\nx: [\n")  # not ours: its syntax is not our business
+    (repo / "flow.yaml").write_text('{"apiVersion": "tunekeeper.io/v1alpha1", "kind": "Deployment", '
+                                    '"metadata": {"name": "flow"}, "spec": {"model": {"name": "gpt-4.1"}}}\n')
     (repo / ".hidden").mkdir()
     (repo / ".hidden" / "h.yaml").write_text(job("hidden"))
     desired, _ = load([repo])
     assert [j.name for j in desired.jobs] == ["deep"]
-    assert desired.files == ("x/y/deep.yml",)
+    assert [d.name for d in desired.deployments] == ["flow"]
+    assert desired.files == ("flow.yaml", "x/y/deep.yml")
 
 
 def test_find_root(tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ from tunekeeper.resources.specs import AccountSpec, DeploymentSpec, Desired, Fin
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 _SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".tunekeeper", ".mypy_cache",
                         ".pytest_cache", ".ruff_cache", ".tox"})
-_OURS = re.compile(rb"^\s*apiVersion:\s*[\"']?tunekeeper\.io/", re.MULTILINE)
+_OURS = re.compile(rb"tunekeeper\.io/")  # apiVersion: tunekeeper.io/..., block or flow style
+_MAYBE_OURS = re.compile(rb"tunekeeper\.io/|\bkind\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Dia
                                       hint="check that the file exists and is readable",
                                       code="TK-L002"))
         return []
-    if not item.explicit and not _OURS.search(data) and b"kind:" not in data:
+    if not item.explicit and not _MAYBE_OURS.search(data):
         return []  # some other YAML in the folder (CI config, Helm chart, ...)
     text, problems = decode(data, display)
     if text is None:
