@@ -423,6 +423,16 @@ def test_an_unknown_sku_name_and_bad_capacity_are_refused(arm: Callable[..., req
     assert garbage.status_code == 400 and _error(garbage)["code"] == "InvalidRequestContent"
 
 
+def test_old_api_versions_size_with_scale_settings(emulator: Any, arm: Callable[..., requests.Response]) -> None:
+    body = {"properties": {"model": {"format": "OpenAI", "name": "gpt-4o", "version": "2024-08-06"},
+                           "scaleSettings": {"scaleType": "Standard", "capacity": 4}}}
+
+    created = arm("PUT", "/deployments/old", json=body, api_version="2021-10-01")
+
+    assert created.status_code == 201
+    assert created.json()["sku"] == {"name": "Standard", "capacity": 4}
+
+
 def test_a_base_model_without_version_gets_the_newest(emulator: Any, arm: Callable[..., requests.Response]) -> None:
     created = _create_now(emulator, arm, "latest", model="gpt-4o", version=None)
 

@@ -578,7 +578,12 @@ async def _put_deployment(request: web.Request, target: _Target) -> web.StreamRe
         props = body.get("properties") or {}
         if not isinstance(props, dict):
             raise ArmError(400, "InvalidRequestContent", "The 'properties' of the account deployment must be an object.")
-        sku_name, sku_key, capacity = _sku(body.get("sku"))
+        raw_sku = body.get("sku")
+        scale = props.get("scaleSettings")
+        if raw_sku is None and isinstance(scale, dict):
+            # api-versions before 2023 sized deployments with properties.scaleSettings instead of sku.
+            raw_sku = {"name": "Standard", "capacity": scale.get("capacity", 1)}
+        sku_name, sku_key, capacity = _sku(raw_sku)
         model = _model(ctx, props.get("model"))
         _check_sku_supported(model, sku_name, sku_key)
         tags = _tags(body.get("tags"))
