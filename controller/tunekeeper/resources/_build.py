@@ -200,10 +200,8 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
     return DeploymentSpec(
         name=name,
         account=spec.get("account"),
-        model=ModelRef(from_job=model.get("fromJob"), checkpoint=model.get("checkpoint", "final"),
-                       base_model=model.get("name"), version=model.get("version"))
-        if "fromJob" in model else ModelRef(checkpoint="final", base_model=model.get("name"),
-                                            version=model.get("version")),
+        model=(ModelRef(from_job=model["fromJob"], checkpoint=model.get("checkpoint", "final"))
+               if "fromJob" in model else ModelRef(base_model=model["name"], version=model.get("version"))),
         sku=Sku(sku.get("name", "Standard")),
         capacity=int(sku.get("capacity", 1)),
         gates=Gates(metrics=tuple(MetricGate(g["metric"], g["op"], float(g["threshold"]))
