@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tunekeeper.cloud import connect
+from tunekeeper.cloud import CloudSettings, connect
 from tunekeeper.cloud.base import Cloud
 from tunekeeper.errors import StalePlan
 from tunekeeper.reconcile import (
@@ -36,9 +36,14 @@ def account_for(emulator: Any) -> AccountSpec:
     )
 
 
+# The SDKs' own retry policies stay on, with delays shrunk so fault tests take seconds.
+FAST = CloudSettings(max_retries=2, arm_retry_total=2, arm_retry_backoff_factor=0.01, polling_interval=0.01,
+                     conflict_initial_delay=0.01, conflict_max_delay=0.05)
+
+
 @pytest.fixture
 async def cloud(emulator: Any) -> AsyncIterator[Cloud]:
-    client = await connect(account_for(emulator), api_key="test-key")
+    client = await connect(account_for(emulator), api_key="test-key", settings=FAST)
     try:
         yield client
     finally:

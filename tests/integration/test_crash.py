@@ -1,0 +1,91 @@
+"""Crash safety and fault tolerance of converge, against the real emulator.
+
+Given the Clippy example, when converge stops after N actions (a crash between any two steps)
+and runs again, then the emulator holds exactly one of each data file, job and deployment.
+When the emulator answers 429 (with Retry-After) and 503 on the paths apply uses, converge
+still converges, with nothing created twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_apply import clock_sleep, cloud, example  # noqa: F401 (cloud is a fixture)
+from tunekeeper.cloud.base import Cloud
+from tunekeeper.reconcile import NullSink, StateFile, converge
+
+# the Clippy example takes this many actions from nothing (uploads, waits, create job, deploy ...)
+FULL_RUN_ACTIONS = 8
+
+
+def inventory(emulator: Any) -> tuple[list[str], list[str], list[str]]:
+    """Training data files, jobs (by suffix) and deployments the emulator holds."""
+    files = [d["filename"] for d in emulator.store.list("file")
+             if d.get("purpose") == "fine-tune" and d.get("status") not in ("deleted", "deleting")]
+    jobs = [d.get("suffix") or "" for d in emulator.store.list("job")]
+    deployments = [d["name"] for d in emulator.store.list("deployment")]
+    return sorted(files), sorted(jobs), sorted(deployments)
+
+
+def assert_exactly_one_of_each(emulator: Any) -> None:
+    files, jobs, deployments = inventory(emulator)
+    assert len(files) == 2 and len(set(files)) == 2, files
+    assert all(f.startswith("tk-") for f in files)
+    assert jobs == ["clippy"], jobs
+    assert deployments == ["clippy"], deployments
+
+
+async def test_full_run_takes_the_expected_number_of_actions(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    """Keeps FULL_RUN_ACTIONS honest, so the crash test below stops after every one of them."""
+    result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
+                            poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    assert result.ok
+    assert 5 <= result.actions <= FULL_RUN_ACTIONS, result.actions
+    assert_exactly_one_of_each(emulator)
+
+
+@pytest.mark.parametrize("stop_after", range(1, FULL_RUN_ACTIONS + 1))
+async def test_crash_after_each_action_then_rerun(emulator: Any, cloud: Cloud, tmp_path: Path, stop_after: int) -> None:
+    desired = example("clippy", tmp_path)
+    clouds = {"embedded": cloud}
+    first = await converge(desired, clouds, state=StateFile.for_root(tmp_path), events=NullSink(), wait=True,
+                           poll_interval=0.01, timeout=120, stop_after=stop_after, sleep=clock_sleep(emulator))
+    assert first.actions <= stop_after
+    # every other rerun also loses the state file: the markers alone must be enough
+    state = StateFile.for_root(tmp_path) if stop_after % 2 else StateFile(None)
+    second = await converge(desired, clouds, state=state, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=120, sleep=clock_sleep(emulator))
+    assert second.ok, second.to_dict()
+    assert_exactly_one_of_each(emulator)
+    third = await converge(desired, clouds, state=state, events=NullSink(), wait=False, poll_interval=0.01)
+    assert third.converged and third.actions == 0 and third.remaining.actions == ()
+
+
+async def test_converges_through_throttling_and_server_errors(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    for pattern, status in [
+        ("POST /openai/files", 429), ("GET /openai/files", 503), ("GET /openai/files/*", 503),
+        ("POST /openai/fine_tuning/jobs", 429), ("GET /openai/fine_tuning/jobs", 503),
+        ("GET /openai/fine_tuning/jobs/*/checkpoints", 503), ("GET /openai/models", 500),
+        ("GET */deployments", 503),
+    ]:
+        emulator.faults.add(pattern, status=status, retry_after=0.05, times=4)
+    emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=1)  # ARM waits whole seconds
+    result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
+                            poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    assert result.ok, result.to_dict()
+    assert_exactly_one_of_each(emulator)
+
+
+async def test_faults_that_outlast_the_sdk_retries_are_retried_by_the_next_loop(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
+    emulator.faults.add("POST /openai/fine_tuning/jobs", status=503, retry_after=0.05, times=12)
+    emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=4)  # ARM waits whole seconds
+    result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
+                            poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    assert result.ok, result.to_dict()
+    assert result.loops > 3
+    assert_exactly_one_of_each(emulator)
