@@ -291,6 +291,18 @@ async def test_key_from_the_environment_works_and_a_wrong_key_is_never_shown(
     assert wrong not in f"{error.message} {error.hint} {error!r}"
 
 
+async def test_entra_auth_on_loopback_uses_the_development_token(emulator: Any, tmp_path: Path) -> None:
+    account = AccountSpec(
+        name="emulator", endpoint=emulator.url, management_endpoint=emulator.url,
+        subscription_id=emulator.config.subscription_id, resource_group=emulator.config.resource_group,
+        account_name=emulator.config.account_name, auth=AuthSpec(kind="entra"),
+    )
+    async with await connect(account, settings=FAST) as entra:
+        uploaded = await entra.upload_file(write_training_file(tmp_path / "t.jsonl"), filename="t.jsonl")
+        assert [f.id for f in await entra.list_files()] == [uploaded.id]
+        assert await entra.list_deployments() == []
+
+
 # -- retries (the openai SDK's policy) -----------------------------------------------------
 async def test_throttling_is_retried_after_retry_after_and_counted(cloud: AzureCloud, emulator: Any) -> None:
     emulator.faults.add("GET /openai/files", status=429, retry_after=0.6, times=2)
