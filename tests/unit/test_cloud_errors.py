@@ -23,6 +23,7 @@ from azure.core.rest import HttpRequest
 from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.core.utils import case_insensitive_dict
 from azure.mgmt.core.exceptions import ARMErrorFormat
+from tunekeeper.cloud._arm import conflict_wait
 from tunekeeper.cloud._errors import (
     HINT_401,
     HINT_403,
@@ -188,3 +189,12 @@ def test_request_conflict_is_recognised_by_code_or_message() -> None:
     assert is_request_conflict(azure_error(409, "Conflict", "Another operation is being performed on the parent"))
     assert not is_request_conflict(azure_error(409, "Conflict", "name taken"))
     assert not is_request_conflict(azure_error(429, "RequestConflict", "busy"))
+
+
+def testconflict_wait_prefers_retry_after_and_respects_the_deadline() -> None:
+    busy = "Another operation is being performed on the parent resource"
+    assert conflict_wait(azure_error(409, "RequestConflict", busy, {"Retry-After": "3"}), 0.5, 10.0) == 3.0
+    assert conflict_wait(azure_error(409, "RequestConflict", busy), 0.5, 10.0) == 0.5
+    assert conflict_wait(azure_error(409, "RequestConflict", busy, {"Retry-After": "30"}), 0.5, 10.0) is None
+    assert conflict_wait(azure_error(409, "Conflict", "name taken"), 0.5, 10.0) is None
+    assert conflict_wait(azure_error(500, "InternalServerError", "boom"), 0.5, 10.0) is None

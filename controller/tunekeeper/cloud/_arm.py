@@ -190,7 +190,7 @@ class ArmDeployments:
             try:
                 return await start()
             except HttpResponseError as exc:
-                wait = _conflict_wait(exc, delay, deadline - loop.time())
+                wait = conflict_wait(exc, delay, deadline - loop.time())
                 if wait is None:
                     raise translate(exc, action=action, redact=self._redact) from None
             except AzureError as exc:
@@ -218,7 +218,7 @@ class ArmDeployments:
             task.exception()  # retrieved here; raised again to whoever awaits result()
 
 
-def _conflict_wait(exc: HttpResponseError, delay: float, remaining: float) -> float | None:
+def conflict_wait(exc: HttpResponseError, delay: float, remaining: float) -> float | None:
     """Seconds to wait before repeating a request refused with RequestConflict; None: give up."""
     if not is_request_conflict(exc) or exc.response is None:
         return None
