@@ -546,6 +546,10 @@ def test_chat_with_fine_tuned_and_base_deployments(emulator: Any, client: openai
     assert answer.object == "chat.completion" and answer.usage and answer.usage.total_tokens > 0
     assert "emulator" in (generic.choices[0].message.content or "")
     assert emulator.store.get("deployment", "clippy")["_last_used_at"] is not None
+    streamed = client.chat.completions.create(
+        model="clippy", messages=[{"role": "user", "content": "capital of Peru?"}], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+        "The capital of Peru is answer-4."
 
 
 def test_chat_with_missing_or_paused_deployment(emulator: Any, client: openai.AzureOpenAI, arm_client: Any) -> None:

@@ -5,7 +5,7 @@ with the assistant reply of the training example whose last user turn shares the
 with the request's last user message (Jaccard overlap of lower-cased words; ties go to the
 earlier example), so tests and demos can see that "the model learned its data". A base model
 answers with a fixed sentence saying so. Token counts in ``usage`` are estimates (about four
-characters per token).
+characters per token). ``stream: true`` sends the same answer as server-sent events.
 
 The deployment must exist in the store (kind ``deployment``, written by arm.py) with
 ``provisioningState`` Succeeded, else 404 ``DeploymentNotFound`` as Azure answers; a paused
@@ -75,7 +75,7 @@ def _estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
-async def chat_completions(request: web.Request) -> web.Response:
+async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     name = request.match_info["deployment"]
     body = await json_body(request)
@@ -90,9 +90,6 @@ async def chat_completions(request: web.Request) -> web.Response:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid_payload("'messages' must be a non-empty array of chat messages.", param="messages")
-    if body.get("stream"):
-        raise invalid_payload("Streaming ('stream': true) is not supported by the tunekeeper emulator.",
-                              param="stream")
     model = properties.get("model") or {}
     resolved = resolve_model(ctx, str(model.get("name", "")), model.get("version"))
     if resolved is None:
@@ -121,8 +118,15 @@ async def chat_completions(request: web.Request) -> web.Response:
 
     prompt_tokens = _estimate_tokens(all_text)
     completion_tokens = _estimate_tokens(answer)
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens}
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if body.get("stream"):
+        options = body.get("stream_options") or {}
+        with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        return await _stream(request, completion_id, int(now), model_name, answer, usage if with_usage else None)
     return json_response({
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "id": completion_id,
         "object": "chat.completion",
         "created": int(now),
         "model": model_name,
@@ -133,6 +137,35 @@ async def chat_completions(request: web.Request) -> web.Response:
             "logprobs": None,
             "message": {"role": "assistant", "content": answer, "refusal": None},
         }],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": usage,
     })
+
+
+async def _stream(request: web.Request, completion_id: str, created: int, model: str, answer: str,
+                  usage: dict[str, int] | None) -> web.StreamResponse:
+    """The answer as server-sent events, a few words per chunk, as ``stream: true`` asks."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+
+    async def send(delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None) -> None:
+        chunk: dict[str, Any] = {
+            "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        if extra:
+            chunk.update(extra)
+        await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+
+    await send({"role": "assistant", "content": ""}, None)
+    words = answer.split(" ")
+    for start in range(0, len(words), 4):
+        piece = " ".join(words[start:start + 4])
+        await send({"content": piece if start == 0 else " " + piece}, None)
+    await send({}, "stop")
+    if usage is not None:
+        await response.write(b"data: " + orjson.dumps({
+            "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [], "usage": usage}) + b"\n\n")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response

@@ -284,7 +284,7 @@ def _failure_when_started(data: bytes, filename: str, method: str, base: catalog
 def _pairs(data: bytes, method: str) -> list[tuple[str, str]]:
     """(last user turn, reply) pairs of a training file, for chat answers."""
     pairs: list[tuple[str, str]] = []
-    for raw in data.splitlines():
+    for raw in data.removeprefix(b"\xef\xbb\xbf").splitlines():
         try:
             example = orjson.loads(raw)
         except orjson.JSONDecodeError:
