@@ -14,14 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tunekeeper.cloud import CloudSettings, connect
 from tunekeeper.cloud.base import Cloud
 from tunekeeper.errors import StalePlan
 from tunekeeper.reconcile import (
-    ActionKind, NullSink, Outcome, Reason, StateFile, apply, compute_digests, converge, observe, plan, status,
+    ActionKind,
+    NullSink,
+    Outcome,
+    Reason,
+    StateFile,
+    apply,
+    compute_digests,
+    converge,
+    markers,
+    observe,
+    plan,
+    status,
 )
-from tunekeeper.reconcile import markers
 from tunekeeper.resources import load
 from tunekeeper.resources.specs import AccountSpec, AuthSpec, Desired
 
@@ -107,7 +116,7 @@ async def test_without_wait_returns_after_the_progress_possible_now(emulator: An
                                                                     tmp_path: Path) -> None:
     desired = example("clippy", tmp_path)
     first = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=False, poll_interval=0.01)
-    files, jobs, deployments = held(emulator)
+    _, jobs, deployments = held(emulator)
     assert len(jobs) == 1 and deployments == []  # training takes emulated time; nothing was waited for
     assert not first.converged
     emulator.clock.advance(24 * 3600)

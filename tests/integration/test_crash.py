@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .test_apply import clock_sleep, cloud, example  # noqa: F401 (cloud is a fixture)
 from tunekeeper.cloud.base import Cloud
 from tunekeeper.reconcile import NullSink, StateFile, converge
+
+from . import test_apply
+from .test_apply import clock_sleep, example
+
+cloud = test_apply.cloud  # the same fixture: a connected Cloud with the SDK retries shrunk
 
 # the Clippy example takes this many actions from nothing (uploads, waits, create job, deploy ...)
 FULL_RUN_ACTIONS = 8

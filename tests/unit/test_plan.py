@@ -8,16 +8,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
 from tunekeeper.cloud.base import ObservedCheckpoint, ObservedDeployment, ObservedFile, ObservedJob
 from tunekeeper.errors import PlanError, ReplacementNotAllowed
 from tunekeeper.reconcile import ActionKind as K
-from tunekeeper.reconcile import Known, Observation, Plan, Reason, plan, render_plan
-from tunekeeper.reconcile import markers
+from tunekeeper.reconcile import Known, Observation, Plan, Reason, markers, plan, render_plan
 from tunekeeper.reconcile.model import MetricsSummary
 from tunekeeper.resources.specs import (
-    DataRef, DeletionPolicy, DeploymentSpec, Desired, FineTuneJobSpec, Gates, Hyperparameters, Method, MetricGate,
-    ModelRef, Sku, SourceRef,
+    DataRef,
+    DeletionPolicy,
+    DeploymentSpec,
+    Desired,
+    FineTuneJobSpec,
+    Gates,
+    Hyperparameters,
+    Method,
+    MetricGate,
+    ModelRef,
+    Sku,
+    SourceRef,
 )
 
 ROOT = Path("/repo")
@@ -32,19 +40,19 @@ OTHER_NAME = f"tk-{'c' * 16}-other.jsonl"
 
 
 def job_spec(name: str = "bot", **kw: object) -> FineTuneJobSpec:
-    values: dict[str, object] = dict(
-        name=name, account=None, base_model=BASE, from_job=None, method=Method.SUPERVISED,
-        hyperparameters=Hyperparameters(n_epochs=3), training_file=DataRef(path=TRAIN, display="data/train.jsonl"),
-        validation_file=DataRef(path=VALID, display="data/valid.jsonl"),
-        source=SourceRef("manifests/bot.yaml", 3, 1),
-    )
+    values: dict[str, object] = {
+        "name": name, "account": None, "base_model": BASE, "from_job": None, "method": Method.SUPERVISED,
+        "hyperparameters": Hyperparameters(n_epochs=3), "training_file": DataRef(path=TRAIN, display="data/train.jsonl"),
+        "validation_file": DataRef(path=VALID, display="data/valid.jsonl"),
+        "source": SourceRef("manifests/bot.yaml", 3, 1),
+    }
     values.update(kw)
     return FineTuneJobSpec(**values)  # type: ignore[arg-type]
 
 
 def deployment_spec(name: str = "bot", **kw: object) -> DeploymentSpec:
-    values: dict[str, object] = dict(name=name, account=None, model=ModelRef(from_job="bot"),
-                                     source=SourceRef("manifests/bot.yaml", 20, 1))
+    values: dict[str, object] = {"name": name, "account": None, "model": ModelRef(from_job="bot"),
+                                     "source": SourceRef("manifests/bot.yaml", 20, 1)}
     values.update(kw)
     return DeploymentSpec(**values)  # type: ignore[arg-type]
 
@@ -66,13 +74,13 @@ def job_for(spec: FineTuneJobSpec, status: str = "succeeded", *, id: str = "ftjo
         base = "job:" + fingerprint(job_spec(spec.from_job))
     fp = markers.job_fingerprint(spec, base=base, training_digest=DIGESTS[spec.training_file.path],  # type: ignore[index]
                                  validation_digest=DIGESTS[spec.validation_file.path] if spec.validation_file else None)  # type: ignore[index]
-    values: dict[str, object] = dict(
-        id=id, status=status, model=model, training_file=training or f"file-{'a' * 8}", created_at=created,
-        validation_file=f"file-{'b' * 8}" if spec.validation_file else None,
-        fine_tuned_model=f"{model}.ft-{id}-{markers.effective_suffix(spec)}" if status == "succeeded" else None,
-        suffix=markers.effective_suffix(spec), seed=seed if seed is not None else markers.effective_seed(spec, fp),
-        method=spec.method.value, hyperparameters={"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0},
-    )
+    values: dict[str, object] = {
+        "id": id, "status": status, "model": model, "training_file": training or f"file-{'a' * 8}", "created_at": created,
+        "validation_file": f"file-{'b' * 8}" if spec.validation_file else None,
+        "fine_tuned_model": f"{model}.ft-{id}-{markers.effective_suffix(spec)}" if status == "succeeded" else None,
+        "suffix": markers.effective_suffix(spec), "seed": seed if seed is not None else markers.effective_seed(spec, fp),
+        "method": spec.method.value, "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0},
+    }
     values.update(kw)
     return ObservedJob(**values)  # type: ignore[arg-type]
 

@@ -39,12 +39,12 @@ def render_plan(plan: Plan, fmt: Literal["text", "json", "markdown"] = "text") -
         return _markdown(plan, rows)
     lines: list[str] = []
     if rows:
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        widths = [max(len(r[i]) for r in rows) for i in range(1, 4)]
         for row in rows:
-            lines.append("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])).rstrip()
-                         + "  " + row[4])
+            cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[1:4]))
+            lines.append(f"{row[0]:>3} {cells}  {row[4]}")
     for b in plan.blocked:
-        lines.append(f"  ! blocked            {b.target}  {b.reason.value}: {b.message}")
+        lines.append(f"  ! blocked  {b.target}  {b.reason.value}: {b.message}")
     lines.append(summary(plan))
     return "\n".join(lines)
 
