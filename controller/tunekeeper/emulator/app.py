@@ -123,5 +123,5 @@ async def _api_version_middleware(request: web.Request, handler: Handler) -> web
         if not version:
             raise resource_not_found()
         if version not in DATAPLANE_API_VERSIONS:
-            raise unsupported_api_version(version)
+            raise unsupported_api_version()
     return await handler(request)

@@ -106,9 +106,9 @@ def resource_not_found() -> DataPlaneError:
     return DataPlaneError(404, "404", "Resource not found")
 
 
-def unsupported_api_version(version: str) -> DataPlaneError:
-    return DataPlaneError(400, "BadRequest", f"API version not supported: {version!r}. "
-                          "Supported versions: 2024-10-21, 2025-04-01-preview.")
+def unsupported_api_version() -> DataPlaneError:
+    # Azure's exact words; the served versions are in docs/emulator.md.
+    return DataPlaneError(400, "BadRequest", "API version not supported")
 
 
 def dataplane_unauthorized() -> DataPlaneError:
