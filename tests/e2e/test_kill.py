@@ -2,8 +2,9 @@
 
 Given a project whose two FineTuneJobs share one training file (identical data is uploaded
 once) and whose two Deployments serve their models,
-when ``tunekeeper apply --wait`` is killed with SIGKILL at seeded random moments, several times,
-and then run to the end,
+when ``tunekeeper apply --wait`` is killed with SIGKILL at seeded random moments (a random number
+of finished actions plus a random fraction of a second into the next), several times, and then
+run to the end,
 then the embedded emulator holds exactly one upload, two jobs and two deployments, and the
 next plan has nothing to do.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -34,22 +36,51 @@ def _two_of_everything(folder: Path) -> Path:
     return folder
 
 
+def _apply_until_killed(project: Path, *, after_lines: int, jitter: float) -> bool:
+    """Run ``apply --wait``; SIGKILL it ``jitter`` seconds after its ``after_lines``-th finished action
+    (0: ``jitter`` seconds after start). Returns whether it was killed (False: it finished first)."""
+    process = subprocess.Popen([*console_script(), "apply", ".", "--wait", "--no-progress"], cwd=project,
+                               env=process_env(SPEED), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finished = threading.Event()
+    seen = 0
+
+    def watch() -> None:
+        nonlocal seen
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.startswith("✓"):
+                seen += 1
+                if seen >= after_lines:
+                    finished.set()
+        finished.set()
+
+    reader = threading.Thread(target=watch, daemon=True)
+    reader.start()
+    if after_lines > 0:
+        finished.wait(timeout=60)
+    time.sleep(jitter)
+    killed = process.poll() is None
+    if killed:
+        process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    reader.join(timeout=10)
+    return killed
+
+
 def test_killed_apply_leaves_nothing_twice(tmp_path: Path) -> None:
     project = _two_of_everything(tmp_path / "repo")
     rng = random.Random(SEED)
     killed = 0
     partial = 0  # kills that left some, but not all, of the objects behind
-    for _ in range(KILLS):
-        process = subprocess.Popen([*console_script(), "apply", ".", "--wait"], cwd=project, env=process_env(SPEED),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rng.uniform(0.8, 5.0)
-        deadline = time.monotonic() + delay
-        while process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed += 1
-        process.wait(timeout=30)
+    for round_ in range(KILLS):
+        # Seeded random kill points: first somewhere in start-up, observation or the upload; then
+        # after 1-3 finished actions (upload, job creations, deployments) plus a random fraction of a
+        # second into whatever runs next.
+        if round_ == 0:
+            was_killed = _apply_until_killed(project, after_lines=0, jitter=rng.uniform(1.0, 2.0))
+        else:
+            was_killed = _apply_until_killed(project, after_lines=rng.randint(1, 3), jitter=rng.uniform(0.0, 0.3))
+        killed += was_killed
         if (project / ".tunekeeper" / "emulator").is_dir():
             now = inventory(project)
             assert now.duplicates() == {"files": [], "deployments": []}
