@@ -572,6 +572,9 @@ def test_account_models_list_the_catalog(emulator: Any, arm_client: Any) -> None
     models = list(arm_client.accounts.list_models(emulator.config.resource_group, emulator.config.account_name))
 
     by_key = {(m.name, m.version): m for m in models}
+    for model in models:  # every key is one the published API defines (the SDK keeps others aside)
+        assert not model.additional_properties, (model.name, model.additional_properties)
+        assert all(not sku.additional_properties for sku in model.skus or [])
     assert by_key[("gpt-4.1", "2025-04-14")].capabilities["fineTune"] == "true"
     assert by_key[("gpt-4o", "2024-05-13")].capabilities["fineTune"] == "false"
     assert by_key[("gpt-4o", "2024-08-06")].is_default_version is True

@@ -845,7 +845,9 @@ async def _list_account_models(request: web.Request, target: _Target) -> web.Str
             "systemData": {**_MICROSOFT_SYSTEM_DATA, "createdAt": stamp, "lastModifiedAt": stamp},
         }
         if m.can_fine_tune:
-            entry["finetuneCapabilities"] = {"method": ",".join(sorted(m.fine_tune_methods))}
+            # what the fine-tuned versions of this model can do (a string map, like capabilities)
+            entry["finetuneCapabilities"] = {"chatCompletion": str(m.chat).lower(), "inference": "true",
+                                             "fineTune": "true"}
         value.append(entry)
     for model_id, base, created in _fine_tuned_models(ctx):
         stamp = _iso(created).split(".")[0] + "Z"
