@@ -196,3 +196,73 @@ async def test_bad_data_file_is_reported_not_retried(emulator: Any, cloud: Cloud
     data = job_row.condition("DataValidated")
     assert data is not None and data.status == "False" and "not a list" in data.message
     assert held(emulator)[1] == []  # no training on bad data
+
+
+async def test_replacement_allowed_retrains_once_and_refused_changes_nothing(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from tunekeeper.errors import ReplacementNotAllowed
+    from tunekeeper.resources.specs import Hyperparameters
+
+    desired = example("clippy", tmp_path)
+    clouds = {"embedded": cloud}
+    state = StateFile.for_root(tmp_path)
+    await converge(desired, clouds, state=state, events=NullSink(), wait=True, poll_interval=0.01, timeout=120,
+                   sleep=clock_sleep(emulator))
+    (old_job,) = held(emulator)[1]
+    job = desired.jobs[0]
+    changed = dataclasses.replace(job, hyperparameters=Hyperparameters(n_epochs=2))
+
+    refused = dataclasses.replace(desired, jobs=(changed,))
+    with pytest.raises(ReplacementNotAllowed) as info:
+        await converge(refused, clouds, state=state, events=NullSink(), wait=False)
+    assert "clippy.yaml:3" in info.value.message and "spec.hyperparameters.n_epochs" in info.value.message
+    assert held(emulator)[1] == [old_job]
+
+    allowed = dataclasses.replace(desired, jobs=(dataclasses.replace(changed, allow_replacement=True),))
+    result = await converge(allowed, clouds, state=state, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=120, sleep=clock_sleep(emulator))
+    assert result.ok, result.to_dict()
+    (new_job,) = held(emulator)[1]
+    assert new_job != old_job
+    deployed = await cloud.get_deployment("clippy")
+    assert f"ft-{new_job.removeprefix('ftjob-')}" in deployed.model_name
+    again = await converge(allowed, clouds, state=state, events=NullSink(), wait=False)
+    assert again.converged and again.actions == 0
+
+
+async def test_failed_job_reports_azure_error_and_is_not_retried(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    import dataclasses
+
+    from tunekeeper.resources.specs import Method
+
+    desired = example("clippy", tmp_path)
+    wrong_method = dataclasses.replace(desired, jobs=(dataclasses.replace(desired.jobs[0], method=Method.DPO),))
+    result = await converge(wrong_method, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=120, sleep=clock_sleep(emulator))
+    assert result.converged and not result.ok
+    assert len(held(emulator)[1]) == 1 and held(emulator)[2] == []
+    row = next(r for r in result.statuses if r.kind == "FineTuneJob")
+    succeeded = row.condition("Succeeded")
+    assert succeeded is not None and succeeded.status == "False" and succeeded.reason == "TrainingFailed"
+    assert row.error and "invalid" in row.error
+    again = await converge(wrong_method, {"embedded": cloud}, events=NullSink(), wait=False)
+    assert again.actions == 0 and len(held(emulator)[1]) == 1
+
+
+async def test_observe_cost_does_not_grow_with_manifests(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    import dataclasses
+
+    desired = example("clippy", tmp_path)
+    many = dataclasses.replace(
+        desired,
+        jobs=tuple(dataclasses.replace(desired.jobs[0], name=f"clippy-{i}", suffix=f"c{i}") for i in range(50)),
+        deployments=tuple(dataclasses.replace(desired.deployments[0], name=f"clippy-{i}",
+                                              model=dataclasses.replace(desired.deployments[0].model,
+                                                                        from_job=f"clippy-{i}")) for i in range(50)),
+    )
+    one = await observe(cloud, account_for(emulator), desired)
+    fifty = await observe(cloud, account_for(emulator), many)
+    assert one.requests == fifty.requests == 4

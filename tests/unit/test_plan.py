@@ -367,3 +367,22 @@ def test_fingerprint_moves_when_a_touched_object_changes() -> None:
                       observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Updating")]), digests=DIGESTS)
     assert before.observed_fingerprint != moved.observed_fingerprint
     assert before.observed_fingerprint == progressed.observed_fingerprint
+
+
+def test_replaced_job_is_deleted_only_once_its_deployment_moved() -> None:
+    changed = job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)
+    serving_old = deployment(model=FT_MODEL)
+    start = plan(desired([changed], [deployment_spec()]), observed(READY_FILES, [DONE], [serving_old]),
+                 digests=DIGESTS)
+    assert rows(start) == [(K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+                           (K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT)]
+    assert render_plan(start).splitlines()[0].startswith("-/+ create_job")
+
+    new = job_for(changed, id="ftjob-2", created=20, hyperparameters={"n_epochs": 4})
+    assert new.fine_tuned_model
+    training = plan(desired([changed], [deployment_spec()]), observed(READY_FILES, [DONE, new], [serving_old]),
+                    digests=DIGESTS)
+    assert rows(training) == [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)]
+    moved = plan(desired([changed], [deployment_spec()]),
+                 observed(READY_FILES, [DONE, new], [deployment(model=new.fine_tuned_model)]), digests=DIGESTS)
+    assert [(a.kind, a.before and a.before["job_id"]) for a in moved.actions] == [(K.DELETE_JOB, "ftjob-1")]

@@ -311,6 +311,7 @@ def plan(
     matched = 0
     needed_files: set[tuple[str, str]] = set()
 
+    claimed = {r.matched.id for r in res.jobs.values() if r.matched is not None}
     stuck: dict[str, str] = {}  # FineTuneJob name -> why it cannot go on (its dependents are blocked too)
     for r in sorted(res.jobs.values(), key=lambda r: (r.depth, r.spec.name)):
         key = ResourceKey("FineTuneJob", r.spec.name)
@@ -319,6 +320,11 @@ def plan(
             stuck[r.spec.name] = f"FineTuneJob {r.spec.name} {r.matched.status}"
         if r.matched is not None:
             job = r.matched
+            if r.spec.allow_replacement:
+                for old in superseded(r, observed[r.account], claimed):
+                    actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING,
+                                          {"job_id": old.id, "status": old.status, "model": old.model}, None,
+                                          r.account, r.depth))
             if job.status == "succeeded":
                 matched += 1
             elif job.status in FAILED_JOB:
@@ -357,8 +363,10 @@ def plan(
             if previous.status in ACTIVE_JOB:
                 actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING, before, None,
                                       r.account, r.depth))
-            actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, before, None,
-                                  r.account, r.depth))
+            if not deployed(previous, observed[r.account]):
+                # a deployed model stays until its deployment moved to the new one; deleted then
+                actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, before, None,
+                                      r.account, r.depth))
             reason = Reason.REQUIRES_NEW_TRAINING
         elif previous is not None:
             reason = Reason.SPEC_CHANGED
@@ -459,6 +467,27 @@ def plan(
     fingerprint = hashlib.sha256(orjson.dumps(sorted(touched.items()))).hexdigest()
     return Plan(PLAN_FORMAT_VERSION, fingerprint, ordered,
                 tuple(sorted(blocked, key=lambda b: (b.target, b.account))), matched, touched)
+
+
+def superseded(r: JobResolution, obs: Observation, claimed: set[str]) -> list[ObservedJob]:
+    """Finished earlier jobs of a replaced resource (owned, same suffix, older), no longer deployed."""
+    assert r.matched is not None
+    owned_files = {f.id for f in obs.files if markers.is_owned_filename(f.filename)}
+    return sorted(
+        (j for j in obs.jobs
+         if j.id not in claimed and j.status not in ACTIVE_JOB and (j.suffix or None) == r.suffix
+         and j.training_file in owned_files and j.created_at <= r.matched.created_at and not deployed(j, obs)),
+        key=lambda j: j.id,
+    )
+
+
+def deployed(job: ObservedJob, obs: Observation) -> bool:
+    """Does any deployment in the account serve this job's model or one of its checkpoints?"""
+    names = {c.id for c in obs.checkpoints.get(job.id, ())} | {
+        c.fine_tuned_model_checkpoint for c in obs.checkpoints.get(job.id, ())}
+    if job.fine_tuned_model:
+        names.add(job.fine_tuned_model)
+    return any(d.model_name in names for d in obs.deployments)
 
 
 def touched_state(res: Resolution, observed: Mapping[str, Observation], actions: Iterable[Action]) -> dict[str, str]:
