@@ -592,3 +592,20 @@ def test_api_key_or_bearer_token_required(emulator: Any) -> None:
         wrong.files.list()
     assert bearer.files.list().data == []
     assert httpx.get(f"{emulator.url}/openai/models", params={"api-version": STABLE_API_VERSION}).status_code == 401
+
+
+def test_an_injected_failure_fails_a_running_job(emulator: Any, client: openai.AzureOpenAI) -> None:
+    train = processed(emulator, client, chat_data(10))
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=train)
+    emulator.clock.advance(0.1)
+
+    emulator.fail_job(job.id, "Quota for training compute was exhausted.")
+    finish(emulator)
+
+    failed = client.fine_tuning.jobs.retrieve(job.id)
+    assert failed.status == "failed" and failed.fine_tuned_model is None
+    assert failed.error and failed.error.message == "Quota for training compute was exhausted."
+    latest = client.fine_tuning.jobs.list_events(job.id, limit=1).data[0]
+    assert (latest.level, latest.message) == ("error", "Job failed. Quota for training compute was exhausted.")
+    with pytest.raises(ValueError):
+        emulator.fail_job(job.id)

@@ -147,6 +147,15 @@ class Emulator:
         for hook in self.app.get(admin.RESET_HOOKS, []):
             hook()
 
+    def fail_job(self, job_id: str, message: str = "The training run was interrupted by an internal error.") -> None:
+        """Make a pending or running fine-tuning job fail now (tests of failure handling).
+
+        Raises KeyError for an unknown job and ValueError for a finished one.
+        """
+        from tunekeeper.emulator.dataplane.jobs import inject_failure
+
+        inject_failure(self.context, job_id, message)
+
     def __enter__(self) -> Self:
         self.start()
         return self

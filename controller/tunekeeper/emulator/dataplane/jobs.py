@@ -102,6 +102,8 @@ def _actions(doc: dict[str, Any]) -> training.Actions:
         created=float(doc["_created"]),
         pauses=tuple((float(p), None if r is None else float(r)) for p, r in doc["_pauses"]),
         cancelled_at=doc["_cancelled_at"],
+        failed_at=doc.get("_failed_at"),
+        failure=doc.get("_failure"),
     )
 
 
@@ -146,12 +148,28 @@ def refresh_job(ctx: EmulatorContext, doc: dict[str, Any]) -> dict[str, Any]:
             doc["result_files"] = [result_id]
             doc["trained_tokens"] = plan.tokens * plan.n_epochs
         if snap.status == "failed":
-            doc["error"] = {"code": "invalidTrainingFile", "message": plan.failure, "param": "training_file"}
+            if plan.failure is not None and snap.failure == plan.failure:
+                doc["error"] = {"code": "invalidTrainingFile", "message": plan.failure, "param": "training_file"}
+            else:
+                doc["error"] = {"code": "internalFailure", "message": snap.failure, "param": None}
         if snap.status in TERMINAL:
             doc["_final"] = True
         if orjson.dumps(doc) != before:
             ctx.store.put("job", doc["id"], doc)
     return doc
+
+
+def inject_failure(ctx: EmulatorContext, job_id: str, message: str) -> dict[str, Any]:
+    """Make a job fail now with ``message`` (for tests of failure handling); it must not be finished."""
+    doc = find_job(ctx, job_id)
+    if doc is None:
+        raise KeyError(f"no fine-tuning job {job_id!r}")
+    if doc["status"] in TERMINAL:
+        raise ValueError(f"the job {job_id} is already {doc['status']}")
+    doc["_failed_at"] = ctx.clock.now()
+    doc["_failure"] = message
+    ctx.store.put("job", doc["id"], doc)
+    return refresh_job(ctx, doc)
 
 
 def find_job(ctx: EmulatorContext, job_id: str) -> dict[str, Any] | None:

@@ -275,11 +275,14 @@ def results_csv(plan: TrainingPlan) -> bytes:
 # -- the timeline ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Actions:
-    """What users did to a job: pause/resume pairs (wall clock times) and a cancel."""
+    """What happened to a job from outside: pause/resume pairs (wall clock times), a cancel, and
+    a failure injected by a test (``Emulator.fail_job``)."""
 
     created: float
     pauses: tuple[tuple[float, float | None], ...] = ()  # (paused at, resumed at or None)
     cancelled_at: float | None = None
+    failed_at: float | None = None  # injected failure
+    failure: str | None = None  # its message
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +311,7 @@ class Snapshot:
     events: tuple[Event, ...]
     checkpoints: tuple[Checkpoint, ...] = field(default=())  # kept ones only, oldest first
     succeeded_at: float | None = None
-    failed: bool = False
+    failure: str | None = None  # why it failed, when status is "failed"
 
 
 class _Timeline:
@@ -341,7 +344,7 @@ def snapshot(plan: TrainingPlan, actions: Actions, now: float, fine_tuned_model:
              checkpoint_name: str) -> Snapshot:
     """The job's state at ``now``. ``checkpoint_name`` has a ``{step}`` placeholder."""
     line = _Timeline(plan, actions)
-    stop = now if actions.cancelled_at is None else min(now, actions.cancelled_at)
+    stop = min(t for t in (now, actions.cancelled_at, actions.failed_at) if t is not None)
     active = line.active(stop)
     events: list[Event] = [Event(actions.created, "enqueued", "info", "message",
                                  "Job enqueued. Waiting for jobs ahead to complete.")]
@@ -399,8 +402,15 @@ def snapshot(plan: TrainingPlan, actions: Actions, now: float, fine_tuned_model:
     status: str
     finished_at: float | None = None
     estimated: float | None = None
-    if actions.cancelled_at is not None and now >= actions.cancelled_at and failed_at is None \
-            and succeeded_at is None:
+    failure = plan.failure if failed_at is not None else None
+    cancelled = actions.cancelled_at is not None and now >= actions.cancelled_at
+    injected = actions.failed_at is not None and now >= actions.failed_at
+    if failed_at is None and succeeded_at is None and injected and not (
+            cancelled and actions.cancelled_at is not None and actions.failed_at is not None
+            and actions.cancelled_at <= actions.failed_at):
+        failed_at, failure = actions.failed_at, actions.failure or "The job failed."
+        events.append(Event(failed_at or now, "failed", "error", "message", f"Job failed. {failure}"))
+    if cancelled and failed_at is None and succeeded_at is None and actions.cancelled_at is not None:
         status, finished_at = "cancelled", actions.cancelled_at
         events.append(Event(actions.cancelled_at, "cancelled", "info", "message", "Job cancelled."))
     elif failed_at is not None:
@@ -419,7 +429,7 @@ def snapshot(plan: TrainingPlan, actions: Actions, now: float, fine_tuned_model:
         events=tuple(events),
         checkpoints=tuple(checkpoints[-KEPT_CHECKPOINTS:]),
         succeeded_at=succeeded_at,
-        failed=failed_at is not None,
+        failure=failure,
     )
 
 
