@@ -85,7 +85,7 @@ class _Range:
         settings = self.settings
         limit = settings.limit
         exact = settings.exact_tokens
-        plain = plain_chat if settings.method == "supervised" and not exact else None
+        plain = plain_chat if settings.method == "supervised" and not exact else _not_plain
         full = self.full
         digest = xxhash.xxh3_64_intdigest
         remember = part.hashes.append
@@ -99,15 +99,13 @@ class _Range:
         line = b""
         for line in source:
             line_no += 1
-            figures = plain(line) if plain is not None else None
+            figures = plain(line)
             if figures is not None:
                 examples += 1
                 remember(digest(line))
-                turns += figures[0]
-                if figures[2] > limit:
-                    tokens += self.count(orjson.loads(line), line_no)
-                else:
-                    tokens += figures[1]
+                line_turns, estimate, bound = figures
+                turns += line_turns
+                tokens += estimate if bound <= limit else self.count(orjson.loads(line), line_no)
             else:
                 checked = full(line, line_no)
                 if checked is None:
@@ -166,6 +164,11 @@ class _Range:
             self.part.diagnostics.append(diagnose("TK-D015", settings.label, line_no, tokens=needed,
                                                   limit=settings.limit, model=settings.model))
         return int(counted)
+
+
+def _not_plain(line: bytes) -> None:
+    """The fast path of methods that have none: every line gets the full check."""
+    return
 
 
 def scan_range(source: BinaryIO, start: int, end: int, settings: Settings) -> Part:
