@@ -10,6 +10,11 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import os
+import re
+import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -78,6 +83,37 @@ def test_the_seed_walkthrough_runs_unchanged_against_the_emulator(emulator: Any,
     assert emulator.store.list("job") == []
     assert emulator.store.list("file") == []
     assert any(line.startswith("Deleted job") for line in lines)
+
+
+def test_the_script_runs_against_the_tunekeeper_emulator_command(tmp_path: Path) -> None:
+    """As documented: start ``tunekeeper emulator``, export what it prints, run the script."""
+    script = shutil.which("tunekeeper", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "tunekeeper"]
+    server = subprocess.Popen([*command, "emulator", "--port", "0", "--speed", "20000"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        exported: dict[str, str] = {}
+        assert server.stdout is not None
+        for line in server.stdout:
+            match = re.match(r"\s+export (\w+)=(\S+)", line)
+            if match:
+                exported[match[1]] = match[2]
+            if "Ctrl-C" in line:
+                break
+        clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "TEMP_AUTH"))}
+        done = subprocess.run([sys.executable, str(SCRIPT), "--workdir", str(tmp_path), "--poll-seconds", "0.2"],
+                              env={**clean_env, **exported}, capture_output=True, text=True, timeout=120,
+                              check=False)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.search(r"^Job ID: ftjob-\w+", done.stdout, re.MULTILINE)
+    assert "Deployment gpt-41-ft-walkthrough: Succeeded" in done.stdout
+    assert "Deleted the training, validation and results files" in done.stdout
+    assert (tmp_path / "results.csv").is_file()
 
 
 def test_the_walkthrough_names_missing_settings(walkthrough: ModuleType, tmp_path: Path) -> None:
