@@ -47,6 +47,9 @@ ARM_PREFIX = "/subscriptions"
 MAX_REQUEST_BYTES = 512 * 1024 * 1024 + 1024 * 1024
 
 
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("tunekeeper_request_id", str)
+
+
 def build_app(ctx: EmulatorContext) -> web.Application:
     app = web.Application(
         middlewares=[_request_id_middleware, faults.faults_middleware, _auth_middleware, _api_version_middleware],
@@ -70,6 +73,7 @@ def _is_arm(path: str) -> bool:
 @web.middleware
 async def _request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = str(uuid.uuid4())
+    request[REQUEST_ID] = request_id  # for handlers that stream, whose headers leave before ours
     response: web.StreamResponse
     try:
         response = await handler(request)

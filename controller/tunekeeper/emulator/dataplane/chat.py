@@ -144,7 +144,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def _stream(request: web.Request, completion_id: str, created: int, model: str, answer: str,
                   usage: dict[str, int] | None) -> web.StreamResponse:
     """The answer as server-sent events, a few words per chunk, as ``stream: true`` asks."""
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    from tunekeeper.emulator.app import REQUEST_ID
+
+    request_id = request.get(REQUEST_ID, "")
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "apim-request-id": request_id, "x-request-id": request_id, "x-ms-request-id": request_id,
+    })
     await response.prepare(request)
 
     async def send(delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None) -> None:
