@@ -599,3 +599,21 @@ def test_deployments_using_reports_deployments_of_a_model(emulator: Any,
     _finish_operations(emulator)
     assert deployments_using(emulator.context, {"gpt-4o", "gpt-4.1"}) == ["one"]
     assert deployments_using(emulator.context, {"nothing"}) == []
+
+
+def test_deployments_and_running_operations_survive_a_restart(tmp_path: Path) -> None:
+    from tunekeeper.emulator import Emulator
+
+    def put(emu: Any, name: str) -> requests.Response:
+        return requests.put(f"{emu.url}{emu.arm_account_path}/deployments/{name}",
+                            params={"api-version": SEED_ARM_VERSION}, json=_body(), headers=AUTH, timeout=10)
+
+    with Emulator(data_dir=tmp_path, speed=1.0) as first:
+        assert put(first, "kept").status_code == 201
+    with Emulator(data_dir=tmp_path, speed=1.0) as second:
+        assert put(second, "other").status_code == 409  # the create is still running after the restart
+        second.clock.advance(CREATE_SECONDS)
+        got = requests.get(f"{second.url}{second.arm_account_path}/deployments/kept",
+                           params={"api-version": SEED_ARM_VERSION}, headers=AUTH, timeout=10)
+
+    assert got.status_code == 200 and got.json()["properties"]["provisioningState"] == "Succeeded"
