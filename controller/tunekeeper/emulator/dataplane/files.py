@@ -14,6 +14,7 @@ of jobs are written here too (by jobs.py, through ``add_result_file``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 from pathlib import Path
@@ -189,7 +190,8 @@ async def upload_file(request: web.Request) -> web.Response:
     checked = _check_purpose(request, purpose)
     if data is None or filename is None:
         raise invalid_payload("The form field 'file' is required.", param="file")
-    doc = _store_new_file(ctx, purpose=checked, filename=filename, data=data)
+    # Validating a large file takes a while: off the event loop, so other requests keep flowing.
+    doc = await asyncio.to_thread(_store_new_file, ctx, purpose=checked, filename=filename, data=data)
     return json_response(public(doc), status=201, headers={"Location": location(request, f"/files/{doc['id']}")})
 
 
@@ -201,7 +203,7 @@ async def import_file(request: web.Request) -> web.Response:
             raise invalid_payload(f"The field '{name}' is required.", param=name)
     purpose = _check_purpose(request, body["purpose"])
     data = await _fetch(ctx, body["content_url"])
-    doc = _store_new_file(ctx, purpose=purpose, filename=body["filename"], data=data)
+    doc = await asyncio.to_thread(_store_new_file, ctx, purpose=purpose, filename=body["filename"], data=data)
     return json_response(public(doc), status=201, headers={"Location": location(request, f"/files/{doc['id']}")})
 
 

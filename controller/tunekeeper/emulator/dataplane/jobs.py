@@ -16,6 +16,7 @@ they need no rows of their own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import re
@@ -375,10 +376,11 @@ async def create_job(request: web.Request) -> web.Response:
         valid = _training_data(ctx, body.get("validation_file"), "validation_file")
 
     train_bytes = ctx.store.get_blob(train["id"]) or b""
-    failure = _failure_when_started(train_bytes, train["filename"], method, base, "training_file")
+    failure = await asyncio.to_thread(_failure_when_started, train_bytes, train["filename"], method, base,
+                                      "training_file")
     if failure is None and valid is not None:
-        failure = _failure_when_started(ctx.store.get_blob(valid["id"]) or b"", valid["filename"], method, base,
-                                        "validation_file")
+        failure = await asyncio.to_thread(_failure_when_started, ctx.store.get_blob(valid["id"]) or b"",
+                                          valid["filename"], method, base, "validation_file")
     if seed is None:
         seed = random.randint(0, 2**31 - 1)  # Azure picks one when none is given
     n_epochs = n_epochs or training.auto_n_epochs(examples)
