@@ -586,6 +586,8 @@ def test_account_get(emulator: Any, arm_client: Any) -> None:
 
     assert account.name == emulator.config.account_name and account.kind == "OpenAI"
     assert account.properties.endpoint == emulator.url + "/"
+    assert [a.name for a in arm_client.accounts.list()] == [emulator.config.account_name]
+    assert [a.id for a in arm_client.accounts.list_by_resource_group(emulator.config.resource_group)] == [account.id]
 
 
 def test_deployments_using_reports_deployments_of_a_model(emulator: Any,

@@ -11,7 +11,7 @@ accounts/{account}``, what the fine-tuning lifecycle needs from Azure Resource M
   and the final result at ``.../operationResults/{id}``.
 - ``models`` (Accounts_ListModels: the base catalog plus this account's fine-tuned models),
   ``usages`` (Accounts_ListUsages) and the subscription-level ``locations/{region}/usages``,
-  and a minimal Accounts_Get.
+  and minimal Accounts_Get / Accounts_List(ByResourceGroup) for the one account.
 
 It is called by app.py (``add_arm_routes``) and by the data plane (``deployments_using`` when a
 fine-tuned model is deleted; ``sweep`` before a deployment answers chat). It must not serve any
@@ -129,6 +129,11 @@ _LOCATION_PATH = re.compile(
 )
 _RG_PATH = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)(?:/.*)?$", re.IGNORECASE)
 _SUB_PATH = re.compile(r"^/subscriptions/(?P<sub>[^/]+)(?:/.*)?$", re.IGNORECASE)
+_ACCOUNTS_LIST_PATH = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/]+))?/providers/Microsoft\.CognitiveServices/"
+    r"accounts/?$",
+    re.IGNORECASE,
+)
 
 # ARM handlers of one process run on one event loop, but the store is shared with test threads;
 # this lock makes sweep + check + write of a deployment operation atomic.
@@ -211,6 +216,13 @@ def _route(request: web.Request, ctx: EmulatorContext) -> tuple[Handler, _Target
             return _only(method, "GET", _operation_status if what == "operationstatuses" else _operation_result,
                          path), target
         raise _not_found_path(path)
+
+    listing = _ACCOUNTS_LIST_PATH.match(path)
+    if listing:
+        _check_subscription(ctx, listing["sub"])
+        if listing["rg"] is not None:
+            _check_resource_group(ctx, listing["rg"])
+        return _only(method, "GET", _list_accounts, path), _Target(ctx, _api_version(request, cfg.region), (), origin)
 
     account = _ACCOUNT_PATH.match(path)
     if not account:
@@ -793,8 +805,16 @@ async def _operation_result(request: web.Request, target: _Target) -> web.Stream
 # account, models, usages
 # --------------------------------------------------------------------------------------------
 async def _get_account(request: web.Request, target: _Target) -> web.StreamResponse:
+    return _json(_account_body(target))
+
+
+async def _list_accounts(request: web.Request, target: _Target) -> web.StreamResponse:
+    return _json({"value": [_account_body(target)]})
+
+
+def _account_body(target: _Target) -> dict[str, Any]:
     cfg = target.ctx.config
-    return _json({
+    return {
         "id": _account_id(target.ctx),
         "name": cfg.account_name,
         "type": "Microsoft.CognitiveServices/accounts",
@@ -810,7 +830,7 @@ async def _get_account(request: web.Request, target: _Target) -> web.StreamRespo
             "customSubDomainName": cfg.account_name,
             "publicNetworkAccess": "Enabled",
         },
-    })
+    }
 
 
 _MICROSOFT_SYSTEM_DATA = {"createdBy": "Microsoft", "createdByType": "Application",
