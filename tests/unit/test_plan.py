@@ -58,7 +58,7 @@ def deployment_spec(name: str = "bot", **kw: object) -> DeploymentSpec:
 
 
 def desired(jobs: Sequence[FineTuneJobSpec] = (), deployments: Sequence[DeploymentSpec] = ()) -> Desired:
-    return Desired(root=ROOT, jobs=tuple(jobs), deployments=tuple(deployments))
+    return Desired(root=ROOT, jobs=tuple(jobs), deployments=tuple(deployments), files=("manifests/bot.yaml",))
 
 
 def file(name: str, status: str = "processed", id: str | None = None, created: int = 1) -> ObservedFile:
@@ -94,7 +94,7 @@ def deployment(name: str = "bot", *, model: str, sku: str = "Standard", capacity
                tags: dict[str, str] | None = None, version: str = "1") -> ObservedDeployment:
     if tags is None:
         tags = markers.deployment_tags(name, spec_hash=markers.deployment_spec_hash(model, version, sku, capacity),
-                                       deletion_policy=DeletionPolicy.DELETE)
+                                       deletion_policy=DeletionPolicy.DELETE, manifest="manifests/bot.yaml")
     return ObservedDeployment(name=name, model_name=model, model_version=version, model_format="OpenAI", sku=sku,
                               capacity=capacity, provisioning_state=state, tags=tags)
 
@@ -321,9 +321,14 @@ def test_base_model_deployment() -> None:
     spec = deployment_spec("plain", model=ModelRef(base_model="gpt-4.1-mini", version="2025-04-14"),
                            sku=Sku.GLOBAL_STANDARD, capacity=10)
     p = plan(desired([], [spec]), observed(), digests=DIGESTS)
-    assert [(a.kind, a.after) for a in p.actions] == [(K.CREATE_DEPLOYMENT, {
+    (action,) = p.actions
+    assert action.kind is K.CREATE_DEPLOYMENT and action.after is not None
+    assert {k: v for k, v in action.after.items() if k != "tags"} == {
         "model": "gpt-4.1-mini", "version": "2025-04-14", "sku": "GlobalStandard", "capacity": 10,
-        "checkpoint": "gpt-4.1-mini"})]
+        "checkpoint": "gpt-4.1-mini"}
+    assert action.after["tags"] == markers.deployment_tags(
+        "plain", spec_hash=markers.deployment_spec_hash("gpt-4.1-mini", "2025-04-14", "GlobalStandard", 10),
+        deletion_policy=DeletionPolicy.DELETE, manifest="manifests/bot.yaml")
 
 
 def test_order_is_total_and_deterministic() -> None:
@@ -386,3 +391,12 @@ def test_replaced_job_is_deleted_only_once_its_deployment_moved() -> None:
     moved = plan(desired([changed], [deployment_spec()]),
                  observed(READY_FILES, [DONE, new], [deployment(model=new.fine_tuned_model)]), digests=DIGESTS)
     assert [(a.kind, a.before and a.before["job_id"]) for a in moved.actions] == [(K.DELETE_JOB, "ftjob-1")]
+
+
+def test_pruning_is_scoped_to_the_manifests_this_run_read() -> None:
+    elsewhere = deployment("other", model=FT_MODEL, tags=markers.deployment_tags(
+        "other", spec_hash="x", deletion_policy=DeletionPolicy.DELETE, manifest="examples/other/app.yaml"))
+    same_folder = deployment("gone", model=FT_MODEL, tags=markers.deployment_tags(
+        "gone", spec_hash="x", deletion_policy=DeletionPolicy.DELETE, manifest="manifests/removed.yaml"))
+    p = plan(desired([SPEC]), observed(READY_FILES, [DONE], [elsewhere, same_folder]), digests=DIGESTS)
+    assert rows(p) == [(K.DELETE_DEPLOYMENT, "Deployment/gone", Reason.NO_LONGER_DECLARED)]

@@ -27,16 +27,18 @@ Jobs
 
 Deployments
     ARM tags: ``tunekeeper.io/managed-by=tunekeeper``, ``tunekeeper.io/resource=Deployment/<name>``,
-    ``tunekeeper.io/spec-hash`` (hash of the resolved model, sku and capacity) and
-    ``tunekeeper.io/deletion-policy``. A deployment without the managed-by tag is never
-    changed or deleted.
+    ``tunekeeper.io/spec-hash`` (hash of the resolved model, sku and capacity),
+    ``tunekeeper.io/deletion-policy`` and ``tunekeeper.io/manifest`` (the manifest file, relative
+    to the repository root). A deployment without the managed-by tag is never changed or
+    deleted; an owned one whose manifest is gone is deleted (policy Delete) only by a run that
+    read that manifest's file or folder (``in_scope``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -51,6 +53,8 @@ MANAGER = "tunekeeper"
 RESOURCE_TAG = "tunekeeper.io/resource"
 SPEC_HASH_TAG = "tunekeeper.io/spec-hash"
 DELETION_POLICY_TAG = "tunekeeper.io/deletion-policy"
+MANIFEST_TAG = "tunekeeper.io/manifest"
+MAX_TAG_VALUE = 256  # ARM's limit for a tag value
 SUFFIX_MAX = 40
 _SUFFIX_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -159,13 +163,40 @@ def hyperparameter_differences(job: ObservedJob, spec: FineTuneJobSpec) -> list[
     return diffs
 
 
-def deployment_tags(name: str, *, spec_hash: str, deletion_policy: DeletionPolicy) -> dict[str, str]:
-    return {
+def deployment_tags(
+    name: str, *, spec_hash: str, deletion_policy: DeletionPolicy, manifest: str | None = None
+) -> dict[str, str]:
+    tags = {
         MANAGED_BY: MANAGER,
         RESOURCE_TAG: f"Deployment/{name}",
         SPEC_HASH_TAG: spec_hash,
         DELETION_POLICY_TAG: deletion_policy.value,
     }
+    if manifest:
+        tags[MANIFEST_TAG] = manifest[-MAX_TAG_VALUE:]
+    return tags
+
+
+def manifest_label(root: Path, path: str) -> str:
+    """A manifest's path relative to the repository root, in POSIX form (the same on every machine)."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            candidate = candidate.relative_to(root)
+        except ValueError:
+            return candidate.as_posix()
+    return PurePosixPath(*candidate.parts).as_posix() if candidate.parts else ""
+
+
+def in_scope(deployment: ObservedDeployment, manifests_read: Iterable[str]) -> bool:
+    """May this run prune ``deployment``? Only when it came from a manifest file this run read
+    (the resource was removed from it) or from a folder this run read manifests from (the file
+    was removed). So applying one folder never prunes what another folder declared."""
+    manifest = deployment.tags.get(MANIFEST_TAG)
+    if manifest is None:
+        return True
+    read = set(manifests_read)
+    return manifest in read or str(PurePosixPath(manifest).parent) in {str(PurePosixPath(m).parent) for m in read}
 
 
 def deployment_spec_hash(model_name: str, model_version: str | None, sku: str, capacity: int) -> str:

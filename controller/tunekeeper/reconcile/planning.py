@@ -234,7 +234,8 @@ def resolve(
 
     deployments: dict[str, DeploymentResolution] = {}
     for dspec in sorted(desired.deployments, key=lambda s: s.name):
-        deployments[dspec.name] = _resolve_deployment(dspec, account_of(desired, dspec.account), observed, jobs)
+        deployments[dspec.name] = _resolve_deployment(dspec, account_of(desired, dspec.account), observed, jobs,
+                                                      markers.manifest_label(desired.root, dspec.source.path))
     return Resolution(jobs=jobs, deployments=deployments, files=files)
 
 
@@ -263,6 +264,7 @@ def _replace_previous(r: JobResolution, previous: ObservedJob) -> JobResolution:
 
 def _resolve_deployment(
     spec: DeploymentSpec, account: str, observed: Mapping[str, Observation], jobs: Mapping[str, JobResolution],
+    manifest: str,
 ) -> DeploymentResolution:
     obs = observed[account]
     current = next((d for d in obs.deployments if d.name == spec.name), None)
@@ -294,7 +296,8 @@ def _resolve_deployment(
     if selection is not None:
         spec_hash = markers.deployment_spec_hash(selection.model_name, selection.model_version,
                                                  spec.sku.value, spec.capacity)
-        tags = markers.deployment_tags(spec.name, spec_hash=spec_hash, deletion_policy=spec.deletion_policy)
+        tags = markers.deployment_tags(spec.name, spec_hash=spec_hash, deletion_policy=spec.deletion_policy,
+                                       manifest=manifest)
     return DeploymentResolution(spec, account, current, selection, refusal, spec_hash, tags)
 
 
@@ -459,6 +462,8 @@ def plan(
                 continue
             if dep.tags.get(markers.DELETION_POLICY_TAG, "Delete") != "Delete" or dep.provisioning_state == "Deleting":
                 continue
+            if not markers.in_scope(dep, desired.files):
+                continue
             actions.append(Action(ActionKind.DELETE_DEPLOYMENT, ResourceKey("Deployment", dep.name),
                                   Reason.NO_LONGER_DECLARED, _deployment_before(dep), None, account))
 
@@ -570,7 +575,7 @@ def _deployment_before(current: ObservedDeployment | None) -> dict[str, object] 
 def _deployment_after(d: DeploymentResolution) -> dict[str, object]:
     assert d.selection is not None
     return {"model": d.selection.model_name, "version": d.selection.model_version, "sku": d.spec.sku.value,
-            "capacity": d.spec.capacity, "checkpoint": d.selection.label}
+            "capacity": d.spec.capacity, "checkpoint": d.selection.label, "tags": dict(sorted(d.tags.items()))}
 
 
 def _deployment_differs(current: ObservedDeployment, d: DeploymentResolution) -> bool:
@@ -581,7 +586,8 @@ def _deployment_differs(current: ObservedDeployment, d: DeploymentResolution) ->
         return True
     if current.sku != d.spec.sku.value or (current.capacity or 0) != d.spec.capacity:
         return True
-    return any(current.tags.get(k) != v for k, v in d.tags.items())
+    # the manifest tag only scopes pruning: a moved manifest is re-tagged with the next real change
+    return any(current.tags.get(k) != v for k, v in d.tags.items() if k != markers.MANIFEST_TAG)
 
 
 def _best_file(files: Iterable[ObservedFile], name: str) -> ObservedFile | None:
