@@ -103,11 +103,8 @@ def arm_schema(arm_definitions: dict[str, Any]) -> Callable[[Any, str], None]:
     return check
 
 
-@pytest.fixture
-def arm(emulator: Any) -> Iterator[Callable[..., requests.Response]]:
-    """Plain HTTP to the ARM account of the emulator: ``arm("PUT", "/deployments/x", json=...)``."""
-    session = requests.Session()
-    base = emulator.url + emulator.arm_account_path
+def _caller(emu: Any, session: requests.Session) -> Callable[..., requests.Response]:
+    base = emu.url + emu.arm_account_path
 
     def call(method: str, path: str, *, api_version: str | None = SEED_ARM_VERSION, absolute: bool = False,
              headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
@@ -116,8 +113,37 @@ def arm(emulator: Any) -> Iterator[Callable[..., requests.Response]]:
         return session.request(method, url, params=params, headers={**AUTH, **(headers or {})}, timeout=10,
                                **kwargs)
 
-    yield call
-    session.close()
+    return call
+
+
+@pytest.fixture
+def arm(emulator: Any) -> Iterator[Callable[..., requests.Response]]:
+    """Plain HTTP to the ARM account of the emulator: ``arm("PUT", "/deployments/x", json=...)``."""
+    with requests.Session() as session:
+        yield _caller(emulator, session)
+
+
+@pytest.fixture(scope="module")
+def _real_time_server() -> Iterator[Any]:
+    from tunekeeper.emulator import Emulator
+
+    with Emulator(speed=1.0) as emu:
+        yield emu
+
+
+@pytest.fixture
+def real_time(_real_time_server: Any) -> Iterator[Any]:
+    """An emulator at speed 1, for looking at operations while they run (30 s of provisioning
+    is 30 s of real time, so no test is racing the server; the clock is advanced instead)."""
+    _real_time_server.reset()
+    yield _real_time_server
+    _real_time_server.reset()
+
+
+@pytest.fixture
+def real_time_arm(real_time: Any) -> Iterator[Callable[..., requests.Response]]:
+    with requests.Session() as session:
+        yield _caller(real_time, session)
 
 
 def _body(model: str = "gpt-4.1", version: str | None = "2025-04-14", sku: str = "Standard",
@@ -186,7 +212,9 @@ def test_create_through_the_sdk_waits_for_provisioning(emulator: Any, arm_client
 
 
 def test_put_answers_201_with_async_operation_then_provisions_with_the_clock(
-        emulator: Any, arm: Callable[..., requests.Response], arm_schema: Callable[[Any, str], None]) -> None:
+        real_time: Any, real_time_arm: Callable[..., requests.Response],
+        arm_schema: Callable[[Any, str], None]) -> None:
+    emulator, arm = real_time, real_time_arm
     created = arm("PUT", "/deployments/support", json=_body(sku="standard", tags={"team": "support"}))
 
     assert created.status_code == 201
@@ -255,7 +283,9 @@ def test_patch_of_tags_only_answers_at_once(emulator: Any, arm: Callable[..., re
     assert patched.json()["tags"] == {"a": "b"} and patched.json()["etag"] != before["etag"]
 
 
-def test_patch_of_sku_answers_202_with_location(emulator: Any, arm: Callable[..., requests.Response]) -> None:
+def test_patch_of_sku_answers_202_with_location(real_time: Any,
+                                                real_time_arm: Callable[..., requests.Response]) -> None:
+    emulator, arm = real_time, real_time_arm
     _create_now(emulator, arm, "chat")
 
     patched = arm("PATCH", "/deployments/chat", json={"sku": {"name": "Standard", "capacity": 3}})
@@ -283,7 +313,9 @@ def test_delete_through_the_sdk_and_again_when_absent(emulator: Any, arm_client:
     assert arm("DELETE", "/deployments/chat").status_code == 204
 
 
-def test_delete_answers_202_and_deleting_until_done(emulator: Any, arm: Callable[..., requests.Response]) -> None:
+def test_delete_answers_202_and_deleting_until_done(real_time: Any,
+                                                    real_time_arm: Callable[..., requests.Response]) -> None:
+    emulator, arm = real_time, real_time_arm
     _create_now(emulator, arm, "chat")
 
     deleted = arm("DELETE", "/deployments/chat")
@@ -323,8 +355,15 @@ def test_deployment_names_are_case_insensitive_like_arm(emulator: Any, arm: Call
 
 
 # -- what users meet in the field ---------------------------------------------------------------
-def test_a_second_operation_while_one_runs_gets_request_conflict(emulator: Any, arm_client: Any,
-                                                                 arm: Callable[..., requests.Response]) -> None:
+def test_a_second_operation_while_one_runs_gets_request_conflict(
+        real_time: Any, real_time_arm: Callable[..., requests.Response]) -> None:
+    from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+    from tunekeeper.cloud.loopback import AllowHttpForLoopback, StaticTokenCredential
+
+    emulator, arm = real_time, real_time_arm
+    arm_client = CognitiveServicesManagementClient(
+        credential=StaticTokenCredential(), subscription_id=emulator.config.subscription_id,
+        base_url=emulator.url, per_call_policies=[AllowHttpForLoopback()], polling_interval=0)
     assert arm("PUT", "/deployments/first", json=_body()).status_code == 201
     rg, account = emulator.config.resource_group, emulator.config.account_name
 
@@ -340,8 +379,8 @@ def test_a_second_operation_while_one_runs_gets_request_conflict(emulator: Any, 
     assert busy.status_code == 409
     assert "Retry-After" not in busy.headers and 0 < int(busy.headers["retry-after-ms"])
     _finish_operations(emulator)
-    second = arm_client.deployments.begin_create_or_update(rg, account, "second", _sdk_deployment()).result()
-    assert second.properties.provisioning_state == "Succeeded"
+    assert arm("PUT", "/deployments/second", json=_body()).status_code == 201
+    arm_client.close()
 
 
 def test_capacity_beyond_quota_gets_insufficient_quota(emulator: Any, arm_client: Any,
@@ -590,8 +629,9 @@ def test_account_get(emulator: Any, arm_client: Any) -> None:
     assert [a.id for a in arm_client.accounts.list_by_resource_group(emulator.config.resource_group)] == [account.id]
 
 
-def test_deployments_using_reports_deployments_of_a_model(emulator: Any,
-                                                          arm: Callable[..., requests.Response]) -> None:
+def test_deployments_using_reports_deployments_of_a_model(
+        real_time: Any, real_time_arm: Callable[..., requests.Response]) -> None:
+    emulator, arm = real_time, real_time_arm
     _create_now(emulator, arm, "one")
     _create_now(emulator, arm, "two", model="gpt-4o", version="2024-08-06")
     assert arm("DELETE", "/deployments/two").status_code == 202
