@@ -243,3 +243,19 @@ def test_binary_garbage_file(tmp_path: Path) -> None:
     assert not report.ok and report.stats.bytes == 200_000
     assert all(d.code in {"TK-D010", "TK-D011", "TK-D012", "TK-D013", "TK-D003", "TK-D004", "TK-D005", "TK-D014"}
                for d in report.diagnostics)
+
+
+def test_duplicate_search_with_a_set_and_with_numpy_agree() -> None:
+    from array import array
+
+    from tunekeeper.datasets._scan import Part, repeated_hashes
+
+    rng = random.Random(5)
+    first = Part(hashes=array("Q", [rng.getrandbits(60) for _ in range(3000)] + [0, 0]))
+    second = Part(hashes=array("Q", [rng.getrandbits(60) for _ in range(3000)] + [0]))
+    assert repeated_hashes([first, second]) == repeated_hashes([first, second], numpy_above=0) == set()
+    second.hashes[10] = first.hashes[5]
+    second.hashes[20] = first.hashes[5]
+    first.hashes[100] = first.hashes[200]
+    expected = {first.hashes[5], first.hashes[200]}
+    assert repeated_hashes([first, second]) == repeated_hashes([first, second], numpy_above=0) == expected

@@ -2,8 +2,10 @@
 
 A file is read line by line through a 1 MiB buffer; each line is parsed and checked by
 ``_examples`` (msgspec's typed decoder for the common plain example, orjson and the full check
-for the rest); only a 64-bit hash per line is kept (``xxhash``), so memory stays flat whatever
-the file size (8 bytes per line for the hash list, plus the set of distinct hashes). With
+for the rest); only a 60-bit hash per line is kept (xxh3, shifted so that each value is a small
+Python int), so memory does not grow with the size of the examples: 8 bytes per line while
+scanning, and at the end either a set of the hashes (up to 200,000 lines, some 60 bytes each) or a
+sorted numpy copy (8 bytes each) to find the repeated ones. With
 ``workers`` > 1 the file is cut at line boundaries into byte ranges; this process scans the first
 range while forked children scan the others. Each range reports line numbers relative to its
 start, and the merge here shifts them and finds duplicates across ranges, so the result is
@@ -41,6 +43,7 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
 CHUNK = 1 << 20
+NUMPY_ABOVE = 200_000  # lines; see repeated_hashes
 BOM = b"\xef\xbb\xbf"
 
 
@@ -102,7 +105,7 @@ class _Range:
             figures = plain(line)
             if figures is not None:
                 examples += 1
-                remember(digest(line))
+                remember(digest(line) >> 4)
                 line_turns, estimate, bound = figures
                 turns += line_turns
                 tokens += estimate if bound <= limit else self.count(orjson.loads(line), line_no)
@@ -112,14 +115,14 @@ class _Range:
                     remember(0)
                 else:
                     examples += 1
-                    remember(digest(line) if checked[0] else 0)
+                    remember(digest(line) >> 4 if checked[0] else 0)
                     turns += checked[1]
                     tokens += checked[2]
             remaining -= len(line)
             if remaining <= 0:
                 break
         if line and not line.endswith(b"\n") and part.hashes and part.hashes[-1]:
-            part.hashes[-1] = digest(line + b"\n")  # the last line, so it matches its twin elsewhere
+            part.hashes[-1] = digest(line + b"\n") >> 4  # the last line, so it matches its twin elsewhere
         part.lines = line_no
         part.examples = examples
         part.turns = turns
@@ -323,27 +326,52 @@ def file_rules(label: str, *, size: int, examples: int, has_bom: bool) -> list[D
 
 
 def _duplicates(parts: list[Part], label: str) -> list[Diagnostic]:
-    total = sum(len(part.hashes) for part in parts)
-    distinct: set[int] = set()
-    for part in parts:
-        distinct.update(part.hashes)
-    blank = 0 in distinct
-    counted = total - sum(part.hashes.count(0) for part in parts) + (1 if blank else 0)
-    if len(distinct) == counted:
-        return []  # every example is different: the common case costs two passes in C
-    del distinct
-    first_seen: dict[int, int] = {}
+    repeated = repeated_hashes(parts)
+    if not repeated:
+        return []
+    first_seen: dict[int, int] = {}  # only for the repeated hashes: small
     found = []
     line_no = 0
     for part in parts:
         for value in part.hashes:
             line_no += 1
-            if not value:
-                continue
-            first = first_seen.setdefault(value, line_no)
-            if first != line_no:
-                found.append(diagnose("TK-D014", label, line_no, first=first))
+            if value in repeated:
+                first = first_seen.setdefault(value, line_no)
+                if first != line_no:
+                    found.append(diagnose("TK-D014", label, line_no, first=first))
     return found
+
+
+def repeated_hashes(parts: list[Part], *, numpy_above: int = NUMPY_ABOVE) -> set[int]:
+    """The example hashes that occur more than once (0, "no example", never counts).
+
+    Up to ``numpy_above`` lines, a set of the hashes (about 60 bytes per example, all in C when
+    nothing repeats); beyond, a sorted numpy copy (8 bytes per line), so a file of millions of
+    tiny examples stays within the memory budget too.
+    """
+    total = sum(len(part.hashes) for part in parts)
+    if total > numpy_above:
+        import numpy
+
+        values = numpy.concatenate([numpy.frombuffer(part.hashes, dtype=numpy.uint64) for part in parts])
+        values.sort()
+        values = values[int(numpy.searchsorted(values, 1)):]
+        return set(values[1:][values[1:] == values[:-1]].tolist())
+    distinct: set[int] = set()
+    for part in parts:
+        distinct.update(part.hashes)
+    distinct.discard(0)
+    if len(distinct) == total - sum(part.hashes.count(0) for part in parts):
+        return set()  # every example differs: the common case, two passes in C
+    seen: set[int] = set()
+    repeated: set[int] = set()
+    for part in parts:
+        for value in part.hashes:
+            if value in seen:
+                repeated.add(value)
+            elif value:
+                seen.add(value)
+    return repeated
 
 
 def _inconsistent_references(parts: list[Part], label: str) -> list[Diagnostic]:
