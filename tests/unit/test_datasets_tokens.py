@@ -15,7 +15,8 @@ import orjson
 import pytest
 from tunekeeper.datasets import validate_bytes
 from tunekeeper.datasets._examples import IMAGE_TOKENS, IMAGE_TOKENS_LOW, check_example
-from tunekeeper.datasets._tokens import O200K_SHA256, TokenCounter, context_limit, o200k_base
+from tunekeeper.datasets._models import context_limit
+from tunekeeper.datasets._tokens import O200K_SHA256, TokenCounter, o200k_base
 
 BOM = b"\xef\xbb\xbf"
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 
 def _settings(label: str, method: str, model: str | None, exact_tokens: bool) -> Settings:
+    from tunekeeper.datasets._models import context_limit
     from tunekeeper.datasets._scan import Settings
-    from tunekeeper.datasets._tokens import context_limit
 
     if method not in METHODS:
         raise ValueError(f"unknown fine-tuning method {method!r}; expected one of {', '.join(METHODS)}")

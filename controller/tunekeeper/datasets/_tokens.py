@@ -32,20 +32,6 @@ from tunekeeper.datasets._examples import IMAGE_TOKENS, IMAGE_TOKENS_LOW, REPLY_
 if TYPE_CHECKING:
     import tiktoken
 
-DEFAULT_CONTEXT = 65536
-# Training context per base model, longest prefix first wins. A fine-tuned model's name starts
-# with its base model's ("gpt-4.1-2025-04-14.ft-abc"), so it finds its base's row.
-CONTEXT_LIMITS: tuple[tuple[str, int], ...] = (
-    ("gpt-4.1-nano", 32768),
-    ("gpt-4.1-mini", 65536),
-    ("gpt-4.1", 65536),
-    ("gpt-4o-mini", 65536),
-    ("gpt-4o", 65536),
-    ("gpt-35-turbo-0125", 16385),
-    ("gpt-35-turbo", 16385),
-    ("o4-mini", 65536),
-)
-
 O200K_NAME = "o200k_base"
 O200K_FILE = "o200k_base.tiktoken"
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
@@ -70,17 +56,6 @@ O200K_PATTERN = (
 
 class EncodingUnavailable(RuntimeError):
     """The o200k_base ranks could be found neither in the cache nor in the quicktok-v1 package."""
-
-
-def context_limit(model: str | None) -> tuple[int, str]:
-    """(context tokens, how to name the model in a message) for a base or fine-tuned model name."""
-    if not model:
-        return DEFAULT_CONTEXT, "an unspecified model"
-    base = model.split(".ft", 1)[0].lower()
-    for prefix, limit in CONTEXT_LIMITS:
-        if base == prefix or base.startswith((prefix + "-", prefix + ".")):
-            return limit, model
-    return DEFAULT_CONTEXT, f"{model} (unknown model; {DEFAULT_CONTEXT} assumed)"
 
 
 def cache_dir() -> Path:
