@@ -2,13 +2,14 @@
 
 A file is read line by line through a 1 MiB buffer; each line is parsed and checked by
 ``_examples`` (msgspec's typed decoder for the common plain example, orjson and the full check
-for the rest); only a 60-bit hash per line is kept (xxh3, shifted so that each value is a small
+for the rest). Per line only a 60-bit hash is kept (xxh3 shifted so that each value is a small
 Python int), so memory does not grow with the size of the examples: 8 bytes per line while
-scanning, and at the end either a set of the hashes (up to 200,000 lines, some 60 bytes each) or a
-sorted numpy copy (8 bytes each) to find the repeated ones. With
-``workers`` > 1 the file is cut at line boundaries into byte ranges; this process scans the first
-range while forked children scan the others. Each range reports line numbers relative to its
-start, and the merge here shifts them and finds duplicates across ranges, so the result is
+scanning, then, to find repeated lines, a set of the hashes (up to 200,000 lines, about 60 bytes
+each) or a sorted numpy copy (8 bytes each).
+
+With ``workers`` > 1 the file is cut at line boundaries into byte ranges; this process scans the
+first range while forked children scan the others. Each range reports line numbers relative to
+its start, and the merge here shifts them and finds duplicates across ranges, so the result is
 identical to a one-process scan.
 
 Decisions where the service's documentation is silent:
@@ -18,7 +19,7 @@ Decisions where the service's documentation is silent:
 - ``examples`` counts every non-blank line, valid or not; the minimum and recommended counts
   (10 and 50) compare against it, and the errors of bad lines are reported on their own.
 - A file of 512 MB or more is reported and not scanned further.
-- Duplicates compare the raw bytes of lines (64-bit xxh3 hashes); the later line names the first.
+- Duplicates compare the raw bytes of lines (by their hashes); the later line names the first.
 
 This module must not print, and never raises for bad data: everything is a Diagnostic.
 """
