@@ -73,14 +73,11 @@ def test_killed_apply_leaves_nothing_twice(tmp_path: Path) -> None:
     killed = 0
     partial = 0  # kills that left some, but not all, of the objects behind
     for round_ in range(KILLS):
-        # Seeded random kill points: first somewhere in start-up, observation or the upload; then
-        # after 1-3 finished actions (upload, job creations, deployments) plus a random fraction of a
-        # second into whatever runs next.
-        if round_ == 0:
-            was_killed = _apply_until_killed(project, after_lines=0, jitter=rng.uniform(1.0, 2.0))
-        else:
-            was_killed = _apply_until_killed(project, after_lines=rng.randint(1, 3), jitter=rng.uniform(0.0, 0.3))
-        killed += was_killed
+        # Seeded random kill points: a random number of finished actions (upload, job creations,
+        # deployments), then a random fraction of a second into whatever runs next. The first kill
+        # follows the upload, so it always lands mid-run: the file exists, the deployments do not.
+        after = 1 if round_ == 0 else rng.randint(0, 3)
+        killed += _apply_until_killed(project, after_lines=after, jitter=rng.uniform(0.0, 0.3) + (1.0 if after == 0 else 0))
         if (project / ".tunekeeper" / "emulator").is_dir():
             now = inventory(project)
             assert now.duplicates() == {"files": [], "deployments": []}
