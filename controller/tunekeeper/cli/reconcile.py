@@ -34,6 +34,7 @@ from tunekeeper.cli._render import (
     stderr_console,
     stdout_console,
 )
+from tunekeeper.cloud.loopback import is_loopback
 from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.reconcile import (
@@ -58,8 +59,8 @@ R = TypeVar("R")
 EXIT_FAILURE = 1
 EXIT_CHANGES = 3
 DEBUG_ENV = "TUNEKEEPER_DEBUG"
-# How often `apply --wait` looks again: the embedded emulator answers in milliseconds; on Azure
-# jobs take hours and every look costs list calls, so every 15 seconds is plenty.
+# How often `apply --wait` looks again: an emulator answers in milliseconds; on Azure jobs take
+# hours and every look costs list calls, so every 15 seconds is plenty.
 EMBEDDED_POLL_INTERVAL = 0.2
 AZURE_POLL_INTERVAL = 15.0
 Format = Literal["text", "json", "markdown"]
@@ -176,7 +177,9 @@ def account_of(desired: Desired, account: str | None) -> AccountSpec:
 
 
 def _poll_interval(target: Target) -> float:
-    return EMBEDDED_POLL_INTERVAL if target.embedded else AZURE_POLL_INTERVAL
+    """Short for emulators (embedded, or ``tunekeeper emulator`` on loopback), Azure's pace otherwise."""
+    local = all(is_loopback(a.endpoint) for a in target.desired.accounts)
+    return EMBEDDED_POLL_INTERVAL if target.embedded or local else AZURE_POLL_INTERVAL
 
 
 async def _observe_all(target: Target, state: StateFile) -> dict[str, Observation]:
