@@ -62,11 +62,12 @@ async def apply(
     plan: Plan, desired: Desired, clouds: Mapping[str, Cloud], *, events: EventSink,
     stop_after: int | None = None, known: Known | None = None,
     observations: Mapping[str, Observation] | None = None, digests: Mapping[Path, str] | None = None,
-    skip: frozenset[str] = frozenset(),
+    skip: frozenset[str] = frozenset(), seen_events: set[str] | None = None,
 ) -> ApplyResult:
     """Carry out ``plan``. Without ``observations`` the accounts are observed again and a stale plan refused.
 
-    ``skip`` names targets ("Kind/name") not to touch (resources that already failed this run).
+    ``skip`` names targets ("Kind/name") not to touch (resources that already failed this run);
+    ``seen_events`` holds the ids of job events already reported (converge keeps it across loops).
     """
     digests = digests if digests is not None else compute_digests(desired)
     known = known or Known()
@@ -81,7 +82,7 @@ async def apply(
                                 hint="a saved plan applies only to the account as it was observed")
     else:
         resolution = planning.resolve(desired, observations, digests=digests, known=known)
-    run = _Run(resolution, clouds, events)
+    run = _Run(resolution, clouds, events, seen_events if seen_events is not None else set())
     outcomes: list[tuple[Action, ActionOutcome]] = []
     executed = 0
     stopped = False
@@ -121,8 +122,11 @@ def embedded_account(name: str) -> AccountSpec:
 class _Run:
     """The state of one apply pass: what this pass created, and the errors so far."""
 
-    def __init__(self, resolution: planning.Resolution, clouds: Mapping[str, Cloud], events: EventSink) -> None:
+    def __init__(
+        self, resolution: planning.Resolution, clouds: Mapping[str, Cloud], events: EventSink, seen_events: set[str]
+    ) -> None:
         self.res = resolution
+        self.seen_events = seen_events
         self.clouds = clouds
         self.events = events
         self.files: dict[tuple[str, str], ObservedFile] = {}
@@ -257,6 +261,11 @@ class _Run:
         job_id = str((action.before or {})["job_id"])
         job = await cloud.get_job(job_id)
         self._report_training(action, job, len(await cloud.list_checkpoints(job_id)) if job.status == "running" else None)
+        for event in sorted(await cloud.list_job_events(job_id), key=lambda e: (e.created_at, e.id)):
+            if event.id not in self.seen_events:
+                self.seen_events.add(event.id)
+                if event.type == "message":
+                    self.events.message(f"{action.target}: {event.message}")
         if job.status == "succeeded":
             return f"Job {job.id} succeeded: {job.fine_tuned_model}"
         if job.status in planning.FAILED_JOB:

@@ -76,6 +76,7 @@ async def converge(
     loops = actions = transient_rounds = 0
     last_plan: Plan | None = None
     rows: list[ResourceStatus] = []
+    seen_events: set[str] = set()
 
     def finish(*, converged: bool, stopped: bool = False, timed_out: bool = False) -> ConvergeResult:
         assert last_plan is not None
@@ -103,7 +104,8 @@ async def converge(
         if remaining_budget is not None and remaining_budget <= 0:
             return finish(converged=False, stopped=True)
         result = await apply(last_plan, desired, clouds, events=events, stop_after=remaining_budget, known=known,
-                             observations=observations, digests=digests, skip=frozenset(errors))
+                             observations=observations, digests=digests, skip=frozenset(errors),
+                             seen_events=seen_events)
         actions += result.executed
         if remaining_budget is not None:
             remaining_budget -= result.executed

@@ -10,8 +10,8 @@ Checkpoint choice for ``fromJob`` deployments:
   checkpoint reports it; ties go to the later step).
 - ``epoch N``: checkpoints are written at the end of each epoch, so with ``n_epochs`` E (as the
   service resolved it) and the last checkpoint at step S, one epoch is S / E steps and the
-  checkpoint of epoch N is the one at step N * S / E. When the job does not report E, the
-  retained checkpoints are taken as the last epochs in step order. Azure keeps only the last
+  checkpoint of epoch N is the one at step N * S / E. When the job does not report E (or is
+  still training), checkpoints are numbered as epochs in step order. Azure keeps only the last
   three checkpoints: asking for an older epoch is an error, not a silent substitute.
 
 A checkpoint is deployed by its id (``ftchkpt-...``), a fine-tuned model by its name, both with
@@ -93,7 +93,8 @@ def epochs_of(job: ObservedJob, ordered: Sequence[ObservedCheckpoint]) -> dict[s
     if not ordered:
         return {}
     n_epochs = job.hyperparameters.get("n_epochs")
-    if isinstance(n_epochs, int) and not isinstance(n_epochs, bool) and n_epochs > 0:
+    finished = job.status == "succeeded"  # only then is the last checkpoint the last epoch
+    if finished and isinstance(n_epochs, int) and not isinstance(n_epochs, bool) and n_epochs > 0:
         per_epoch = ordered[-1].step_number / n_epochs
         if per_epoch > 0:
             return {c.id: max(1, round(c.step_number / per_epoch)) for c in ordered}

@@ -235,7 +235,7 @@ class Observation:
     jobs: tuple[ObservedJob, ...] = ()
     deployments: tuple[ObservedDeployment, ...] = ()
     models: tuple[ObservedModel, ...] = ()
-    # job id -> its checkpoints (oldest step first); only for owned, finished jobs
+    # job id -> its checkpoints (oldest step first); only for owned jobs, running or succeeded
     checkpoints: Mapping[str, tuple[ObservedCheckpoint, ...]] = field(default_factory=dict)
     # job id -> the summary of its results.csv; only for owned, succeeded jobs
     results: Mapping[str, MetricsSummary] = field(default_factory=dict)

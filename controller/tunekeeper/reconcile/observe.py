@@ -2,8 +2,8 @@
 
 Called by ``converge``, by ``apply`` (to check a saved plan) and by the CLI (``plan``,
 ``status``). Four list calls (files, jobs, deployments, models; pagination is the cloud's
-business), then, only for owned jobs that finished and whose details are not cached yet, their
-checkpoints and results.csv. Finished jobs never change, so with a state file a steady state
+business), then the checkpoints of owned jobs still training (progress), and, only for owned
+jobs that succeeded and whose details are not cached yet, their checkpoints and results.csv. Finished jobs never change, so with a state file a steady state
 costs the four list calls. ``compute_digests`` hashes local data files (the I/O ``plan`` must
 not do). Nothing here changes anything in the account.
 """
@@ -57,7 +57,12 @@ async def observe(
     checkpoints: dict[str, tuple[ObservedCheckpoint, ...]] = {}
     results: dict[str, MetricsSummary] = {}
     for job in jobs:
-        if job.status != "succeeded" or job.training_file not in owned_files or (job.suffix or None) not in suffixes:
+        if job.training_file not in owned_files or (job.suffix or None) not in suffixes:
+            continue
+        if job.status == "running":  # progress for status: its checkpoints so far (one per finished epoch)
+            checkpoints[job.id] = tuple(sorted(await cloud.list_checkpoints(job.id), key=lambda c: c.step_number))
+            continue
+        if job.status != "succeeded":
             continue
         cached = cache.job_details(job.id) if cache is not None else None
         if cached is None:

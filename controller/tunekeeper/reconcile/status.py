@@ -188,6 +188,12 @@ def _job_status(
             ready = ("Ready", "False", reason, message)
         else:
             message = f"Job {job.id} is {job.status}."
+            epochs_total = job.hyperparameters.get("n_epochs")
+            if ordered:
+                last = ordered[-1]
+                of = f" of {epochs_total}" if isinstance(epochs_total, int) else ""
+                message = (f"Epoch {epochs.get(last.id, len(ordered))}{of} finished; checkpoint {last.id} available "
+                           f"(step {last.step_number}).")
             succeeded = ("Succeeded", "Unknown", "TrainingRunning", message)
             ready = ("Ready", "False", "TrainingRunning", message)
     if error:
