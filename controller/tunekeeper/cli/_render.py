@@ -62,12 +62,12 @@ def print_diagnostics(console: Console, diagnostics: Iterable[Diagnostic]) -> tu
     return errors, warnings
 
 
-def print_error(console: Console, error: TunekeeperError) -> None:
+def print_error(console: Console, error: TunekeeperError, *, nothing_sent: bool = False) -> None:
     """A TunekeeperError as the user should see it: every diagnostic, or the message, then the hint."""
     diagnostics: Sequence[Diagnostic] = getattr(error, "diagnostics", ())
     if diagnostics:
         errors, _ = print_diagnostics(console, diagnostics)
-        console.print(f"[red]{errors} error(s).[/] Nothing was sent.")
+        console.print(f"[red]{errors} error(s).[/]" + (" Nothing was sent." if nothing_sent else ""))
     else:
         console.print(f"[red]error:[/] {escape(error.message)}")
     if error.hint:

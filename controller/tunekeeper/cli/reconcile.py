@@ -25,7 +25,7 @@ from typing import Literal, ParamSpec, TypeVar
 
 import click
 
-from tunekeeper.cli._embedded import Target, open_target, state_dir
+from tunekeeper.cli._embedded import Target, open_target
 from tunekeeper.cli._render import (
     ProgressEvents,
     print_diagnostics,
@@ -190,7 +190,7 @@ async def _observe_all(target: Target, state: StateFile) -> dict[str, Observatio
 
 
 def _state_file(desired: Desired) -> StateFile:
-    return StateFile(state_dir(desired.root) / "state.json")
+    return StateFile.for_root(desired.root)
 
 
 def _echo(text: str) -> None:
@@ -241,8 +241,12 @@ def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: st
     Without --wait, apply makes all the progress possible now and returns; run it again (from
     CI or cron) to carry on. Interrupted at any point, a rerun adopts what exists.
     """
-    desired = load_desired(paths)
-    validate_data(desired)
+    try:
+        desired = load_desired(paths)
+        validate_data(desired)
+    except TunekeeperError as error:
+        print_error(stderr_console(), error, nothing_sent=True)
+        raise click.exceptions.Exit(EXIT_FAILURE) from None
     bars = sys.stderr.isatty() if progress is None else progress
     with ProgressEvents(stderr_console(), bars=bars) as events:
         result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events))
