@@ -237,6 +237,9 @@ def status_details(row: Mapping[str, Any]) -> list[tuple[str, str]]:
         gates = _condition(row, "GatesPassed")
         if gates and gates.get("status") != "True":
             lines.append(("gates", str(gates.get("message", ""))))
+    conditions = [c for c in row.get("conditions") or () if isinstance(c, Mapping) and c.get("type") != "Ready"]
+    if conditions:
+        lines.append(("conditions", ", ".join(f"{c.get('type')}={c.get('status')}" for c in conditions)))
     if row.get("error"):
         lines.append(("error", str(row["error"])))
     if ready.get("message") and ready.get("status") != "True":
