@@ -3,7 +3,8 @@
 Given a private copy of the example (its own embedded emulator under .tunekeeper/),
 when it is validated, planned and applied with --wait,
 then a second plan has nothing to do (``--detailed-exitcode`` exits 0), status shows each job's
-fine-tuned model and metrics, and every deployment answers a chat prompt.
+fine-tuned model and metrics, its results.csv can be read, every deployment answers a chat
+prompt, and the emulator holds each file, job and deployment once.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def test_example_converges_and_serves(name: str, tmp_path: Path, monkeypatch: py
         assert job["fine_tuned_model"], job
         assert job["metrics"], job
         assert _ready(job), job
+        curves = run("results", job["name"], project, "-o", "json")
+        assert curves.exit_code == 0, curves
+        assert json.loads(curves.stdout)["job_id"] == job["job_id"]
     for deployment in deployments:
         assert _ready(deployment), deployment
         answer = run("chat", deployment["name"], "Hello, who are you?", project)
