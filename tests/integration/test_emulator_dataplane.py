@@ -438,6 +438,23 @@ def test_create_job_rejects_what_azure_rejects(emulator: Any, client: openai.Azu
     assert client.fine_tuning.jobs.list().data == []
 
 
+def test_create_job_waits_for_a_processed_file() -> None:
+    from tunekeeper.emulator import Emulator
+
+    with Emulator(api_key=TEST_API_KEY, speed=1.0) as slow:  # processing takes two real seconds here
+        client = openai.AzureOpenAI(azure_endpoint=slow.url, api_key=TEST_API_KEY,
+                                    api_version="2025-04-01-preview", max_retries=0)
+        fresh = upload(client, chat_data(10)).id
+
+        with pytest.raises(openai.BadRequestError) as err:
+            client.fine_tuning.jobs.create(model=BASE, training_file=fresh)
+        assert "not processed yet" in err.value.body["message"]  # type: ignore[index]
+
+        slow.clock.advance(60)
+        assert client.fine_tuning.jobs.create(model=BASE, training_file=fresh).status == "pending"
+        client.close()
+
+
 def test_create_job_needs_ten_examples_and_a_fine_tune_file(emulator: Any, client: openai.AzureOpenAI) -> None:
     small = upload(client, chat_data(9)).id  # the upload check already flags it
     batch = upload(client, b'{"custom_id": "1"}\n', "batch.jsonl", purpose="batch").id

@@ -16,10 +16,14 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from tunekeeper.errors import TunekeeperError
+
+if TYPE_CHECKING:
+    from tunekeeper.emulator import Emulator
 
 API_VERSION = "2025-04-01-preview"
 
@@ -66,33 +70,42 @@ def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: f
         server = Emulator(host=host, port=port, faults_file=faults_file, config=config)
         server.start()
     except TunekeeperError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
+        diagnostics = getattr(exc, "diagnostics", ())
+        for diagnostic in diagnostics:  # a bad --faults file: every problem with file and line
+            click.echo(diagnostic.render(), err=True)
+        if not diagnostics:
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"  hint: {exc.hint}", err=True)
         sys.exit(1)
     except OSError as exc:
         click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         click.echo("  hint: pick another --port, or 0 for a free one", err=True)
         sys.exit(1)
 
-    c = server.config
-    arm_base = server.url
-    click.echo(f"tunekeeper emulator listening on {server.url} (speed x{c.speed:g}, "
-               f"state {'in ' + str(Path(c.data_dir) / 'emulator.sqlite3') if c.data_dir else 'in memory'})")
-    click.echo("Export these to point the SDKs and tunekeeper at it:")
-    click.echo(f"  export AZURE_OPENAI_ENDPOINT={server.url}")
-    click.echo("  export AZURE_OPENAI_API_KEY=<the --api-key you chose>" if api_key != "emulator-key"
-               else f"  export AZURE_OPENAI_API_KEY={api_key}")
-    click.echo(f"  export OPENAI_API_VERSION={API_VERSION}")
-    click.echo(f"  export AZURE_ARM_BASE_URL={arm_base}")
-    click.echo(f"  export AZURE_SUBSCRIPTION_ID={c.subscription_id}")
-    click.echo(f"  export AZURE_RESOURCE_GROUP={c.resource_group}")
-    click.echo(f"  export AZURE_OPENAI_ACCOUNT={c.account_name}")
-    click.echo("ARM accepts any bearer token here. Press Ctrl-C to stop.")
-
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    server.run_forever()
+    try:
+        _print_environment(server, custom_key=api_key != "emulator-key")
+        server.run_forever()
+    except KeyboardInterrupt:  # Ctrl-C before serving began
+        server.stop()
     click.echo("tunekeeper emulator stopped.")
+
+
+def _print_environment(server: Emulator, *, custom_key: bool) -> None:
+    c = server.config
+    state = f"in {Path(c.data_dir) / 'emulator.sqlite3'}" if c.data_dir else "in memory"
+    click.echo(f"tunekeeper emulator listening on {server.url} (speed x{c.speed:g}, state {state})")
+    click.echo("Export these to point the SDKs and tunekeeper at it:")
+    click.echo(f"  export AZURE_OPENAI_ENDPOINT={server.url}")
+    click.echo("  export AZURE_OPENAI_API_KEY=<the --api-key you chose>" if custom_key
+               else f"  export AZURE_OPENAI_API_KEY={c.api_key}")
+    click.echo(f"  export OPENAI_API_VERSION={API_VERSION}")
+    click.echo(f"  export AZURE_ARM_BASE_URL={server.url}")
+    click.echo(f"  export AZURE_SUBSCRIPTION_ID={c.subscription_id}")
+    click.echo(f"  export AZURE_RESOURCE_GROUP={c.resource_group}")
+    click.echo(f"  export AZURE_OPENAI_ACCOUNT={c.account_name}")
+    click.echo("ARM accepts any bearer token here. Press Ctrl-C to stop.")

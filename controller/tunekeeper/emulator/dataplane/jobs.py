@@ -1,7 +1,7 @@
 """Data-plane fine-tuning jobs: create, list, get, cancel, pause, resume, delete, events, checkpoints.
 
 Creation checks what Azure checks (model can be fine-tuned with the method, training file
-exists, is a processed ``fine-tune`` file with at least 10 examples, hyperparameters in range,
+exists, is a processed ``fine-tune`` file — not pending, not in error — with at least 10 examples, hyperparameters in range,
 suffix and seed well formed) and stores the job with its ``TrainingPlan`` (training.py). The
 job then advances with the clock only: every read calls ``refresh_job``, which computes the
 job's snapshot and writes what changed into the store (status, checkpoints, the results.csv
@@ -265,10 +265,14 @@ def _training_data(ctx: EmulatorContext, file_id: object, field: str) -> dict[st
     if doc["purpose"] != "fine-tune":
         raise invalid_payload(f"The file '{file_id}' given as {field} has purpose '{doc['purpose']}'; "
                               "upload it with purpose 'fine-tune'.", param=field)
-    if doc["_outcome"] == "error":
+    if doc["status"] == "error":
         raise DataPlaneError(400, "jsonlValidationFailed",
                              f"The file '{file_id}' given as {field} failed validation: {doc['_details']}",
                              param=field)
+    if doc["status"] != "processed":
+        raise invalid_payload(f"The file '{file_id}' given as {field} is not processed yet (status "
+                              f"'{doc['status']}'). Wait until its status is 'processed', then create the job.",
+                              param=field)
     return doc
 
 
