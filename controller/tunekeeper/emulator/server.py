@@ -34,7 +34,12 @@ DATABASE_NAME = "emulator.sqlite3"
 
 
 class Emulator:
-    """One emulated Azure OpenAI resource (data plane + ARM) served over HTTP."""
+    """One emulated Azure OpenAI resource (data plane + ARM) served over HTTP.
+
+    ``config`` (when given) wins over ``api_key`` and ``speed``; ``data_dir`` overrides the
+    config's. ``faults_file`` rules are loaded before the server starts (a bad file raises
+    ManifestError naming file and line).
+    """
 
     def __init__(
         self,
