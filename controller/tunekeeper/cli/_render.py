@@ -153,6 +153,12 @@ class ProgressEvents:
     def message(self, text: str) -> None:
         self._progress.console.print(escape(text), style="dim")
 
+    def settle(self) -> None:
+        """Everything converged: fill every bar (a job that finished between two looks reports no last step)."""
+        for task in self._progress.tasks:
+            total = task.total or 1.0
+            self._progress.update(task.id, total=total, completed=total)
+
 
 def _unit(key: str) -> str:
     """Keys are resource keys (``File/...`` bytes uploaded; jobs and deployments say it in the label)."""

@@ -250,6 +250,8 @@ def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: st
     bars = sys.stderr.isatty() if progress is None else progress
     with ProgressEvents(stderr_console(), bars=bars) as events:
         result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events))
+        if result.converged:
+            events.settle()
     _echo(render_converge(result, output, wait=wait, timeout=timeout))
     # Still in progress without --wait is success; a failure, a blocked resource or a timeout is not.
     if result.errors or result.timed_out or (result.converged and not result.ok):
