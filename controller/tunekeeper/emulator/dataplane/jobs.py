@@ -162,20 +162,22 @@ def refresh_job(ctx: EmulatorContext, doc: dict[str, Any]) -> dict[str, Any]:
 
 def inject_failure(ctx: EmulatorContext, job_id: str, message: str) -> dict[str, Any]:
     """Make a job fail now with ``message`` (for tests of failure handling); it must not be finished."""
-    doc = find_job(ctx, job_id)
-    if doc is None:
-        raise KeyError(f"no fine-tuning job {job_id!r}")
-    if doc["status"] in TERMINAL:
-        raise ValueError(f"the job {job_id} is already {doc['status']}")
-    doc["_failed_at"] = ctx.clock.now()
-    doc["_failure"] = message
-    ctx.store.put("job", doc["id"], doc)
-    return refresh_job(ctx, doc)
+    with ctx.store.transaction():  # called from another thread than the server's: read-modify-write at once
+        doc = find_job(ctx, job_id)
+        if doc is None:
+            raise KeyError(f"no fine-tuning job {job_id!r}")
+        if doc["status"] in TERMINAL:
+            raise ValueError(f"the job {job_id} is already {doc['status']}")
+        doc["_failed_at"] = ctx.clock.now()
+        doc["_failure"] = message
+        ctx.store.put("job", doc["id"], doc)
+        return refresh_job(ctx, doc)
 
 
 def find_job(ctx: EmulatorContext, job_id: str) -> dict[str, Any] | None:
-    doc = ctx.store.get("job", job_id)
-    return None if doc is None else refresh_job(ctx, doc)
+    with ctx.store.transaction():
+        doc = ctx.store.get("job", job_id)
+        return None if doc is None else refresh_job(ctx, doc)
 
 
 def _require(ctx: EmulatorContext, job_id: str) -> dict[str, Any]:
@@ -187,7 +189,8 @@ def _require(ctx: EmulatorContext, job_id: str) -> dict[str, Any]:
 
 def refresh_all(ctx: EmulatorContext) -> list[dict[str, Any]]:
     """Every job, brought up to the clock, oldest first."""
-    return [refresh_job(ctx, doc) for doc in ctx.store.list("job")]
+    with ctx.store.transaction():
+        return [refresh_job(ctx, doc) for doc in ctx.store.list("job")]
 
 
 # -- create ------------------------------------------------------------------------------------
