@@ -154,6 +154,9 @@ CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str
     ("deployment provisioning",
      desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Creating")]),
      Known(), [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.PROVISIONING)]),
+    ("deployment being deleted by someone else: wait, then recreate",
+     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Deleting")]),
+     Known(), [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)]),
     ("owned deployment no longer declared is deleted; retained and foreign ones are not",
      desired([SPEC]),
      observed(READY_FILES, [DONE], [
@@ -400,3 +403,24 @@ def test_pruning_is_scoped_to_the_manifests_this_run_read() -> None:
         "gone", spec_hash="x", deletion_policy=DeletionPolicy.DELETE, manifest="manifests/removed.yaml"))
     p = plan(desired([SPEC]), observed(READY_FILES, [DONE], [elsewhere, same_folder]), digests=DIGESTS)
     assert rows(p) == [(K.DELETE_DEPLOYMENT, "Deployment/gone", Reason.NO_LONGER_DECLARED)]
+
+
+def test_failed_provisioning_is_not_retried_with_the_same_spec() -> None:
+    p = plan(desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL,
+                                                                                            state="Failed")]),
+             digests=DIGESTS)
+    assert p.actions == () and [b.reason for b in p.blocked] == [Reason.DEPLOYMENT_FAILED]
+    changed = plan(desired([SPEC], [deployment_spec(capacity=2)]),
+                   observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Failed")]), digests=DIGESTS)
+    assert rows(changed) == [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)]
+
+
+def test_the_table_and_tests_cover_every_kind_and_reason() -> None:
+    kinds = {k for case in CASES for k, _, _ in case[4]}
+    reasons = {r for case in CASES for _, _, r in case[4]}
+    here = Path(__file__)
+    source = here.read_text() + here.with_name("test_plan_render.py").read_text()
+    kinds |= {k for k in K if f"K.{k.name}" in source or f'"{k.value}"' in source}
+    reasons |= {r for r in Reason if f"Reason.{r.name}" in source}
+    assert kinds == set(K)
+    assert reasons == set(Reason)

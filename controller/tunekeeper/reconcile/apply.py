@@ -174,7 +174,10 @@ class _Run:
             await operation.result()
             return f"Deleted Deployment {action.target.name}"
         if kind is ActionKind.WAIT_DEPLOYMENT:
-            deployment = await cloud.get_deployment(action.target.name)
+            try:
+                deployment = await cloud.get_deployment(action.target.name)
+            except NotFound:
+                return f"Deployment {action.target.name} is gone"
             self.events.progress(str(action.target), f"Provisioning {action.target.name}",
                                  1 if deployment.provisioning_state == "Succeeded" else 0, 1)
             if deployment.provisioning_state == "Failed":

@@ -438,6 +438,10 @@ def plan(
             reason = Reason.DRIFT if d.spec.name in known.deployments else Reason.NOT_IN_ACCOUNT
             actions.append(Action(ActionKind.CREATE_DEPLOYMENT, key, reason, None, after, d.account))
             continue
+        if current.provisioning_state == "Deleting":  # on its way out (by someone else): recreate once gone
+            actions.append(Action(ActionKind.WAIT_DEPLOYMENT, key, Reason.DRIFT,
+                                  {"provisioning_state": current.provisioning_state}, None, d.account))
+            continue
         differs = _deployment_differs(current, d)
         if differs:
             manifest_changed = any(current.tags.get(k) != d.tags.get(k)
