@@ -626,3 +626,30 @@ def test_an_injected_failure_fails_a_running_job(emulator: Any, client: openai.A
     assert (latest.level, latest.message) == ("error", "Job failed. Quota for training compute was exhausted.")
     with pytest.raises(ValueError):
         emulator.fail_job(job.id)
+
+
+def test_per_resource_limits_on_files_and_jobs() -> None:
+    from tunekeeper.emulator import Emulator, EmulatorConfig
+
+    config = EmulatorConfig(api_key=TEST_API_KEY, speed=1000.0, max_fine_tune_files=2, max_jobs=2,
+                            max_active_jobs=1)
+    with Emulator(config=config) as small:
+        client = openai.AzureOpenAI(azure_endpoint=small.url, api_key=TEST_API_KEY,
+                                    api_version="2025-04-01-preview", max_retries=0)
+        first = processed(small, client, chat_data(10))
+        processed(small, client, chat_data(11), "second.jsonl")
+        with pytest.raises(openai.BadRequestError) as files_full:
+            upload(client, chat_data(12), "third.jsonl")
+        assert files_full.value.body["code"] == "quotaExceeded"  # type: ignore[index]
+
+        client.fine_tuning.jobs.create(model=BASE, training_file=first)
+        with pytest.raises(openai.RateLimitError) as busy:  # one running at a time here
+            client.fine_tuning.jobs.create(model=BASE, training_file=first)
+        assert busy.value.response.headers["retry-after"] == "1"
+        finish(small)
+        client.fine_tuning.jobs.create(model=BASE, training_file=first)
+        finish(small)
+        with pytest.raises(openai.BadRequestError) as jobs_full:
+            client.fine_tuning.jobs.create(model=BASE, training_file=first)
+        assert "maximum is 2" in jobs_full.value.body["message"]  # type: ignore[index]
+        client.close()

@@ -39,6 +39,11 @@ class EmulatorConfig:
     data_dir: Path | None = None  # None: state in memory only
     # Folders besides the data dir that ``POST /openai/files/import`` may read ``file://`` URLs from.
     import_dirs: tuple[Path, ...] = ()
+    # Azure OpenAI's published per-resource fine-tuning limits (quotas-limits page).
+    max_fine_tune_files: int = 50  # files with purpose fine-tune
+    max_fine_tune_bytes: int = 1024**3  # their total size
+    max_jobs: int = 100  # fine-tuning jobs kept by the resource (deleted ones do not count)
+    max_active_jobs: int = 21  # one running plus twenty queued
     # Tokens-per-minute quota (in capacity units of 1K TPM) per SKU for this account.
     quota: dict[str, int] = field(default_factory=lambda: {
         "Standard": 300, "GlobalStandard": 1000, "DataZoneStandard": 500, "Developer": 100,

@@ -117,7 +117,25 @@ def _detect_method(data: bytes) -> str:
     return "supervised"
 
 
+def _check_file_limits(ctx: EmulatorContext, purpose: str, size: int) -> None:
+    """Azure's per-resource limits on fine-tuning files (count and total size)."""
+    if purpose != "fine-tune":
+        return
+    existing = [d for d in ctx.store.list("file") if d["purpose"] == "fine-tune"]
+    if len(existing) + 1 > ctx.config.max_fine_tune_files:
+        raise DataPlaneError(400, "quotaExceeded",
+                             f"The resource already holds {len(existing)} fine-tuning files, the maximum is "
+                             f"{ctx.config.max_fine_tune_files}. Delete files that are no longer needed.")
+    total = sum(int(d.get("bytes") or 0) for d in existing) + size
+    if total > ctx.config.max_fine_tune_bytes:
+        raise DataPlaneError(400, "quotaExceeded",
+                             f"Fine-tuning files would total {total} bytes, more than the "
+                             f"{ctx.config.max_fine_tune_bytes} bytes a resource may hold. Delete files that are "
+                             "no longer needed.")
+
+
 def _store_new_file(ctx: EmulatorContext, *, purpose: str, filename: str, data: bytes) -> dict[str, Any]:
+    _check_file_limits(ctx, purpose, len(data))
     now = ctx.clock.now()
     file_id = new_id("file")
     outcome, details, stats = "processed", None, None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import re
 from typing import Any
@@ -347,9 +348,25 @@ def message_text(content: object) -> str:
     return ""
 
 
+def _check_job_limits(ctx: EmulatorContext) -> None:
+    """Azure's per-resource limits: jobs kept, and jobs running or queued at once."""
+    jobs = refresh_all(ctx)
+    if len(jobs) >= ctx.config.max_jobs:
+        raise DataPlaneError(400, "quotaExceeded",
+                             f"The resource already has {len(jobs)} fine-tuning jobs, the maximum is "
+                             f"{ctx.config.max_jobs}. Delete finished jobs that are no longer needed.")
+    active = sum(1 for j in jobs if j["status"] not in TERMINAL)
+    if active >= ctx.config.max_active_jobs:
+        raise DataPlaneError(429, "quotaExceeded",
+                             f"{active} fine-tuning jobs are already running or queued, the maximum is "
+                             f"{ctx.config.max_active_jobs}. Retry when one of them has finished.",
+                             headers={"Retry-After": str(max(1, math.ceil(ctx.clock.scaled(60))))})
+
+
 async def create_job(request: web.Request) -> web.Response:
     ctx = context(request)
     body = await json_body(request)
+    _check_job_limits(ctx)
     base, parent = _resolve_base(ctx, body.get("model"))
     method, given = _method(request, body)
     if method not in base.fine_tune_methods:
