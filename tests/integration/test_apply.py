@@ -266,3 +266,39 @@ async def test_observe_cost_does_not_grow_with_manifests(emulator: Any, cloud: C
     one = await observe(cloud, account_for(emulator), desired)
     fifty = await observe(cloud, account_for(emulator), many)
     assert one.requests == fifty.requests == 4
+
+
+async def test_shared_data_is_uploaded_once_and_urls_are_imported(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    import dataclasses
+
+    from tunekeeper.resources.specs import DataRef
+
+    import functools
+    import http.server
+    import threading
+
+    desired = example("clippy", tmp_path)
+    job = desired.jobs[0]
+    assert job.training_file.path is not None
+    # a blob store stand-in on the loopback interface (the emulator imports only from this machine)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(job.training_file.path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/{job.training_file.path.name}?sig=SECRET"
+    twin = dataclasses.replace(job, name="clippy-twin", suffix="twin")
+    imported = dataclasses.replace(job, name="clippy-imported", suffix="imported", validation_file=None,
+                                   training_file=DataRef(url=url, display=url))
+    both = dataclasses.replace(desired, jobs=(job, twin, imported), deployments=())
+    try:
+        first = plan(both, {"embedded": await observe(cloud, account_for(emulator), both)},
+                     digests=compute_digests(both))
+        assert "SECRET" not in str(first.to_dict())
+        result = await converge(both, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                                timeout=120, sleep=clock_sleep(emulator))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.ok, result.to_dict()
+    data_files = sorted(d["filename"] for d in emulator.store.list("file") if d.get("purpose") == "fine-tune")
+    assert len(data_files) == 3 and len(set(data_files)) == 3  # training + validation uploaded once, one import
+    assert sorted(d["suffix"] for d in emulator.store.list("job")) == ["clippy", "imported", "twin"]
