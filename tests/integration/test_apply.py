@@ -270,12 +270,11 @@ async def test_observe_cost_does_not_grow_with_manifests(emulator: Any, cloud: C
 
 async def test_shared_data_is_uploaded_once_and_urls_are_imported(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
     import dataclasses
-
-    from tunekeeper.resources.specs import DataRef
-
     import functools
     import http.server
     import threading
+
+    from tunekeeper.resources.specs import DataRef
 
     desired = example("clippy", tmp_path)
     job = desired.jobs[0]
