@@ -139,6 +139,7 @@ def resolve(
     files: dict[tuple[str, str], FileNeed] = {}
     jobs: dict[str, JobResolution] = {}
     fingerprints: dict[str, str] = {}
+    needs_of: dict[str, tuple[FileNeed, FileNeed | None]] = {}
     specs = {j.name: j for j in desired.jobs}
 
     def need(account: str, ref: DataRef, owner: FineTuneJobSpec) -> FileNeed:
@@ -171,6 +172,7 @@ def resolve(
         fp = markers.job_fingerprint(spec, base=base, training_digest=training.digest,
                                      validation_digest=validation.digest if validation else None)
         fingerprints[spec.name] = fp
+        needs_of[spec.name] = (training, validation)
         return fp
 
     for spec in desired.jobs:
@@ -191,10 +193,7 @@ def resolve(
             parent = resolve_job(specs[spec.from_job])
             depth = parent.depth + 1
             model = parent.matched.fine_tuned_model if parent.succeeded and parent.matched else None
-        training = files[(account, markers.remote_filename(spec.training_file, fingerprint_digest(spec.training_file)))]
-        validation = (files[(account, markers.remote_filename(spec.validation_file,
-                                                              fingerprint_digest(spec.validation_file)))]
-                      if spec.validation_file else None)
+        training, validation = needs_of[spec.name]
         seed = markers.effective_seed(spec, fp)
         matched = None
         if model is not None:
@@ -219,9 +218,6 @@ def resolve(
                                    validation, model, matched, None)
         jobs[spec.name] = resolution
         return resolution
-
-    def fingerprint_digest(ref: DataRef) -> str:
-        return markers.data_digest(ref, digests)
 
     for spec in sorted(desired.jobs, key=lambda s: s.name):
         resolve_job(spec)
