@@ -6,7 +6,7 @@ per resource, in the same run and through the same cloud implementation:
 
 1. generate a project in a temp dir: N FineTuneJobs (each with its own small training file) and
    N Deployments serving their final models;
-2. start an emulator in-process (fast clock, quota for N deployments) and seed it: the files and
+2. start an emulator in-process (fast clock, quota and limits for N of everything) and seed it: the files and
    jobs are created by tunekeeper's own ``converge`` (so they carry its ownership markers and
    have trained), and the N deployments — which through ARM's long-running operations would
    take N polling rounds — are written straight into the emulator's store, cloned from one
@@ -195,7 +195,9 @@ async def run(count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         root = Path(tmp)
         write_project(root, count)
-        config = EmulatorConfig(api_key=API_KEY, speed=1_000_000.0, quota=quota)
+        # Azure's per-resource limits (50 fine-tune files, 100 jobs kept, ...) raised to fit the benchmark.
+        config = EmulatorConfig(api_key=API_KEY, speed=1_000_000.0, quota=quota, max_fine_tune_files=2 * count,
+                                max_jobs=2 * count, max_active_jobs=2 * count)
         with Emulator(config=config) as emulator:
             desired, _ = load([root], root=root)
             desired = dataclasses.replace(desired, accounts=(account_for(emulator),))
