@@ -198,7 +198,7 @@ def _echo(text: str) -> None:
 
 
 # -- plan ----------------------------------------------------------------------------------------------
-@click.command()
+@click.command(short_help="Show what apply would change; changes nothing.")
 @paths_argument
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
               help="How to print the plan.")
@@ -223,7 +223,7 @@ async def _plan(desired: Desired) -> Plan:
 
 
 # -- apply ---------------------------------------------------------------------------------------------
-@click.command()
+@click.command(short_help="Upload data, train and deploy until the account matches.")
 @paths_argument
 @click.option("--wait/--no-wait", default=False, show_default=True,
               help="Block until every resource converged (jobs trained, deployments serving).")
@@ -289,7 +289,7 @@ def render_converge(result: ConvergeResult, output: str, *, wait: bool, timeout:
 
 
 # -- status --------------------------------------------------------------------------------------------
-@click.command()
+@click.command(short_help="Show each resource's job, model, metrics and deployment.")
 @paths_argument
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @reports_errors
@@ -314,7 +314,7 @@ async def _status(desired: Desired) -> list[ResourceStatus]:
 
 
 # -- chat ----------------------------------------------------------------------------------------------
-@click.command()
+@click.command(short_help="Ask a deployment a question and print its answer.")
 @click.argument("deployment")
 @click.argument("prompt")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
@@ -343,7 +343,7 @@ async def _chat(desired: Desired, account: str | None, name: str, messages: list
 
 
 # -- results -------------------------------------------------------------------------------------------
-@click.command()
+@click.command(short_help="Show a job's results.csv: terminal view, JSON or PNG charts.")
 @click.argument("job")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
