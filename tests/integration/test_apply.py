@@ -86,7 +86,7 @@ async def test_converge_clippy_to_a_serving_deployment(emulator: Any, cloud: Clo
     state = StateFile.for_root(tmp_path)
     result = await converge(desired, {"embedded": cloud}, state=state, events=NullSink(), wait=True,
                             poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
-    assert result.converged and result.ok, result.to_dict()
+    assert result.converged, result.to_dict()
 
     files, jobs, deployments = held(emulator)
     assert len(jobs) == 1 and deployments == ["clippy"]
@@ -129,7 +129,7 @@ async def test_continuous_chain_trains_from_the_parent_model(emulator: Any, clou
     desired = example("continuous", tmp_path)
     result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
                             timeout=120, sleep=clock_sleep(emulator))
-    assert result.ok, result.to_dict()
+    assert result.converged, result.to_dict()
     jobs = {d["suffix"]: d for d in emulator.store.list("job")}
     assert set(jobs) == {"ferry-tone", "ferry-facts"}
     assert jobs["ferry-facts"]["model"] == jobs["ferry-tone"]["fine_tuned_model"]
@@ -178,7 +178,7 @@ async def test_drift_recreates_a_vanished_deployment(emulator: Any, cloud: Cloud
     assert [(a.kind, a.reason) for a in p.actions] == [(ActionKind.CREATE_DEPLOYMENT, Reason.DRIFT)]
     result = await converge(desired, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
                             wait=True, poll_interval=0.01, timeout=60, sleep=clock_sleep(emulator))
-    assert result.ok and held(emulator)[2] == ["clippy"] and len(held(emulator)[1]) == 1
+    assert result.converged and held(emulator)[2] == ["clippy"] and len(held(emulator)[1]) == 1
 
 
 async def test_bad_data_file_is_reported_not_retried(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ async def test_bad_data_file_is_reported_not_retried(emulator: Any, cloud: Cloud
     training.write_text('{"messages": "not a list"}\n')
     result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
                             timeout=60, sleep=clock_sleep(emulator))
-    assert result.converged and not result.ok
+    assert result.settled and not result.converged
     assert [(str(b.target).split("/")[0], b.reason) for b in result.remaining.blocked] == [
         ("Deployment", Reason.JOB_FAILED), ("File", Reason.FILE_FAILED), ("FineTuneJob", Reason.FILE_FAILED)]
     assert any("not a list" in b.message for b in result.remaining.blocked)
@@ -224,7 +224,7 @@ async def test_replacement_allowed_retrains_once_and_refused_changes_nothing(
     allowed = dataclasses.replace(desired, jobs=(dataclasses.replace(changed, allow_replacement=True),))
     result = await converge(allowed, clouds, state=state, events=NullSink(), wait=True, poll_interval=0.01,
                             timeout=120, sleep=clock_sleep(emulator))
-    assert result.ok, result.to_dict()
+    assert result.converged, result.to_dict()
     (new_job,) = held(emulator)[1]
     assert new_job != old_job
     deployed = await cloud.get_deployment("clippy")
@@ -242,7 +242,7 @@ async def test_failed_job_reports_azure_error_and_is_not_retried(emulator: Any, 
     wrong_method = dataclasses.replace(desired, jobs=(dataclasses.replace(desired.jobs[0], method=Method.DPO),))
     result = await converge(wrong_method, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
                             timeout=120, sleep=clock_sleep(emulator))
-    assert result.converged and not result.ok
+    assert result.settled and not result.converged
     assert len(held(emulator)[1]) == 1 and held(emulator)[2] == []
     row = next(r for r in result.statuses if r.kind == "FineTuneJob")
     succeeded = row.condition("Succeeded")
@@ -297,7 +297,7 @@ async def test_shared_data_is_uploaded_once_and_urls_are_imported(emulator: Any,
     finally:
         server.shutdown()
         server.server_close()
-    assert result.ok, result.to_dict()
+    assert result.converged, result.to_dict()
     data_files = sorted(d["filename"] for d in emulator.store.list("file") if d.get("purpose") == "fine-tune")
     assert len(data_files) == 3 and len(set(data_files)) == 3  # training + validation uploaded once, one import
     assert sorted(d["suffix"] for d in emulator.store.list("job")) == ["clippy", "imported", "twin"]

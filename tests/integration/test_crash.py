@@ -45,7 +45,7 @@ async def test_full_run_takes_the_expected_number_of_actions(emulator: Any, clou
     """Keeps FULL_RUN_ACTIONS honest, so the crash test below stops after every one of them."""
     result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
                             poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
-    assert result.ok
+    assert result.converged
     assert 5 <= result.actions <= FULL_RUN_ACTIONS, result.actions
     assert_exactly_one_of_each(emulator)
 
@@ -61,7 +61,7 @@ async def test_crash_after_each_action_then_rerun(emulator: Any, cloud: Cloud, t
     state = StateFile.for_root(tmp_path) if stop_after % 2 else StateFile(None)
     second = await converge(desired, clouds, state=state, events=NullSink(), wait=True, poll_interval=0.01,
                             timeout=120, sleep=clock_sleep(emulator))
-    assert second.ok, second.to_dict()
+    assert second.converged, second.to_dict()
     assert_exactly_one_of_each(emulator)
     third = await converge(desired, clouds, state=state, events=NullSink(), wait=False, poll_interval=0.01)
     assert third.converged and third.actions == 0 and third.remaining.actions == ()
@@ -78,7 +78,7 @@ async def test_converges_through_throttling_and_server_errors(emulator: Any, clo
     emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=1)  # ARM waits whole seconds
     result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
                             poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
-    assert result.ok, result.to_dict()
+    assert result.converged, result.to_dict()
     assert_exactly_one_of_each(emulator)
 
 
@@ -89,6 +89,6 @@ async def test_faults_that_outlast_the_sdk_retries_are_retried_by_the_next_loop(
     emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=4)  # ARM waits whole seconds
     result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
                             poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
-    assert result.ok, result.to_dict()
+    assert result.converged, result.to_dict()
     assert result.loops > 3
     assert_exactly_one_of_each(emulator)

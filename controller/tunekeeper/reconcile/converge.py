@@ -3,7 +3,8 @@
 Called by ``tunekeeper apply`` (and, later, by the operator's handlers). Without ``wait`` it
 makes all the progress possible now (uploads, job creation once files are processed,
 deployments of finished jobs) and returns; with ``wait`` it polls until nothing is left to do
-(or ``timeout``). A resource whose action failed permanently is left alone for the rest of the
+(or ``timeout``): the result is ``converged`` when the accounts match the manifests, and only
+``settled`` when what is left waits on a person (a failed job, a failed gate, an error). A resource whose action failed permanently is left alone for the rest of the
 run and reported in status; transient errors are retried on the next loop after their
 Retry-After. The state file is written after every loop.
 """
@@ -35,7 +36,7 @@ NO_WAIT_RETRIES = 3  # without --wait: transient errors retried this many times 
 
 @dataclass(frozen=True, slots=True)
 class ConvergeResult:
-    converged: bool  # nothing left to do (blocked resources may remain: see ``remaining.blocked``)
+    settled: bool  # nothing more can be done now: every action left belongs to a failed resource
     remaining: Plan  # the last plan: what is still in progress, and what is blocked
     statuses: tuple[ResourceStatus, ...]
     loops: int
@@ -45,13 +46,13 @@ class ConvergeResult:
     errors: Mapping[str, str] = field(default_factory=dict)  # "Kind/name" -> permanent error
 
     @property
-    def ok(self) -> bool:
-        """Converged with nothing blocked and no errors."""
-        return self.converged and not self.remaining.blocked and not self.errors
+    def converged(self) -> bool:
+        """The accounts match the manifests: settled, nothing blocked, no errors."""
+        return self.settled and not self.remaining.blocked and not self.errors
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "converged": self.converged, "ok": self.ok, "loops": self.loops, "actions": self.actions,
+            "converged": self.converged, "settled": self.settled, "loops": self.loops, "actions": self.actions,
             "stopped": self.stopped, "timed_out": self.timed_out, "errors": dict(self.errors),
             "remaining": self.remaining.to_dict(), "status": [s.to_dict() for s in self.statuses],
         }
@@ -78,9 +79,9 @@ async def converge(
     rows: list[ResourceStatus] = []
     seen_events: set[str] = set()
 
-    def finish(*, converged: bool, stopped: bool = False, timed_out: bool = False) -> ConvergeResult:
+    def finish(*, settled: bool, stopped: bool = False, timed_out: bool = False) -> ConvergeResult:
         assert last_plan is not None
-        return ConvergeResult(converged, last_plan, tuple(rows), loops, actions, stopped, timed_out, dict(errors))
+        return ConvergeResult(settled, last_plan, tuple(rows), loops, actions, stopped, timed_out, dict(errors))
 
     while True:
         loops += 1
@@ -100,9 +101,9 @@ async def converge(
             state.save()
         pending = [a for a in last_plan.actions if str(a.target) not in errors]
         if not pending:
-            return finish(converged=True)
+            return finish(settled=True)
         if remaining_budget is not None and remaining_budget <= 0:
-            return finish(converged=False, stopped=True)
+            return finish(settled=False, stopped=True)
         result = await apply(last_plan, desired, clouds, events=events, stop_after=remaining_budget, known=known,
                              observations=observations, digests=digests, skip=frozenset(errors),
                              seen_events=seen_events)
@@ -115,22 +116,22 @@ async def converge(
         if persist:
             state.save()
         if result.stopped:
-            return finish(converged=False, stopped=True)
+            return finish(settled=False, stopped=True)
         if _expired(started, timeout):
-            return finish(converged=False, timed_out=True)
+            return finish(settled=False, timed_out=True)
         if result.progressed:
             transient_rounds = 0
             if not wait and loops >= NO_WAIT_LOOPS:
-                return finish(converged=False)
+                return finish(settled=False)
             continue
         if result.retrying:
             transient_rounds += 1
             if not wait and transient_rounds > NO_WAIT_RETRIES:
-                return finish(converged=False)
+                return finish(settled=False)
             await sleep(max(poll_interval if wait else 0.0, result.retry_after or 0.0))
             continue
         if not wait:
-            return finish(converged=False)
+            return finish(settled=False)
         await sleep(poll_interval)
 
 
