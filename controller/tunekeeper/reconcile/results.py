@@ -121,28 +121,32 @@ def parse_results(data: bytes | str, *, source: str = "results.csv") -> Results:
         if len(row) != len(names):
             raise ResultsError(f"{source}:{line_no}: {len(row)} cells, the header has {len(names)}",
                                hint="the file is truncated or not a results.csv")
-        steps.append(_number(row[step_index], source, line_no, STEP, whole=True))  # type: ignore[arg-type]
+        steps.append(_step(row[step_index], source, line_no))
         for name, cell in zip(names, row, strict=True):
             if name != STEP:
-                columns[name].append(_number(cell, source, line_no, name, whole=False))
+                columns[name].append(_value(cell, source, line_no, name))
     return Results(steps=tuple(steps), columns={k: tuple(v) for k, v in columns.items()})
 
 
-def _number(cell: str, source: str, line_no: int, column: str, *, whole: bool) -> float | int | None:
+def _step(cell: str, source: str, line_no: int) -> int:
+    value = _value(cell, source, line_no, STEP)
+    if value is None:
+        raise ResultsError(f"{source}:{line_no}: empty 'step'", hint="every row needs its step number")
+    if not value.is_integer():
+        raise ResultsError(f"{source}:{line_no}: step is {cell.strip()!r}, not a whole number")
+    return int(value)
+
+
+def _value(cell: str, source: str, line_no: int, column: str) -> float | None:
+    """A metric cell: a float, or None when empty (no evaluation at this step) or NaN."""
     text = cell.strip()
     if not text:
-        if whole:
-            raise ResultsError(f"{source}:{line_no}: empty '{column}'", hint="every row needs its step number")
         return None
     try:
         value = float(text)
     except ValueError:
         raise ResultsError(f"{source}:{line_no}: '{column}' is {text!r}, not a number",
                            hint="the file is not a fine-tuning results.csv") from None
-    if whole:
-        if not value.is_integer():
-            raise ResultsError(f"{source}:{line_no}: step is {text!r}, not a whole number")
-        return int(value)
     return None if math.isnan(value) else value
 
 
