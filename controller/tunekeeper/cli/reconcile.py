@@ -98,8 +98,14 @@ def load_desired(paths: Sequence[Path]) -> Desired:
     """Manifests -> Desired; warnings go to stderr, errors raise ManifestError (every diagnostic)."""
     from tunekeeper.resources import load
 
-    desired, warnings = load(list(paths) or [Path(".")])
+    given = list(paths) or [Path(".")]
+    desired, warnings = load(given)
     print_diagnostics(stderr_console(), warnings)
+    if not (desired.jobs or desired.deployments or desired.accounts):
+        where = ", ".join(str(p) for p in given)
+        stderr_console().print(f"[yellow]warning:[/] no tunekeeper manifests found in {where}")
+        stderr_console().print("  hint: manifests have apiVersion: tunekeeper.io/v1alpha1; pass the folder that "
+                               "holds them", style="dim")
     return desired
 
 
