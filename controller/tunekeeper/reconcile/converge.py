@@ -50,9 +50,14 @@ class ConvergeResult:
         """The accounts match the manifests: settled, nothing blocked, no errors."""
         return self.settled and not self.remaining.blocked and not self.errors
 
+    @property
+    def ok(self) -> bool:
+        """Same as ``converged`` (kept for callers written against the first version)."""
+        return self.converged
+
     def to_dict(self) -> dict[str, object]:
         return {
-            "converged": self.converged, "settled": self.settled, "loops": self.loops, "actions": self.actions,
+            "converged": self.converged, "ok": self.ok, "settled": self.settled, "loops": self.loops, "actions": self.actions,
             "stopped": self.stopped, "timed_out": self.timed_out, "errors": dict(self.errors),
             "remaining": self.remaining.to_dict(), "status": [s.to_dict() for s in self.statuses],
         }
