@@ -30,15 +30,25 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunekeeper.cloud import Cloud, connect
+from tunekeeper.cloud import Cloud, DeploymentRequest, connect
 from tunekeeper.emulator import Emulator, EmulatorConfig
-from tunekeeper.reconcile import NullSink, StateFile, compute_digests, converge, markers, observe, plan
-from tunekeeper.reconcile.model import ActionKind
+from tunekeeper.reconcile import (
+    Action,
+    ActionKind,
+    NullSink,
+    StateFile,
+    compute_digests,
+    converge,
+    markers,
+    observe,
+    plan,
+)
 from tunekeeper.resources import load
-from tunekeeper.resources.specs import AccountSpec, AuthSpec, Desired
+from tunekeeper.resources.specs import AccountSpec, AuthSpec, Desired, Sku
 
 API_KEY = "bench-key"
 BASE_MODEL = "gpt-4.1-mini-2025-04-14"
@@ -121,15 +131,13 @@ async def seed(emulator: Emulator, cloud: Cloud, desired: Desired) -> None:
           flush=True)
 
 
-async def _template(emulator: Emulator, cloud: Cloud, action: Any, specs: dict[str, Any]) -> dict[str, Any]:
+async def _template(emulator: Emulator, cloud: Cloud, action: Action, specs: dict[str, Any]) -> dict[str, Any]:
     """Create the first deployment through ARM for real; its stored document is the clone template."""
-    from tunekeeper.cloud.base import DeploymentRequest
-    from tunekeeper.resources.specs import Sku
-
     after = action.after or {}
     name = action.target.name
+    version = after.get("version")
     operation = await cloud.begin_create_deployment(DeploymentRequest(
-        name=name, model_name=str(after["model"]), model_version=after.get("version"),  # type: ignore[arg-type]
+        name=name, model_name=str(after["model"]), model_version=None if version is None else str(version),
         sku=Sku(str(after["sku"])), capacity=int(str(after["capacity"])), tags=_tags(name, after, specs),
     ))
     emulator.clock.advance(3600)
@@ -139,8 +147,9 @@ async def _template(emulator: Emulator, cloud: Cloud, action: Any, specs: dict[s
     return doc
 
 
-def _tags(name: str, after: dict[str, object], specs: dict[str, Any]) -> dict[str, str]:
-    spec_hash = markers.deployment_spec_hash(str(after["model"]), after.get("version"),  # type: ignore[arg-type]
+def _tags(name: str, after: Mapping[str, object], specs: dict[str, Any]) -> dict[str, str]:
+    version = after.get("version")
+    spec_hash = markers.deployment_spec_hash(str(after["model"]), None if version is None else str(version),
                                              str(after["sku"]), int(str(after["capacity"])))
     return markers.deployment_tags(name, spec_hash=spec_hash, deletion_policy=specs[name].deletion_policy)
 
