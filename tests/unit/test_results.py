@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tunekeeper.reconcile.results import (
     FULL_VALID_LOSS,
     TRAIN_ACCURACY,
@@ -13,7 +12,6 @@ from tunekeeper.reconcile.results import (
     VALID_ACCURACY,
     VALID_LOSS,
     Point,
-
     ResultsError,
     build_figure,
     parse_results,

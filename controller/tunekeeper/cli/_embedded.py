@@ -17,7 +17,6 @@ This module owns connections only; it decides nothing about what to change.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -132,8 +131,8 @@ async def open_target(desired: Desired) -> AsyncIterator[Target]:
     clouds: dict[str, Cloud] = {}
     try:
         if desired.accounts:
-            connected = await asyncio.gather(*(connect(account) for account in desired.accounts))
-            clouds = {account.name: cloud for account, cloud in zip(desired.accounts, connected, strict=True)}
+            for spec in desired.accounts:  # connect sends nothing yet; one at a time so a failure closes the rest
+                clouds[spec.name] = await connect(spec)
         else:
             emulator = start_embedded(desired.root)
             account = embedded_account(emulator)
@@ -142,7 +141,7 @@ async def open_target(desired: Desired) -> AsyncIterator[Target]:
             desired = replace(desired, accounts=(account,))
         yield Target(desired=desired, clouds=clouds, emulator=emulator)
     finally:
-        for cloud in clouds.values():
-            await cloud.close()
+        for connected in clouds.values():
+            await connected.close()
         if emulator is not None:
             emulator.stop()
