@@ -162,3 +162,24 @@ def test_chat_before_apply_says_what_to_do(project: Path) -> None:
     assert outcome.exit_code == 1, outcome
     assert "Deployment support-bot is not serving yet" in outcome.stderr
     assert 'tunekeeper apply --wait' in outcome.stderr
+
+
+def test_a_failing_gate_blocks_the_deployment_and_apply_says_so(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_project(tmp_path / "repo")
+    manifest = folder / "support.yaml"
+    manifest.write_text(manifest.read_text() + "  gates:\n    metrics:\n"
+                        "      - {metric: train_loss, op: \"<\", threshold: 0.0001}\n")
+    monkeypatch.chdir(folder)
+
+    applied = run("apply", folder, "--wait", "--timeout", "120")
+    assert applied.exit_code == 1, applied
+    assert "Apply finished, but not everything matches the manifests" in applied.stdout
+    assert "Deployment/support-bot" in applied.stdout and "gate failed" in applied.stdout
+    assert not inventory(folder).deployments  # the candidate was never deployed
+
+    shown = run("status", folder, "-o", "json")
+    rows = {(r["kind"], r["name"]): r for r in json.loads(shown.stdout)}
+    gates = {c["type"]: c for c in rows[("Deployment", "support-bot")]["conditions"]}["GatesPassed"]
+    assert gates["status"] == "False" and "train_loss" in gates["message"]
+    assert rows[("FineTuneJob", "support-bot")]["fine_tuned_model"]

@@ -258,9 +258,9 @@ def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: st
         result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events))
         if result.converged:
             events.settle()
-    _echo(render_converge(result, output, wait=wait, timeout=timeout))
+    _echo(render_converge(result, output, timeout=timeout))
     # Still in progress without --wait is success; a failure, a blocked resource or a timeout is not.
-    if result.errors or result.timed_out or (result.converged and not result.ok):
+    if result.errors or result.timed_out or (result.settled and not result.converged):
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
@@ -270,7 +270,7 @@ async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events:
                               wait=wait, timeout=timeout, poll_interval=_poll_interval(target))
 
 
-def render_converge(result: ConvergeResult, output: str, *, wait: bool, timeout: float | None) -> str:
+def render_converge(result: ConvergeResult, output: str, *, timeout: float | None) -> str:
     """What apply leaves behind: done, still in progress, blocked, or failed — and what to do next."""
     if output == "json":
         return json.dumps(result.to_dict(), indent=2, default=str)
@@ -280,7 +280,7 @@ def render_converge(result: ConvergeResult, output: str, *, wait: bool, timeout:
     if result.timed_out:
         lines.append(f"Timed out after {timeout:g} s. Still in progress (run apply again to carry on):")
         lines.append(render_plan(remaining, fmt))
-    elif not result.converged:
+    elif not result.settled:
         lines.append("Still in progress (run apply again, or apply --wait, to carry on):")
         lines.append(render_plan(remaining, fmt))
     elif remaining.blocked or result.errors:
