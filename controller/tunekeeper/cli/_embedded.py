@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from tunekeeper.cloud import Cloud, CloudSettings, connect
 from tunekeeper.errors import TunekeeperError
+from tunekeeper.reconcile.state import STATE_DIR
 from tunekeeper.resources.specs import AccountSpec, AuthSpec, Desired, SourceRef
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ EMBEDDED_SETTINGS = CloudSettings(polling_interval=0.2, conflict_initial_delay=0
 
 def state_dir(root: Path) -> Path:
     """Where the CLI keeps what it learned (state file, embedded emulator) for one repository."""
-    return root / ".tunekeeper"
+    return root / STATE_DIR
 
 
 def emulator_dir(root: Path) -> Path:
