@@ -301,3 +301,36 @@ async def test_shared_data_is_uploaded_once_and_urls_are_imported(emulator: Any,
     data_files = sorted(d["filename"] for d in emulator.store.list("file") if d.get("purpose") == "fine-tune")
     assert len(data_files) == 3 and len(set(data_files)) == 3  # training + validation uploaded once, one import
     assert sorted(d["suffix"] for d in emulator.store.list("job")) == ["clippy", "imported", "twin"]
+
+
+@pytest.mark.parametrize("good", [True, False])
+async def test_eval_gate_against_a_candidate_deployment(emulator: Any, cloud: Cloud, tmp_path: Path,
+                                                        good: bool) -> None:
+    import dataclasses
+
+    from tunekeeper.resources.specs import DataRef, Gates
+
+    desired = example("clippy", tmp_path)
+    training = desired.jobs[0].training_file.path
+    assert training is not None
+    eval_file = training.with_name("eval.jsonl")
+    lines = training.read_text().splitlines()[:3]
+    if not good:
+        lines = [line.replace("Paris.", "Lyon.") for line in lines]
+    eval_file.write_text("\n".join(lines) + "\n")
+    dep = dataclasses.replace(desired.deployments[0],
+                              gates=Gates(eval_file=DataRef(path=eval_file, display="data/eval.jsonl")))
+    gated = dataclasses.replace(desired, deployments=(dep,))
+    state = StateFile.for_root(tmp_path)
+    result = await converge(gated, {"embedded": cloud}, state=state, events=NullSink(), wait=True,
+                            poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    assert held(emulator)[2] == (["clippy"] if good else [])  # the candidate is gone either way
+    assert result.converged is good, result.to_dict()
+    row = next(r for r in result.statuses if r.kind == "Deployment")
+    gates = row.condition("GatesPassed")
+    assert gates is not None and gates.status == ("True" if good else "False")
+    if not good:
+        assert "failed the eval set" in gates.message
+        again = await converge(gated, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
+                               wait=False)
+        assert again.actions == 0  # judged once; not re-evaluated until the model or the eval set changes

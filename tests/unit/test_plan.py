@@ -424,3 +424,37 @@ def test_the_table_and_tests_cover_every_kind_and_reason() -> None:
     reasons |= {r for r in Reason if f"Reason.{r.name}" in source}
     assert kinds == set(K)
     assert reasons == set(Reason)
+
+
+EVAL = ROOT / "data" / "eval.jsonl"
+EVAL_DIGESTS = {**DIGESTS, EVAL: "e" * 64}
+
+
+def test_eval_gate_is_judged_before_the_model_is_served() -> None:
+    from tunekeeper.reconcile import gates as gating
+
+    spec = deployment_spec(gates=Gates(eval_file=DataRef(path=EVAL, display="data/eval.jsonl")))
+    seen = observed(READY_FILES, [DONE])
+    pending = plan(desired([SPEC], [spec]), seen, digests=EVAL_DIGESTS)
+    assert rows(pending) == [(K.EVALUATE_MODEL, "Deployment/bot", Reason.EVAL_PENDING),
+                             (K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.EVAL_PENDING)]
+    assert pending.actions[0].after and pending.actions[0].after["candidate"] == "bot-tk-eval"
+    assert render_plan(pending).endswith("Plan: 1 to create, 0 to change, 0 to delete. 1 to evaluate.")
+    key = gating.eval_key("bot", FT_MODEL, "e" * 64)
+    passed = plan(desired([SPEC], [spec]), seen, digests=EVAL_DIGESTS, known=Known(evals={key: True}))
+    assert rows(passed) == [(K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.NOT_IN_ACCOUNT)]
+    failed = plan(desired([SPEC], [spec]), seen, digests=EVAL_DIGESTS, known=Known(evals={key: False}))
+    assert failed.actions == () and [b.reason for b in failed.blocked] == [Reason.GATE_FAILED]
+    serving = plan(desired([SPEC], [spec]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+                   digests=EVAL_DIGESTS)
+    assert serving.actions == ()  # a model already served is not judged again
+
+
+def test_eval_judging() -> None:
+    from tunekeeper.reconcile.evaluation import EvalCase, judge
+
+    cases = [EvalCase(({"role": "user", "content": "Capital of France?"},), "Paris."),
+             EvalCase(({"role": "user", "content": "2+2?"},), "4")]
+    assert judge(cases, ["  paris.  Shocking.", "It is 4"]).passed
+    verdict = judge(cases, ["Paris.", "five"])
+    assert not verdict.passed and verdict.message.startswith("1 of 2 eval examples passed; example 2")

@@ -20,6 +20,7 @@ from pathlib import Path
 from tunekeeper.cloud.base import Cloud, DeploymentRequest, JobRequest, ObservedFile, ObservedJob
 from tunekeeper.errors import NotFound, PermanentCloudError, StalePlan, TransientCloudError, TunekeeperError
 from tunekeeper.reconcile import planning
+from tunekeeper.reconcile.evaluation import evaluate
 from tunekeeper.reconcile.events import ActionOutcome, EventSink, Outcome
 from tunekeeper.reconcile.model import Action, ActionKind, Known, Observation, Plan
 from tunekeeper.reconcile.observe import compute_digests, observe
@@ -36,6 +37,7 @@ class ApplyResult:
     errors: Mapping[str, str] = field(default_factory=dict)  # "Kind/name" -> permanent error message
     retry_after: float | None = None  # the longest Retry-After a transient error asked for
     created_jobs: Mapping[str, str] = field(default_factory=dict)  # FineTuneJob name -> new job id
+    evals: Mapping[str, bool] = field(default_factory=dict)  # eval gate verdicts reached (gates.eval_key)
 
     @property
     def progressed(self) -> bool:
@@ -102,7 +104,8 @@ async def apply(
             run.errors[label] = outcome.message
         if outcome.outcome is Outcome.RETRY:
             run.retry_after = max(run.retry_after or 0.0, outcome.retry_after or 0.0)
-    return ApplyResult(tuple(outcomes), executed, stopped, dict(run.errors), run.retry_after, dict(run.created_jobs))
+    return ApplyResult(tuple(outcomes), executed, stopped, dict(run.errors), run.retry_after, dict(run.created_jobs),
+                       dict(run.evals))
 
 
 async def _observe_all(desired: Desired, clouds: Mapping[str, Cloud], plan: Plan) -> dict[str, Observation]:
@@ -131,6 +134,7 @@ class _Run:
         self.events = events
         self.files: dict[tuple[str, str], ObservedFile] = {}
         self.created_jobs: dict[str, str] = {}
+        self.evals: dict[str, bool] = {}
         self.errors: dict[str, str] = {}
         self.retry_after: float | None = None
 
@@ -169,6 +173,15 @@ class _Run:
             return await self._follow_job(action, cloud)
         if kind in (ActionKind.CREATE_DEPLOYMENT, ActionKind.UPDATE_DEPLOYMENT):
             return await self._put_deployment(action, cloud)
+        if kind is ActionKind.EVALUATE_MODEL:
+            d = self.res.deployments[action.target.name]
+            if d.selection is None or d.eval_key is None:
+                raise _Deferred("nothing to evaluate yet")
+            self.events.progress(str(action.target), f"Evaluating {d.selection.model_name}", 0, 1)
+            verdict = await evaluate(cloud, d)
+            self.evals[d.eval_key] = verdict.passed
+            self.events.progress(str(action.target), f"Evaluating {d.selection.model_name}", 1, 1)
+            return verdict.message
         if kind is ActionKind.DELETE_DEPLOYMENT:
             operation = await cloud.begin_delete_deployment(action.target.name)
             await operation.result()
@@ -292,6 +305,12 @@ class _Run:
         d = self.res.deployments[action.target.name]
         if d.selection is None:
             raise _Deferred(f"waiting for FineTuneJob {d.spec.model.from_job}")
+        if d.eval_pending:
+            verdict = self.evals.get(d.eval_key or "")
+            if verdict is None:
+                raise _Deferred("waiting for the eval gate")
+            if not verdict:
+                raise _Deferred("the candidate failed the eval gate; the deployment keeps what it serves")
         request = DeploymentRequest(
             name=d.spec.name, model_name=d.selection.model_name, model_version=d.selection.model_version,
             sku=d.spec.sku, capacity=d.spec.capacity, tags=dict(d.tags),

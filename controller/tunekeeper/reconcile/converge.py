@@ -118,6 +118,8 @@ async def converge(
         errors.update(result.errors)
         _propagate(errors, last_plan, desired, observations, digests)
         _remember_jobs(state, result)
+        for key, passed in result.evals.items():
+            state.record_eval(key, passed)
         if persist:
             state.save()
         if result.stopped:

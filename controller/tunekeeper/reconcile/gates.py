@@ -123,3 +123,14 @@ def failed_gates(gates: Sequence[MetricGate], metrics: Mapping[str, float]) -> l
         if not ok:
             failures.append(f"{gate.metric} is {value:.4g}, the gate needs {gate.op} {gate.threshold:g}")
     return failures
+
+
+def eval_key(deployment: str, model_name: str, eval_digest: str) -> str:
+    """Identifies one eval gate run: the same model against the same eval set is judged once."""
+    return f"{deployment}|{model_name}|{eval_digest[:16]}"
+
+
+def candidate_name(deployment: str) -> str:
+    """The temporary deployment an eval gate runs against (ARM names are at most 64 characters)."""
+    suffix = "-tk-eval"
+    return deployment[: 64 - len(suffix)] + suffix

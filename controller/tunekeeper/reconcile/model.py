@@ -50,6 +50,7 @@ class ActionKind(str, Enum):
     CREATE_JOB = "create_job"
     WAIT_JOB = "wait_job"
     DELETE_DEPLOYMENT = "delete_deployment"
+    EVALUATE_MODEL = "evaluate_model"  # run the eval gate against a temporary candidate deployment
     CREATE_DEPLOYMENT = "create_deployment"
     UPDATE_DEPLOYMENT = "update_deployment"
     WAIT_DEPLOYMENT = "wait_deployment"
@@ -68,7 +69,8 @@ class ActionKind(str, Enum):
 _SYMBOLS = {
     ActionKind.UPLOAD_FILE: "+", ActionKind.IMPORT_FILE: "+", ActionKind.WAIT_FILE: "…",
     ActionKind.DELETE_JOB: "-", ActionKind.CANCEL_JOB: "-", ActionKind.CREATE_JOB: "+",
-    ActionKind.WAIT_JOB: "…", ActionKind.DELETE_DEPLOYMENT: "-", ActionKind.CREATE_DEPLOYMENT: "+",
+    ActionKind.WAIT_JOB: "…", ActionKind.DELETE_DEPLOYMENT: "-", ActionKind.EVALUATE_MODEL: "?",
+    ActionKind.CREATE_DEPLOYMENT: "+",
     ActionKind.UPDATE_DEPLOYMENT: "~", ActionKind.WAIT_DEPLOYMENT: "…",
 }
 
@@ -82,6 +84,7 @@ class Reason(str, Enum):
     DRIFT = "changed outside tunekeeper"
     WAITING_FOR_FILES = "waiting for files"
     WAITING_FOR_PARENT = "waiting for parent"
+    EVAL_PENDING = "eval gate pending"
     FILE_PROCESSING = "file processing"
     JOB_RUNNING = "job running"
     PROVISIONING = "provisioning"
@@ -253,3 +256,4 @@ class Known:
 
     jobs: Mapping[str, str] = field(default_factory=dict)  # FineTuneJob name -> job id last used
     deployments: frozenset[str] = frozenset()  # Deployment names that once provisioned
+    evals: Mapping[str, bool] = field(default_factory=dict)  # eval gate outcomes by gates.eval_key

@@ -25,7 +25,7 @@ from tunekeeper.resources.specs import AccountSpec, Desired
 
 
 def compute_digests(desired: Desired) -> dict[Path, str]:
-    """sha256 (hex) of every local data file the jobs name, read in 1 MiB chunks."""
+    """sha256 (hex) of every local data file the jobs name (and eval gate files), streamed."""
     out: dict[Path, str] = {}
     problems: list[Diagnostic] = []
     for spec in desired.jobs:
@@ -39,6 +39,17 @@ def compute_digests(desired: Desired) -> dict[Path, str]:
                 problems.append(Diagnostic(spec.source.path, spec.source.line, spec.source.column, "error",
                                            f"cannot read {ref.display or ref.path}: {exc.strerror}",
                                            hint="check the path; data paths are relative to the manifest"))
+    for dep in desired.deployments:
+        ref = dep.gates.eval_file
+        if ref is None or ref.path is None or ref.path in out:
+            continue
+        try:
+            with ref.path.open("rb") as handle:
+                out[ref.path] = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            problems.append(Diagnostic(dep.source.path, dep.source.line, dep.source.column, "error",
+                                       f"cannot read {ref.display or ref.path}: {exc.strerror}",
+                                       hint="check spec.gates.evalFile"))
     if problems:
         raise DatasetError(problems)
     return out

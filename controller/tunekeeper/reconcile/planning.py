@@ -100,6 +100,8 @@ class DeploymentResolution:
     refusal: gating.Refusal | None  # why it cannot be deployed (failed job, gate, checkpoint)
     spec_hash: str | None
     tags: Mapping[str, str] = field(default_factory=dict)
+    eval_key: str | None = None  # set when the eval gate must judge ``selection`` before it is served
+    eval_pending: bool = False  # the eval gate has not judged ``selection`` yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +233,8 @@ def resolve(
     deployments: dict[str, DeploymentResolution] = {}
     for dspec in sorted(desired.deployments, key=lambda s: s.name):
         deployments[dspec.name] = _resolve_deployment(dspec, account_of(desired, dspec.account), observed, jobs,
-                                                      markers.manifest_label(desired.root, dspec.source.path))
+                                                      markers.manifest_label(desired.root, dspec.source.path),
+                                                      digests, known)
     return Resolution(jobs=jobs, deployments=deployments, files=files)
 
 
@@ -260,7 +263,7 @@ def _replace_previous(r: JobResolution, previous: ObservedJob) -> JobResolution:
 
 def _resolve_deployment(
     spec: DeploymentSpec, account: str, observed: Mapping[str, Observation], jobs: Mapping[str, JobResolution],
-    manifest: str,
+    manifest: str, digests: Mapping[Path, str], known: Known,
 ) -> DeploymentResolution:
     obs = observed[account]
     current = next((d for d in obs.deployments if d.name == spec.name), None)
@@ -287,6 +290,24 @@ def _resolve_deployment(
                                          f"{spec.model.from_job} failed its gates: " + "; ".join(failures) + ".")
             else:
                 selection = chosen
+    key: str | None = None
+    pending = False
+    eval_ref = spec.gates.eval_file
+    if selection is not None and eval_ref is not None and (current is None or current.model_name != selection.model_name):
+        try:
+            eval_digest = markers.data_digest(eval_ref, digests)
+        except KeyError:
+            raise PlanError(f"{spec.source}: no digest for {eval_ref.display or eval_ref.path}",
+                            hint="compute_digests(desired) must run before plan") from None
+        key = gating.eval_key(spec.name, selection.model_name, eval_digest)
+        verdict = known.evals.get(key)
+        if verdict is None:
+            pending = True
+        elif not verdict:
+            refusal = gating.Refusal(Reason.GATE_FAILED, f"Model {selection.label} of FineTuneJob "
+                                     f"{spec.model.from_job} failed the eval set {eval_ref.display}; "
+                                     "the deployment keeps what it serves.")
+            selection = None
     spec_hash = None
     tags: Mapping[str, str] = {}
     if selection is not None:
@@ -294,7 +315,7 @@ def _resolve_deployment(
                                                  spec.sku.value, spec.capacity)
         tags = markers.deployment_tags(spec.name, spec_hash=spec_hash, deletion_policy=spec.deletion_policy,
                                        manifest=manifest)
-    return DeploymentResolution(spec, account, current, selection, refusal, spec_hash, tags)
+    return DeploymentResolution(spec, account, current, selection, refusal, spec_hash, tags, key, pending)
 
 
 def plan(
@@ -408,6 +429,8 @@ def plan(
                                   {"file_id": file.id, "status": file.status}, None, account))
 
     declared = {(d.account, d.spec.name) for d in res.deployments.values()}
+    # a candidate of a pending eval gate is the evaluation's own business (crash leftovers are reused)
+    declared |= {(d.account, gating.candidate_name(d.spec.name)) for d in res.deployments.values() if d.eval_pending}
     for d in res.deployments.values():
         key = ResourceKey("Deployment", d.spec.name)
         current = d.observed
@@ -430,6 +453,14 @@ def plan(
                                    "sku": d.spec.sku.value, "capacity": d.spec.capacity}, d.account, 1))
             continue
         after = _deployment_after(d)
+        if d.eval_pending:
+            assert d.spec.gates.eval_file is not None
+            actions.append(Action(ActionKind.EVALUATE_MODEL, key, Reason.EVAL_PENDING, None,
+                                  {"model": after["model"], "eval_file": d.spec.gates.eval_file.display,
+                                   "candidate": gating.candidate_name(d.spec.name)}, d.account))
+            kind = ActionKind.CREATE_DEPLOYMENT if current is None else ActionKind.UPDATE_DEPLOYMENT
+            actions.append(Action(kind, key, Reason.EVAL_PENDING, _deployment_before(current), after, d.account))
+            continue
         if current is None:
             reason = Reason.DRIFT if d.spec.name in known.deployments else Reason.NOT_IN_ACCOUNT
             actions.append(Action(ActionKind.CREATE_DEPLOYMENT, key, reason, None, after, d.account))

@@ -57,6 +57,9 @@ def summary(plan: Plan) -> str:
         text = f"No changes. {plan.matched} resource{'s' if plan.matched != 1 else ''} match."
     else:
         text = f"Plan: {add} to create, {change} to change, {delete} to delete."
+        evals = sum(1 for a in plan.actions if a.kind is ActionKind.EVALUATE_MODEL)
+        if evals:
+            text += f" {evals} to evaluate."
         if waits:
             text += f" {waits} to wait for."
     if plan.blocked:
@@ -86,6 +89,8 @@ def _detail(action: Action) -> str:
         return f"{ident} {before.get('status', '')}".strip()
     if kind is ActionKind.WAIT_DEPLOYMENT:
         return str(before.get("provisioning_state", ""))
+    if kind is ActionKind.EVALUATE_MODEL:
+        return f"{after.get('model')} against {after.get('eval_file')}"
     if kind is ActionKind.CREATE_DEPLOYMENT:
         return f"{after.get('model')} {after.get('sku')} x{after.get('capacity')}"
     if kind is ActionKind.DELETE_DEPLOYMENT:

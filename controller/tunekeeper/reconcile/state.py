@@ -32,7 +32,7 @@ class StateFile:
     def __init__(self, path: Path | None) -> None:
         """``path`` None keeps the state in memory only (``save`` does nothing)."""
         self.path = path
-        self._data: dict[str, Any] = {"format": STATE_FORMAT, "resources": {}, "jobs": {}}
+        self._data: dict[str, Any] = {"format": STATE_FORMAT, "resources": {}, "jobs": {}, "evals": {}}
         if path is None:
             return
         try:
@@ -42,6 +42,7 @@ class StateFile:
         if isinstance(loaded, dict) and loaded.get("format") == STATE_FORMAT:
             self._data["resources"] = dict(loaded.get("resources") or {})
             self._data["jobs"] = dict(loaded.get("jobs") or {})
+            self._data["evals"] = dict(loaded.get("evals") or {})
 
     @classmethod
     def for_root(cls, root: Path) -> StateFile:
@@ -57,7 +58,8 @@ class StateFile:
                 jobs[name] = str(entry["job_id"])
             elif kind == "Deployment" and entry.get("provisioned"):
                 deployments.add(name)
-        return Known(jobs=jobs, deployments=frozenset(deployments))
+        evals = {str(k): bool(v) for k, v in (self._data.get("evals") or {}).items()}
+        return Known(jobs=jobs, deployments=frozenset(deployments), evals=evals)
 
     def resource(self, key: str) -> Mapping[str, Any]:
         """The recorded entry of ``Kind/name`` (empty when never seen)."""
@@ -106,6 +108,10 @@ class StateFile:
         if old.get("job_id") and not new.get("job_id"):
             new["job_id"] = old["job_id"]  # the previous job of a changed spec stays known
         self._data["resources"][key] = new
+
+    def record_eval(self, key: str, passed: bool) -> None:
+        """The eval gate's verdict on one model (see ``gates.eval_key``): judged once, remembered."""
+        self._data.setdefault("evals", {})[key] = passed
 
     def forget(self, key: str) -> None:
         self._data["resources"].pop(key, None)

@@ -216,6 +216,9 @@ def _deployment_status(
     gates: tuple[str, ConditionStatus, str, str]
     if d.refusal is not None and d.refusal.reason is Reason.GATE_FAILED:
         gates = ("GatesPassed", "False", "GateFailed", d.refusal.message)
+    elif d.selection is not None and d.eval_pending:
+        gates = ("GatesPassed", "Unknown", "EvalPending",
+                 f"Metric gates passed; the eval set must still pass against {d.selection.model_name}.")
     elif d.selection is not None:
         gates = ("GatesPassed", "True", "GatesPassed",
                  "All metric gates passed." if d.spec.gates.metrics else "No gates are declared.")
