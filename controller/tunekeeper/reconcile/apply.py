@@ -84,7 +84,7 @@ async def apply(
                                 hint="a saved plan applies only to the account as it was observed")
     else:
         resolution = planning.resolve(desired, observations, digests=digests, known=known)
-    run = _Run(resolution, clouds, events, seen_events if seen_events is not None else set())
+    run = _Run(resolution, observations, clouds, events, seen_events if seen_events is not None else set())
     outcomes: list[tuple[Action, ActionOutcome]] = []
     executed = 0
     stopped = False
@@ -126,9 +126,11 @@ class _Run:
     """The state of one apply pass: what this pass created, and the errors so far."""
 
     def __init__(
-        self, resolution: planning.Resolution, clouds: Mapping[str, Cloud], events: EventSink, seen_events: set[str]
+        self, resolution: planning.Resolution, observations: Mapping[str, Observation], clouds: Mapping[str, Cloud],
+        events: EventSink, seen_events: set[str],
     ) -> None:
         self.res = resolution
+        self.observations = observations
         self.seen_events = seen_events
         self.clouds = clouds
         self.events = events
@@ -276,7 +278,9 @@ class _Run:
     async def _follow_job(self, action: Action, cloud: Cloud) -> str:
         job_id = str((action.before or {})["job_id"])
         job = await cloud.get_job(job_id)
-        self._report_training(action, job, len(await cloud.list_checkpoints(job_id)) if job.status == "running" else None)
+        observed = self.observations.get(action.account)
+        done_epochs = len(observed.checkpoints.get(job_id, ())) if observed is not None else 0
+        self._report_training(action, job, done_epochs if job.status == "running" else None)
         for event in sorted(await cloud.list_job_events(job_id), key=lambda e: (e.created_at, e.id)):
             if event.id not in self.seen_events:
                 self.seen_events.add(event.id)
