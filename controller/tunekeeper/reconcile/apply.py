@@ -281,7 +281,8 @@ class _Run:
         observed = self.observations.get(action.account)
         done_epochs = len(observed.checkpoints.get(job_id, ())) if observed is not None else 0
         self._report_training(action, job, done_epochs if job.status == "running" else None)
-        for event in sorted(await cloud.list_job_events(job_id), key=lambda e: (e.created_at, e.id)):
+        listed = await cloud.list_job_events(job_id)  # newest first, as the service lists them
+        for event in sorted(reversed(listed), key=lambda e: e.created_at):  # stable: ties keep service order
             if event.id not in self.seen_events:
                 self.seen_events.add(event.id)
                 if event.type == "message":
