@@ -282,7 +282,7 @@ class _Run:
         done_epochs = len(observed.checkpoints.get(job_id, ())) if observed is not None else 0
         self._report_training(action, job, done_epochs if job.status == "running" else None)
         listed = await cloud.list_job_events(job_id)  # newest first, as the service lists them
-        for event in sorted(listed[::-1], key=lambda e: e.created_at):  # stable sort: ties stay oldest first
+        for event in reversed(sorted(listed, key=lambda e: e.created_at, reverse=True)):  # ties keep service order
             if event.id not in self.seen_events:
                 self.seen_events.add(event.id)
                 if event.type == "message":
