@@ -183,3 +183,10 @@ def test_a_failing_gate_blocks_the_deployment_and_apply_says_so(tmp_path: Path,
     gates = {c["type"]: c for c in rows[("Deployment", "support-bot")]["conditions"]}["GatesPassed"]
     assert gates["status"] == "False" and "train_loss" in gates["message"]
     assert rows[("FineTuneJob", "support-bot")]["fine_tuned_model"]
+
+
+def test_results_before_training_says_what_to_do(project: Path) -> None:
+    outcome = run("results", "support-bot", project)
+    assert outcome.exit_code == 1, outcome
+    assert "FineTuneJob/support-bot has no training job yet" in outcome.stderr
+    assert 'tunekeeper apply' in outcome.stderr
