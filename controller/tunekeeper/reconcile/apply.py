@@ -282,7 +282,8 @@ class _Run:
         done_epochs = len(observed.checkpoints.get(job_id, ())) if observed is not None else 0
         self._report_training(action, job, done_epochs if job.status == "running" else None)
         listed = await cloud.list_job_events(job_id)  # newest first, as the service lists them
-        for event in reversed(sorted(listed, key=lambda e: e.created_at, reverse=True)):  # ties keep service order
+        oldest_first = sorted(enumerate(listed), key=lambda pair: (pair[1].created_at, -pair[0]))
+        for _, event in oldest_first:
             if event.id not in self.seen_events:
                 self.seen_events.add(event.id)
                 if event.type == "message":
