@@ -334,3 +334,30 @@ async def test_eval_gate_against_a_candidate_deployment(emulator: Any, cloud: Cl
         again = await converge(gated, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
                                wait=False)
         assert again.actions == 0  # judged once; not re-evaluated until the model or the eval set changes
+
+
+async def test_epoch_checkpoints_and_metric_gates(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    import dataclasses
+
+    from tunekeeper.resources.specs import Gates, MetricGate
+
+    desired = example("promote-checkpoint", tmp_path)  # n_epochs 4: Azure keeps epochs 2, 3 and 4
+    base = desired.deployments[0]
+    variants = (
+        dataclasses.replace(base, name="epoch-3", model=dataclasses.replace(base.model, checkpoint=3)),
+        dataclasses.replace(base, name="epoch-1", model=dataclasses.replace(base.model, checkpoint=1)),
+        dataclasses.replace(base, name="strict", gates=Gates(metrics=(MetricGate("full_valid_loss", "<", 0.01),))),
+    )
+    several = dataclasses.replace(desired, deployments=variants)
+    result = await converge(several, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=120, sleep=clock_sleep(emulator))
+    assert result.settled and not result.converged
+    assert held(emulator)[2] == ["epoch-3"]
+    blocked = {b.target.name: b.reason for b in result.remaining.blocked}
+    assert blocked == {"epoch-1": Reason.CHECKPOINT_NOT_RETAINED, "strict": Reason.GATE_FAILED}
+    job_row = next(r for r in result.statuses if r.kind == "FineTuneJob")
+    epoch3 = next(c for c in job_row.checkpoints if c.epoch == 3)
+    assert (await cloud.get_deployment("epoch-3")).model_name == epoch3.id
+    strict = next(r for r in result.statuses if r.name == "strict")
+    gates = strict.condition("GatesPassed")
+    assert gates is not None and gates.status == "False" and "full_valid_loss" in gates.message
