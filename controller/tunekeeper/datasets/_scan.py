@@ -202,14 +202,27 @@ def split_ranges(source: BinaryIO, size: int, parts: int) -> list[tuple[int, int
     """Cut [0, size) into up to ``parts`` ranges, each starting at the beginning of a line."""
     starts = [0]
     for index in range(1, parts):
-        guess = max(size * index // parts, starts[-1])
-        source.seek(guess)
-        source.readline()  # to the end of the line the guess fell in
-        boundary = source.tell()
+        boundary = _next_line_start(source, max(size * index // parts, starts[-1]))
         if starts[-1] < boundary < size:
             starts.append(boundary)
     ends = starts[1:] + [size]
     return list(zip(starts, ends))
+
+
+def _next_line_start(source: BinaryIO, offset: int) -> int:
+    """The offset just after the first newline at or after ``offset`` (or the end of the file).
+
+    Read in small blocks rather than with readline, so a giant line costs no memory here.
+    """
+    source.seek(offset)
+    while True:
+        block = source.read(1 << 16)
+        if not block:
+            return offset
+        found = block.find(b"\n")
+        if found >= 0:
+            return offset + found + 1
+        offset += len(block)
 
 
 def _scan_file_range(path: str, start: int, end: int, settings: Settings) -> Part:
