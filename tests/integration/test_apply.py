@@ -148,7 +148,11 @@ async def test_capacity_change_updates_in_place_and_removed_manifest_deletes(
     obs = await observe(cloud, account_for(emulator), bigger)
     p = plan(bigger, {"embedded": obs}, digests=compute_digests(bigger))
     assert [(a.kind, a.reason) for a in p.actions] == [(ActionKind.UPDATE_DEPLOYMENT, Reason.SPEC_CHANGED)]
-    result = await apply(p, bigger, clouds, events=NullSink())
+    import json
+
+    from tunekeeper.reconcile import Plan, render_plan
+    saved = Plan.from_dict(json.loads(render_plan(p, "json")))  # a plan saved by `plan -o json`, applied later
+    result = await apply(saved, bigger, clouds, events=NullSink())
     assert [o.outcome for _, o in result.outcomes] == [Outcome.DONE]
     assert (await cloud.get_deployment("clippy")).capacity == 2
 
