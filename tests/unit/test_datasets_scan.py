@@ -263,12 +263,13 @@ def test_duplicate_search_with_a_set_and_with_numpy_agree() -> None:
 
 def test_ranges_start_at_line_starts_even_around_a_giant_line(tmp_path: Path) -> None:
     import io
+    import itertools
 
     from tunekeeper.datasets._scan import split_ranges
 
     data = b"a\n" + b"x" * 300_000 + b"\nb\nc\n"
     ranges = split_ranges(io.BytesIO(data), len(data), 4)
     assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
-    assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
+    assert all(end == start for (_, end), (start, _) in itertools.pairwise(ranges))
     assert all(data[start - 1: start] == b"\n" for start, _ in ranges[1:])
     assert [start for start, _ in ranges] == [0, 300_003, 300_005]  # no cut inside the giant line
