@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunekeeper.cloud.base import Cloud
-from tunekeeper.errors import TransientCloudError
+from tunekeeper.errors import TransientCloudError, TunekeeperError
 from tunekeeper.reconcile.apply import ApplyResult, apply, embedded_account
 from tunekeeper.reconcile.events import EventSink
 from tunekeeper.reconcile.model import Observation, Plan
@@ -151,6 +151,10 @@ async def _observe_all(desired: Desired, clouds: Mapping[str, Cloud], state: Sta
     names |= {a.name for a in desired.accounts if a.name in clouds}
     if not names and clouds:
         names = set(clouds)
+    missing = sorted(n for n in names if n not in clouds)
+    if missing:
+        raise TunekeeperError(f"No connection to account {missing[0]!r}",
+                              hint="declare an Account with that name, or name one that exists in spec.account")
     specs = {a.name: a for a in desired.accounts}
     found = await asyncio.gather(*(
         observe(clouds[n], specs.get(n) or embedded_account(n), desired, cache=state) for n in sorted(names)
