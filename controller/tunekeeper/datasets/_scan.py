@@ -244,6 +244,10 @@ def scan_file(path: str, size: int, settings: Settings, workers: int) -> list[Pa
             return [scan_range(source, 0, size, settings)]
     if not hasattr(os, "fork"):
         return [_scan_file_range(path, start, end, settings) for start, end in ranges]
+    if settings.exact_tokens:
+        from tunekeeper.datasets._tokens import o200k_base
+
+        o200k_base()  # load once here; the children inherit it instead of each loading their own
     children = [_fork_scan(path, start, end, settings) for start, end in ranges[1:]]
     try:
         parts = [_scan_file_range(path, *ranges[0], settings)]
