@@ -418,10 +418,8 @@ def validate(source: BinaryIO | str, size: int, settings: Settings, *, epochs: i
         has_bom = _starts_with_bom(source)
         if not has_bom:
             diagnostics.append(diagnose("TK-D003", settings.label, 0))
-        stats = DatasetStats(bytes=size, lines=0, examples=0, assistant_turns=0, tokens=0,
-                             tokens_exact=False, epochs=epochs or 0, billed_tokens=0)
-        return DatasetReport(path=settings.label, diagnostics=tuple(sorted(diagnostics)), stats=stats,
-                             has_bom=has_bom)
+        return DatasetReport(path=settings.label, diagnostics=tuple(sorted(diagnostics)),
+                             stats=_unscanned(size, epochs), has_bom=has_bom)
     if isinstance(source, str):
         parts = scan_file(source, size, settings, workers)
     else:
@@ -439,10 +437,14 @@ def _starts_with_bom(source: BinaryIO | str) -> bool:
 
 def unreadable(label: str, reason: str, epochs: int | None) -> DatasetReport:
     """The report for a file that cannot be opened."""
-    stats = DatasetStats(bytes=0, lines=0, examples=0, assistant_turns=0, tokens=0, tokens_exact=False,
-                         epochs=epochs or 0, billed_tokens=0)
     return DatasetReport(path=label, diagnostics=(diagnose("TK-D001", label, 0, reason=reason),),
-                         stats=stats, has_bom=False)
+                         stats=_unscanned(0, epochs), has_bom=False)
+
+
+def _unscanned(size: int, epochs: int | None) -> DatasetStats:
+    """The figures of a file whose lines were not read."""
+    return DatasetStats(bytes=size, lines=0, examples=0, assistant_turns=0, tokens=0, tokens_exact=False,
+                        epochs=epochs if epochs is not None else auto_epochs(0), billed_tokens=0)
 
 
 def memory_source(data: bytes) -> BinaryIO:
