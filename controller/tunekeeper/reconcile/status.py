@@ -220,8 +220,11 @@ def _deployment_status(
         gates = ("GatesPassed", "Unknown", "EvalPending",
                  f"Metric gates passed; the eval set must still pass against {d.selection.model_name}.")
     elif d.selection is not None:
+        checks = ", ".join(f"{g.metric} {d.selection.metrics[g.metric]:.4g} {g.op} {g.threshold:g}"
+                           for g in d.spec.gates.metrics if g.metric in d.selection.metrics)
         gates = ("GatesPassed", "True", "GatesPassed",
-                 "All metric gates passed." if d.spec.gates.metrics else "No gates are declared.")
+                 f"Metric gates passed on {d.selection.label}: {checks}." if d.spec.gates.metrics
+                 else "No gates are declared.")
     else:
         gates = ("GatesPassed", "Unknown", "WaitingForJob", "The model to judge is not trained yet.")
     owned = current is not None and markers.owner_of(current) == d.spec.name
