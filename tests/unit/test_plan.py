@@ -458,3 +458,13 @@ def test_eval_judging() -> None:
     assert judge(cases, ["  paris.  Shocking.", "It is 4"]).passed
     verdict = judge(cases, ["Paris.", "five"])
     assert not verdict.passed and verdict.message.startswith("1 of 2 eval examples passed; example 2")
+
+
+def test_a_new_resource_sharing_a_suffix_does_not_take_anothers_job_as_its_previous() -> None:
+    a = job_spec("a", suffix="shared", hyperparameters=Hyperparameters(n_epochs=5), allow_replacement=True)
+    b = job_spec("b", suffix="shared", allow_replacement=True)
+    old_a = job_for(job_spec("a", suffix="shared"), id="ftjob-a")
+    p = plan(desired([a, b]), observed(READY_FILES, [old_a]), digests=DIGESTS, known=Known(jobs={"a": "ftjob-a"}))
+    assert rows(p) == [(K.DELETE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
+                       (K.CREATE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
+                       (K.CREATE_JOB, "FineTuneJob/b", Reason.NOT_IN_ACCOUNT)]

@@ -247,9 +247,11 @@ def _with_previous(
     if known_id and known_id in by_id and known_id not in claimed:
         return _replace_previous(r, by_id[known_id])
     owned_files = {fid for name, ids in file_ids.items() if markers.is_owned_filename(name) for fid in ids}
+    others = {job_id for name, job_id in known.jobs.items() if name != r.spec.name}  # known to be another's
     candidates = [
         j for j in account_jobs
-        if j.id not in claimed and j.training_file in owned_files and (j.suffix or None) == r.suffix
+        if j.id not in claimed and j.id not in others and j.training_file in owned_files
+        and (j.suffix or None) == r.suffix
     ]
     if not candidates:
         return r
