@@ -184,6 +184,10 @@ CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str
      Known(jobs={"bot": "ftjob-1"}),
      [(K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
       (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)]),
+    ("a create the service ran twice: the newer twin is cancelled, one training is enough",
+     desired([SPEC]), observed(READY_FILES, [job_for(SPEC, "running", id="ftjob-1", created=10),
+                                             job_for(SPEC, "running", id="ftjob-2", created=11)]), Known(),
+     [(K.CANCEL_JOB, "FineTuneJob/bot", Reason.DUPLICATE), (K.WAIT_JOB, "FineTuneJob/bot", Reason.JOB_RUNNING)]),
     ("a job with our files but another seed is not ours to adopt",
      desired([job_spec(suffix="x")]),
      observed(READY_FILES, [job_for(job_spec(suffix="y"), seed=1)]), Known(),
@@ -468,3 +472,10 @@ def test_a_new_resource_sharing_a_suffix_does_not_take_anothers_job_as_its_previ
     assert rows(p) == [(K.DELETE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
                        (K.CREATE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
                        (K.CREATE_JOB, "FineTuneJob/b", Reason.NOT_IN_ACCOUNT)]
+
+
+def test_the_oldest_running_twin_is_kept() -> None:
+    twins = [job_for(SPEC, "running", id="ftjob-1", created=10), job_for(SPEC, "running", id="ftjob-2", created=11)]
+    p = plan(desired([SPEC]), observed(READY_FILES, twins), digests=DIGESTS)
+    assert [(a.kind, (a.before or {})["job_id"]) for a in p.actions] == [
+        (K.CANCEL_JOB, "ftjob-2"), (K.WAIT_JOB, "ftjob-1")]

@@ -19,8 +19,8 @@ Jobs
     belongs to a FineTuneJob when its model, training file id, validation file id (ids of
     files carrying the content-hashed names), seed, suffix and method are equal to the
     desired ones, and every hyperparameter the manifest sets has the same value (values the
-    service chose for "auto" are not compared). Among several matches the succeeded one wins,
-    then a running one, then the newest. When the data files were deleted from the account
+    service chose for "auto" are not compared). Among several matches the succeeded one wins
+    (the newest), then a running one (the oldest: the others are cancelled as duplicates). When the data files were deleted from the account
     after training, a job whose file ids are no longer listed still matches if its seed was
     derived (the derived seed encodes the data digests) or the state file recorded it for the
     resource.

@@ -89,6 +89,7 @@ class Reason(str, Enum):
     JOB_RUNNING = "job running"
     PROVISIONING = "provisioning"
     NO_LONGER_DECLARED = "no longer declared"
+    DUPLICATE = "duplicate of the adopted job"
     # blocked: nothing will happen until the spec (or something outside tunekeeper) changes
     GATE_FAILED = "gate failed"
     JOB_FAILED = "job failed"

@@ -18,6 +18,7 @@ until the manifest changes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class JobResolution:
     model: str | None  # the base model to train from; None while the parent has no fine-tuned model
     matched: ObservedJob | None  # the job that is this resource (adoption rule in markers.py)
     previous: ObservedJob | None  # an earlier job of this resource with another fingerprint
+    duplicates: tuple[ObservedJob, ...] = ()  # other jobs that also match and still train (a retried create)
 
     @property
     def succeeded(self) -> bool:
@@ -198,6 +200,7 @@ def resolve(
         training, validation = needs_of[spec.name]
         seed = markers.effective_seed(spec, fp)
         matched = None
+        candidates: list[ObservedJob] = []
         if model is not None:
             ids = file_ids[account]
             # Data files deleted after training: their ids are gone from the account. The job
@@ -216,8 +219,10 @@ def resolve(
                                        validation_ids=validation_ids, seed=seed)
             ]
             matched = _preferred(candidates)
+        duplicates = tuple(sorted((j for j in candidates if j is not matched and j.status in ACTIVE_JOB),
+                                  key=lambda j: j.id))
         resolution = JobResolution(spec, account, depth, fp, seed, markers.effective_suffix(spec), training,
-                                   validation, model, matched, None)
+                                   validation, model, matched, None, duplicates)
         jobs[spec.name] = resolution
         return resolution
 
@@ -259,8 +264,7 @@ def _with_previous(
 
 
 def _replace_previous(r: JobResolution, previous: ObservedJob) -> JobResolution:
-    return JobResolution(r.spec, r.account, r.depth, r.fingerprint, r.seed, r.suffix, r.training, r.validation,
-                         r.model, r.matched, previous)
+    return dataclasses.replace(r, previous=previous)
 
 
 def _resolve_deployment(
@@ -342,6 +346,10 @@ def plan(
             stuck[r.spec.name] = f"FineTuneJob {r.spec.name} {r.matched.status}"
         if r.matched is not None:
             job = r.matched
+            for twin in r.duplicates:  # a create the service ran twice (a retried request): one training is enough
+                actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.DUPLICATE,
+                                      {"job_id": twin.id, "status": twin.status, "model": twin.model}, None,
+                                      r.account, r.depth))
             if r.spec.allow_replacement:
                 for old in superseded(r, observed[r.account], claimed):
                     actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING,
@@ -647,13 +655,14 @@ def _orphan_ids(obs: Observation) -> frozenset[str]:
 
 
 def _preferred(jobs: list[ObservedJob]) -> ObservedJob | None:
-    """Succeeded beats running beats failed; then the newest."""
+    """Succeeded beats running beats failed; then the newest (for running jobs, the oldest)."""
     if not jobs:
         return None
 
     def rank(j: ObservedJob) -> tuple[int, int, str]:
         state = 0 if j.status == "succeeded" else 1 if j.status not in FAILED_JOB else 2
-        return (state, -j.created_at, j.id)
+        # the newest finished job, but the oldest running one (it is furthest along)
+        return (state, j.created_at if state == 1 else -j.created_at, j.id)
 
     return min(jobs, key=rank)
 
