@@ -8,8 +8,11 @@ user turn, plus the reference fields a grader reads).
 
 Validation streams the file (flat memory), reports every problem as a sorted ``Diagnostic`` and
 never raises for bad data. It uses no network: exact token counts use o200k_base converted
-offline (``_tokens``). Heavy modules (tiktoken, multiprocessing) load only when needed, so
-importing this package stays cheap.
+offline (``_tokens``). Heavy modules (the scanner's parsers, tiktoken, numpy) load only when
+needed, so importing this package stays cheap. The rule table, with every code, message and
+hint, is ``_rules.RULES``; the decisions the service's documentation leaves open are listed in
+``_scan`` (blank lines, what counts as an example, oversized files, duplicates) and
+``_examples`` / ``_report`` (token estimate and bound, image allowance, automatic epochs).
 """
 
 from __future__ import annotations

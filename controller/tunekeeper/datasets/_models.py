@@ -1,7 +1,8 @@
 """Context limits of the base models that can be fine-tuned, for the dataset context check.
 
 Read by ``validate_dataset`` / ``validate_bytes`` when they are given a model; kept apart from
-``_tokens`` so that knowing a limit never loads the tokenizer. Pure data and one lookup.
+``_tokens`` so that knowing a limit never loads the tokenizer. Pure data and one lookup: it must
+not import anything heavy.
 """
 
 from __future__ import annotations
