@@ -92,3 +92,25 @@ async def test_faults_that_outlast_the_sdk_retries_are_retried_by_the_next_loop(
     assert result.converged, result.to_dict()
     assert result.loops > 3
     assert_exactly_one_of_each(emulator)
+
+
+async def test_a_job_created_twice_by_a_retried_request_trains_once(emulator: Any, cloud: Cloud,
+                                                                      tmp_path: Path) -> None:
+    from tunekeeper.cloud.base import JobRequest
+    from tunekeeper.resources.specs import Hyperparameters, Method
+
+    desired = example("clippy", tmp_path)
+    await converge(desired, {"embedded": cloud}, events=NullSink(), wait=False, poll_interval=0.01)
+    (first,) = emulator.store.list("job")
+    # the same create again, as an SDK retry after a lost response would send it
+    await cloud.create_job(JobRequest(
+        model=first["model"], training_file=first["training_file"], validation_file=first["validation_file"],
+        method=Method.SUPERVISED, hyperparameters=Hyperparameters(n_epochs=3), suffix=first["suffix"],
+        seed=first["seed"],
+    ))
+    result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=120, sleep=clock_sleep(emulator))
+    assert result.converged, result.to_dict()
+    statuses = {d["id"]: d["status"] for d in emulator.store.list("job")}
+    assert statuses[first["id"]] == "succeeded"
+    assert sorted(statuses.values()) == ["cancelled", "succeeded"]
