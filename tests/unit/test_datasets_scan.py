@@ -60,6 +60,9 @@ def test_fast_path_declines_what_it_does_not_cover() -> None:
         {"messages": [{"role": "tool", "content": "q"}, {"role": "assistant", "content": "a"}]},
     ]:
         assert plain_chat(orjson.dumps(example)) is None, example
+    # a repeated key: orjson keeps the last value, and the full check must judge that one
+    assert plain_chat(b'{"messages": [{"role": "user", "content": "q", "content": ""}, '
+                      b'{"role": "assistant", "content": "a"}]}') is None
 
 
 def spread_errors(rng: random.Random, count: int) -> list[bytes]:
