@@ -114,3 +114,18 @@ async def test_a_job_created_twice_by_a_retried_request_trains_once(emulator: An
     statuses = {d["id"]: d["status"] for d in emulator.store.list("job")}
     assert statuses[first["id"]] == "succeeded"
     assert sorted(statuses.values()) == ["cancelled", "succeeded"]
+
+
+async def test_an_upload_the_service_ran_twice_leaves_one_copy(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    from tunekeeper.reconcile import compute_digests, markers
+
+    desired = example("clippy", tmp_path)
+    ref = desired.jobs[0].training_file
+    assert ref.path is not None
+    name = markers.remote_filename(ref, compute_digests(desired)[ref.path])
+    for _ in range(2):  # a retried upload whose first answer was lost
+        await cloud.upload_file(ref.path, filename=name, add_bom=True)
+    result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=120, sleep=clock_sleep(emulator))
+    assert result.converged, result.to_dict()
+    assert_exactly_one_of_each(emulator)

@@ -162,6 +162,10 @@ class _Run:
             if file is None:
                 raise _Deferred(f"{action.target.name} is not in the account any more")
             return f"{file.id} processed"
+        if kind is ActionKind.DELETE_FILE:
+            file_id = str((action.before or {})["file_id"])
+            await cloud.delete_file(file_id)
+            return f"Deleted {file_id}, a second copy of {action.target.name}"
         if kind is ActionKind.CANCEL_JOB:
             job = await cloud.cancel_job(str((action.before or {})["job_id"]))
             return f"Cancelled job {job.id}"

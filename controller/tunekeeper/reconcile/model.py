@@ -42,6 +42,7 @@ class ResourceKey:
 class ActionKind(str, Enum):
     """What ``apply`` does. Values are the names shown in plans (snake case)."""
 
+    DELETE_FILE = "delete_file"  # a redundant copy of a data file (an upload the service ran twice)
     UPLOAD_FILE = "upload_file"
     IMPORT_FILE = "import_file"
     WAIT_FILE = "wait_file"
@@ -67,7 +68,7 @@ class ActionKind(str, Enum):
 
 
 _SYMBOLS = {
-    ActionKind.UPLOAD_FILE: "+", ActionKind.IMPORT_FILE: "+", ActionKind.WAIT_FILE: "…",
+    ActionKind.DELETE_FILE: "-", ActionKind.UPLOAD_FILE: "+", ActionKind.IMPORT_FILE: "+", ActionKind.WAIT_FILE: "…",
     ActionKind.DELETE_JOB: "-", ActionKind.CANCEL_JOB: "-", ActionKind.CREATE_JOB: "+",
     ActionKind.WAIT_JOB: "…", ActionKind.DELETE_DEPLOYMENT: "-", ActionKind.EVALUATE_MODEL: "?",
     ActionKind.CREATE_DEPLOYMENT: "+",

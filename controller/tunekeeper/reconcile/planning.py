@@ -419,6 +419,17 @@ def plan(
             hint="create a new FineTuneJob (the usual promotion path), or set spec.allowReplacement: true",
         )
 
+    used = {acc: {j.training_file for j in obs.jobs} | {j.validation_file for j in obs.jobs if j.validation_file}
+            for acc, obs in observed.items()}
+    for (account, name), need in sorted(res.files.items()):
+        if need.observed is None:
+            continue
+        for extra in sorted(observed[account].files, key=lambda f: f.id):
+            if (extra.filename == name and extra.id != need.observed.id and extra.status not in GONE_FILE
+                    and extra.id not in used[account]):
+                actions.append(Action(ActionKind.DELETE_FILE, ResourceKey("File", name), Reason.DUPLICATE,
+                                      {"file_id": extra.id, "status": extra.status}, None, account))
+
     for account, name in sorted(needed_files):
         need = res.files[(account, name)]
         key = ResourceKey("File", name)

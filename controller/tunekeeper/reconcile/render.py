@@ -84,7 +84,8 @@ def _detail(action: Action) -> str:
         return f"{after.get('source', '')}  sha256:{digest[:8]}…"
     if kind is ActionKind.CREATE_JOB:
         return f"{after.get('model')} ({after.get('method')})"
-    if kind in (ActionKind.WAIT_FILE, ActionKind.WAIT_JOB, ActionKind.CANCEL_JOB, ActionKind.DELETE_JOB):
+    if kind in (ActionKind.WAIT_FILE, ActionKind.WAIT_JOB, ActionKind.CANCEL_JOB, ActionKind.DELETE_JOB,
+                ActionKind.DELETE_FILE):
         ident = before.get("job_id") or before.get("file_id")
         return f"{ident} {before.get('status', '')}".strip()
     if kind is ActionKind.WAIT_DEPLOYMENT:
