@@ -110,6 +110,10 @@ async def apply(
 
 async def _observe_all(desired: Desired, clouds: Mapping[str, Cloud], plan: Plan) -> dict[str, Observation]:
     names = {a.account for a in plan.actions} | planning.accounts_used(desired)
+    missing = sorted(n for n in names if n not in clouds)
+    if missing:
+        raise TunekeeperError(f"No connection to account {missing[0]!r}",
+                              hint="declare an Account with that name, or name one that exists in spec.account")
     specs = {a.name: a for a in desired.accounts}
     found = await asyncio.gather(*(
         observe(clouds[n], specs.get(n) or embedded_account(n), desired) for n in sorted(names)
