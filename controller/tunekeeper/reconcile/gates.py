@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from tunekeeper.cloud.base import ObservedCheckpoint, ObservedJob
 from tunekeeper.reconcile.model import MetricsSummary, Reason
+from tunekeeper.reconcile.results import canonical_metric
 from tunekeeper.resources.specs import MetricGate, ModelRef
 
 FINE_TUNED_VERSION = "1"
@@ -114,7 +115,7 @@ def failed_gates(gates: Sequence[MetricGate], metrics: Mapping[str, float]) -> l
     """One sentence per failed gate (empty when all pass)."""
     failures: list[str] = []
     for gate in gates:
-        value = metrics.get(gate.metric)
+        value = metrics.get(canonical_metric(gate.metric))
         if value is None:
             failures.append(f"{gate.metric} was not reported (gate {gate.metric} {gate.op} {gate.threshold:g})")
             continue

@@ -41,6 +41,12 @@ METRICS: tuple[str, ...] = (
 # Other spellings seen in Azure's documentation, mapped to the canonical column name.
 _ALIASES: Mapping[str, str] = {"validation_mean_token_accuracy": VALID_ACCURACY}
 
+
+def canonical_metric(name: str) -> str:
+    """The name checkpoints and parsed results use for a metric (results.csv headers and gates
+    may spell validation accuracy ``validation_mean_token_accuracy``)."""
+    return _ALIASES.get(name, name)
+
 _SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -106,7 +112,7 @@ def parse_results(data: bytes | str, *, source: str = "results.csv") -> Results:
         header = next(reader)
     except StopIteration:
         raise ResultsError(f"{source} is empty", hint="the job may not have finished; check `tunekeeper status`")
-    names = [_ALIASES.get(h.strip(), h.strip()) for h in header]
+    names = [canonical_metric(h.strip()) for h in header]
     if STEP not in names:
         raise ResultsError(
             f"{source}:1: no 'step' column (columns: {', '.join(names) or 'none'})",
