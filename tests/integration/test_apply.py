@@ -365,3 +365,26 @@ async def test_epoch_checkpoints_and_metric_gates(emulator: Any, cloud: Cloud, t
     strict = next(r for r in result.statuses if r.name == "strict")
     gates = strict.condition("GatesPassed")
     assert gates is not None and gates.status == "False" and "full_valid_loss" in gates.message
+
+
+# A DeveloperTier deployment: the plan compares ARM's spelling with ARM's spelling, so after apply a
+# fresh plan is empty, whichever spelling the manifest used.
+@pytest.mark.parametrize("written", ["DeveloperTier", "Developer"])
+async def test_developer_tier_deployment_converges_and_then_plans_nothing(
+        emulator: Any, cloud: Cloud, tmp_path: Path, written: str) -> None:
+    # given the Clippy example with a developer deployment, spelled as ARM does or as the portal does
+    shutil.copytree(EXAMPLES / "clippy", tmp_path / "clippy")
+    manifest = tmp_path / "clippy" / "clippy.yaml"
+    manifest.write_text(manifest.read_text().replace("name: Standard", f"name: {written}"))
+    desired, warnings = load([tmp_path / "clippy"], root=tmp_path)
+    assert [w.hint for w in warnings] == (["write DeveloperTier"] if written == "Developer" else [])
+    # when it converges
+    result = await converge(desired, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
+                            wait=True, poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    assert result.converged, result.to_dict()
+    # then Azure holds a DeveloperTier deployment and nothing is left to do
+    assert emulator.store.get("deployment", "clippy")["sku"]["name"] == "DeveloperTier"
+    observation = await observe(cloud, account_for(emulator), desired, cache=StateFile.for_root(tmp_path))
+    again = plan(desired, {"embedded": observation}, digests=compute_digests(desired),
+                 known=StateFile.for_root(tmp_path).known())
+    assert again.actions == ()

@@ -495,9 +495,11 @@ def test_a_deployment_without_traffic_for_15_days_is_removed(emulator: Any, arm:
     assert [d["name"] for d in arm("GET", "/deployments").json()["value"]] == ["busy"]
 
 
-def test_a_developer_deployment_lives_24_hours(emulator: Any, arm: Callable[..., requests.Response]) -> None:
-    created = _create_now(emulator, arm, "dev", sku="developertier", capacity=50)
-    assert created["sku"] == {"name": "DeveloperTier", "capacity": 50}
+@pytest.mark.parametrize("sent", ["developertier", "Developer"])
+def test_a_developer_deployment_lives_24_hours(emulator: Any, arm: Callable[..., requests.Response],
+                                               sent: str) -> None:
+    created = _create_now(emulator, arm, "dev", sku=sent, capacity=50)
+    assert created["sku"] == {"name": "DeveloperTier", "capacity": 50}  # the portal's name is echoed as ARM's
     emulator.store.put("deployment", "dev", {**emulator.store.get("deployment", "dev"),
                                               "_last_used_at": emulator.clock.now() + 20 * 3600})
 

@@ -102,8 +102,8 @@ _SKUS: Mapping[str, tuple[str, str]] = {
     "datazonestandard": ("DataZoneStandard", "DataZoneStandard"),
     "developertier": ("DeveloperTier", "Developer"),
     # Leniency: Azure's name is "DeveloperTier" (the fine-tuning docs send "developertier"); the
-    # portal calls the type "Developer", so that spelling is accepted and echoed as sent.
-    "developer": ("Developer", "Developer"),
+    # portal calls the type "Developer", so that spelling is accepted, but echoed as ARM spells it.
+    "developer": ("DeveloperTier", "Developer"),
     "provisionedmanaged": ("ProvisionedManaged", "ProvisionedManaged"),
     "globalprovisionedmanaged": ("GlobalProvisionedManaged", "GlobalProvisionedManaged"),
     "datazoneprovisionedmanaged": ("DataZoneProvisionedManaged", "DataZoneProvisionedManaged"),

@@ -26,8 +26,8 @@ from tunekeeper.errors import ManifestError
 from tunekeeper.resources._build import Origin, build
 from tunekeeper.resources._checks import Built, check
 from tunekeeper.resources._schema import KINDS, check_document
-from tunekeeper.resources._yaml import decode, parse_documents
-from tunekeeper.resources.specs import AccountSpec, DeploymentSpec, Desired, FineTuneJobSpec
+from tunekeeper.resources._yaml import Document, decode, parse_documents
+from tunekeeper.resources.specs import DEPRECATED_SPELLINGS, AccountSpec, DeploymentSpec, Desired, FineTuneJobSpec
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 _SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".tunekeeper", ".mypy_cache",
@@ -167,6 +167,7 @@ def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Dia
         files.append(_relative_to(item.path, root))
     result: list[Built] = []
     for document in documents:
+        diagnostics += _respell(document, display)
         kind, problems = check_document(document, display)
         diagnostics += problems
         if kind is None or problems:
@@ -178,6 +179,26 @@ def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Dia
         diagnostics += out
         result.append(Built(kind, spec, origin))
     return result
+
+
+def _respell(document: Document, display: str) -> list[Diagnostic]:
+    """Rewrite deprecated spellings (``DEPRECATED_SPELLINGS``) to ARM's, one warning each."""
+    warnings: list[Diagnostic] = []
+    value = document.value
+    kind = value.get("kind") if isinstance(value, dict) else None
+    for (for_kind, path, written), spelling in DEPRECATED_SPELLINGS.items():
+        parent: object = value
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if kind != for_kind or not isinstance(parent, dict) or parent.get(path[-1]) != written:
+            continue
+        parent[path[-1]] = spelling
+        pos = document.position(path)
+        name = ".".join(path)
+        warnings.append(Diagnostic(display, pos.line, pos.column, "warning",
+                                   f"{name} {written} is deprecated: ARM names this {spelling}; read as {spelling}",
+                                   hint=f"write {spelling}", field_path=name, code="TK-M120"))
+    return warnings
 
 
 def _relative_to(path: Path, root: Path) -> str:

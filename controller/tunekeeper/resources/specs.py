@@ -110,12 +110,20 @@ class Sku(str, Enum):
     STANDARD = "Standard"
     GLOBAL_STANDARD = "GlobalStandard"
     DATA_ZONE_STANDARD = "DataZoneStandard"
-    DEVELOPER = "Developer"
+    DEVELOPER_TIER = "DeveloperTier"  # the portal says "Developer"; ARM's name is DeveloperTier
     PROVISIONED_MANAGED = "ProvisionedManaged"
     GLOBAL_PROVISIONED_MANAGED = "GlobalProvisionedManaged"
     DATA_ZONE_PROVISIONED_MANAGED = "DataZoneProvisionedManaged"
     GLOBAL_BATCH = "GlobalBatch"
     DATA_ZONE_BATCH = "DataZoneBatch"
+
+
+# Spellings a manifest may still use for a while: the loader accepts each with a warning and
+# rewrites it to ARM's spelling before the schema check, so nothing below it sees the old one.
+# (kind, field path, as written) -> ARM's spelling.
+DEPRECATED_SPELLINGS: Mapping[tuple[str, tuple[str, ...], str], str] = {
+    ("Deployment", ("spec", "sku", "name"), "Developer"): Sku.DEVELOPER_TIER.value,
+}
 
 
 Checkpoint = Literal["final", "best"] | int  # int = epoch number (1-based)
