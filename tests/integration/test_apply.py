@@ -8,6 +8,7 @@ emulator clock (``sleep`` advances it), never with real sleeping beyond a yield.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -388,3 +389,44 @@ async def test_developer_tier_deployment_converges_and_then_plans_nothing(
     again = plan(desired, {"embedded": observation}, digests=compute_digests(desired),
                  known=StateFile.for_root(tmp_path).known())
     assert again.actions == ()
+
+
+class _ProgressLog(NullSink):
+    """Keeps every progress report: (key, done, total)."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, float, float | None]] = []
+
+    def progress(self, key: str, label: str, done: float, total: float | None) -> None:
+        self.reports.append((key, done, total))
+
+
+async def test_training_progress_counts_epochs_past_the_three_kept_checkpoints(
+        emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+    # given an 8-epoch job (the service keeps only its last three checkpoints), training at Azure's
+    # pace so that only the test moves time: each poll advances the clock by 30 s, about half an epoch
+    shutil.copytree(EXAMPLES / "clippy", tmp_path / "clippy")
+    manifest = tmp_path / "clippy" / "clippy.yaml"
+    manifest.write_text(manifest.read_text().replace("n_epochs: 3", "n_epochs: 8"))
+    desired, _ = load([tmp_path / "clippy"], root=tmp_path)
+    desired = dataclasses.replace(desired, deployments=())
+
+    async def half_epoch(seconds: float) -> None:
+        emulator.clock.advance(30)
+        await asyncio.sleep(0)
+
+    log = _ProgressLog()
+    original, emulator.clock.speed = emulator.clock.speed, 1.0
+    try:
+        # when it trains to the end
+        result = await converge(desired, {"embedded": cloud}, events=log, wait=True, poll_interval=0.01,
+                                timeout=120, sleep=half_epoch)
+    finally:
+        emulator.clock.speed = original
+    assert result.converged, result.to_dict()
+    # then its bar went up epoch by epoch, never back, through every epoch, and ended at 8 of 8
+    training = [(done, total) for key, done, total in log.reports if key == "FineTuneJob/clippy"]
+    assert {total for _, total in training} == {8.0}
+    done = [d for d, _ in training]
+    assert done == sorted(done) and done[-1] == 8.0
+    assert {int(d) for d in done} == set(range(9)), done

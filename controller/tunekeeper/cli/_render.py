@@ -1,7 +1,7 @@
 """Terminal rendering for the reconcile commands: progress bars while applying, status blocks.
 
 ``apply`` passes a ``ProgressEvents`` to the core as its ``EventSink``; it draws one rich
-progress bar per thing that moves (upload bytes, job steps or epochs, ARM provisioning) on
+progress bar per thing that moves (upload bytes, job epochs, ARM provisioning) on
 stderr and logs each finished action as a line. ``status`` renders its rows with
 ``status_view``. Errors and diagnostics are rendered by ``print_error``. Nothing here decides
 anything; it only draws what the core reports.
@@ -161,8 +161,11 @@ class ProgressEvents:
 
 
 def _unit(key: str) -> str:
-    """Keys are resource keys (``File/...`` bytes uploaded; jobs and deployments say it in the label)."""
-    return "bytes" if key.startswith("File/") else ""
+    """The unit of a bar, by its resource key: ``File/...`` bytes uploaded, ``FineTuneJob/...`` epochs
+    trained (``apply`` reports a job's progress in epochs); a deployment's bar is one step."""
+    if key.startswith("File/"):
+        return "bytes"
+    return "epochs" if key.startswith("FineTuneJob/") else ""
 
 
 # -- status ------------------------------------------------------------------------------------------

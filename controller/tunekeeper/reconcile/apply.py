@@ -13,11 +13,19 @@ Waits are single checks, not loops: ``converge`` does the waiting.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunekeeper.cloud.base import Cloud, DeploymentRequest, JobRequest, ObservedFile, ObservedJob
+from tunekeeper.cloud.base import (
+    Cloud,
+    DeploymentRequest,
+    JobRequest,
+    ObservedCheckpoint,
+    ObservedEvent,
+    ObservedFile,
+    ObservedJob,
+)
 from tunekeeper.errors import NotFound, PermanentCloudError, StalePlan, TransientCloudError, TunekeeperError
 from tunekeeper.reconcile import planning
 from tunekeeper.reconcile.evaluation import evaluate
@@ -54,6 +62,39 @@ class ApplyResult:
             "outcomes": [{"action": a.to_dict(), "outcome": o.outcome.value, "message": o.message}
                          for a, o in self.outcomes],
         }
+
+
+def trained_epochs_total(job: ObservedJob) -> float | None:
+    """The job's resolved n_epochs (None while the service has not resolved "auto")."""
+    epochs = job.hyperparameters.get("n_epochs")
+    if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and epochs > 0:
+        return float(epochs)
+    return None
+
+
+def trained_epochs(job: ObservedJob, checkpoints: Sequence[ObservedCheckpoint],
+                   listed: Sequence[ObservedEvent]) -> float:
+    """How many epochs a running job has trained, from the furthest it is known to have got.
+
+    Not the number of checkpoints: the service keeps only the last three, so that count stops at
+    3. Two sources, the larger wins: the newest metrics event (``step`` of ``total_steps``, as a
+    fraction of n_epochs), and the highest checkpoint step over the steps per epoch (one
+    checkpoint per epoch, so consecutive checkpoints are one epoch apart; one or two held means
+    one or two epochs done).
+    """
+    total = trained_epochs_total(job)
+    from_metrics = 0.0
+    for event in listed if total is not None else ():
+        data = event.data or {}
+        step, steps = data.get("step"), data.get("total_steps")
+        if event.type == "metrics" and isinstance(step, (int, float)) and isinstance(steps, (int, float)) and steps > 0:
+            from_metrics = max(from_metrics, (total or 0.0) * min(float(step), float(steps)) / float(steps))
+    steps_held = sorted(c.step_number for c in checkpoints)
+    from_checkpoints = float(len(steps_held))
+    if len(steps_held) >= 2 and steps_held[-1] > steps_held[-2]:
+        from_checkpoints = float(round(steps_held[-1] / (steps_held[-1] - steps_held[-2])))
+    done = max(from_metrics, from_checkpoints)
+    return min(done, total) if total is not None else done
 
 
 class _Deferred(Exception):
@@ -286,10 +327,10 @@ class _Run:
     async def _follow_job(self, action: Action, cloud: Cloud) -> str:
         job_id = str((action.before or {})["job_id"])
         job = await cloud.get_job(job_id)
-        observed = self.observations.get(action.account)
-        done_epochs = len(observed.checkpoints.get(job_id, ())) if observed is not None else 0
-        self._report_training(action, job, done_epochs if job.status == "running" else None)
         listed = await cloud.list_job_events(job_id)  # newest first, as the service lists them
+        observed = self.observations.get(action.account)
+        self._report_training(action, job, observed.checkpoints.get(job_id, ()) if observed is not None else (),
+                              listed)
         oldest_first = sorted(enumerate(listed), key=lambda pair: (pair[1].created_at, -pair[0]))
         for _, event in oldest_first:
             if event.id not in self.seen_events:
@@ -303,16 +344,15 @@ class _Run:
                                       f"{job.error_code or 'error'}: {job.error_message or 'no message'}")
         raise _Deferred(f"job {job.id} is {job.status}")
 
-    def _report_training(self, action: Action, job: ObservedJob, checkpoints: int | None) -> None:
-        epochs = job.hyperparameters.get("n_epochs")
-        total = float(epochs) if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and epochs > 0 \
-            else None
+    def _report_training(self, action: Action, job: ObservedJob, checkpoints: Sequence[ObservedCheckpoint],
+                         listed: Sequence[ObservedEvent]) -> None:
+        """Epochs trained so far, of the job's resolved n_epochs (the unit the CLI shows for a job)."""
+        total = trained_epochs_total(job)
         if job.status == "succeeded":
-            done = total if total is not None else 1.0
-            self.events.progress(str(action.target), f"Training {action.target.name} (epochs)", done, total or 1.0)
-        elif checkpoints is not None:
-            self.events.progress(str(action.target), f"Training {action.target.name} (epochs)", float(checkpoints),
-                                 total)
+            self.events.progress(str(action.target), f"Training {action.target.name}", total or 1.0, total or 1.0)
+        elif job.status == "running":
+            self.events.progress(str(action.target), f"Training {action.target.name}",
+                                 trained_epochs(job, checkpoints, listed), total)
 
     # -- deployments ----------------------------------------------------------------------------
     async def _put_deployment(self, action: Action, cloud: Cloud) -> str:
