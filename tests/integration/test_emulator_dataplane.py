@@ -441,7 +441,9 @@ def test_create_job_rejects_what_azure_rejects(emulator: Any, client: openai.Azu
 def test_create_job_waits_for_a_processed_file() -> None:
     from tunekeeper.emulator import Emulator
 
-    with Emulator(api_key=TEST_API_KEY, speed=1.0) as slow:  # processing takes two real seconds here
+    # At this speed processing takes over half an hour of real time, so however slow the machine,
+    # the file is still processing at the first create; only the test's advance finishes it.
+    with Emulator(api_key=TEST_API_KEY, speed=0.001) as slow:
         client = openai.AzureOpenAI(azure_endpoint=slow.url, api_key=TEST_API_KEY,
                                     api_version="2025-04-01-preview", max_retries=0)
         fresh = upload(client, chat_data(10)).id
@@ -450,7 +452,8 @@ def test_create_job_waits_for_a_processed_file() -> None:
             client.fine_tuning.jobs.create(model=BASE, training_file=fresh)
         assert "not processed yet" in err.value.body["message"]  # type: ignore[index]
 
-        slow.clock.advance(60)
+        slow.clock.advance(slow.clock.scaled(60))
+        assert client.files.retrieve(fresh).status == "processed"
         assert client.fine_tuning.jobs.create(model=BASE, training_file=fresh).status == "pending"
         client.close()
 
