@@ -20,8 +20,12 @@ from .test_apply import clock_sleep, example
 
 cloud = test_apply.cloud  # the same fixture: a connected Cloud with the SDK retries shrunk
 
-# the Clippy example takes this many actions from nothing (uploads, waits, create job, deploy ...)
-FULL_RUN_ACTIONS = 10  # 7 to 9 depending on how far emulated training got between polls
+# The Clippy example takes this many actions from nothing. Pass 1: two uploads, then create_job
+# and create_deployment wait (the files were just uploaded, the job does not exist). Pass 2:
+# create_job, create_deployment waits. Pass 3 (the job is queued): wait_job, create_deployment
+# waits. The clock moves 30 emulated seconds; pass 4: create_deployment. Passes 1-3 follow each
+# other without sleeping, and only a sleep moves the clock far enough to finish training.
+FULL_RUN_ACTIONS = 9
 
 
 def inventory(emulator: Any) -> tuple[list[str], list[str], list[str]]:
@@ -46,7 +50,7 @@ async def test_full_run_takes_the_expected_number_of_actions(emulator: Any, clou
     result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
                             poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
     assert result.converged
-    assert 5 <= result.actions <= FULL_RUN_ACTIONS, result.actions
+    assert result.actions == FULL_RUN_ACTIONS, result.actions
     assert_exactly_one_of_each(emulator)
 
 

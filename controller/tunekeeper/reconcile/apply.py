@@ -180,6 +180,9 @@ class _Run:
         self.clouds = clouds
         self.events = events
         self.files: dict[tuple[str, str], ObservedFile] = {}
+        # Files this pass uploaded or imported: their answer is fresh, so asking again at once would
+        # only race the service's processing (a job then created or deferred by a millisecond).
+        self.added_now: set[tuple[str, str]] = set()
         self.created_jobs: dict[str, str] = {}
         self.evals: dict[str, bool] = {}
         self.errors: dict[str, str] = {}
@@ -266,6 +269,7 @@ class _Run:
             file = await cloud.import_file(need.ref.url, filename=need.name)
             verb = "Imported"
         self.files[(action.account, need.name)] = file
+        self.added_now.add((action.account, need.name))
         return f"{verb} {need.name} as {file.id}"
 
     async def _file(self, account: str, name: str, cloud: Cloud, *, refresh: bool) -> ObservedFile | None:
@@ -276,7 +280,7 @@ class _Run:
             file = need.observed if need else None
         if file is None:
             return None
-        if file.status != "processed" and refresh:
+        if file.status != "processed" and refresh and (account, name) not in self.added_now:
             try:
                 file = await cloud.get_file(file.id)
             except NotFound:
