@@ -11,7 +11,6 @@ Thin adapter: argument parsing and printing only; the server is ``tunekeeper.emu
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import sys
 from pathlib import Path
@@ -21,20 +20,12 @@ from typing import TYPE_CHECKING
 import click
 
 from tunekeeper.errors import TunekeeperError
+from tunekeeper.netaddr import is_loopback_host
 
 if TYPE_CHECKING:
     from tunekeeper.emulator import Emulator
 
 API_VERSION = "2025-04-01-preview"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command("emulator")
@@ -57,7 +48,7 @@ def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: f
     """Serve the Azure OpenAI fine-tuning emulator until Ctrl-C."""
     from tunekeeper.emulator import Emulator, EmulatorConfig
 
-    if not _is_loopback(host) and not allow_remote:
+    if not is_loopback_host(host) and not allow_remote:
         raise click.UsageError(
             f"--host {host} is not a loopback address. The emulator accepts any bearer token and its "
             "/_emulator admin endpoints have no auth; pass --allow-remote to expose it anyway."

@@ -34,9 +34,9 @@ from tunekeeper.cli._render import (
     stderr_console,
     stdout_console,
 )
-from tunekeeper.cloud.loopback import is_loopback
 from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
+from tunekeeper.netaddr import is_loopback_url
 from tunekeeper.reconcile import (
     ConvergeResult,
     Observation,
@@ -184,7 +184,7 @@ def account_of(desired: Desired, account: str | None) -> AccountSpec:
 
 def _poll_interval(target: Target) -> float:
     """Short for emulators (embedded, or ``tunekeeper emulator`` on loopback), Azure's pace otherwise."""
-    local = all(is_loopback(a.endpoint) for a in target.desired.accounts)
+    local = all(is_loopback_url(a.endpoint) for a in target.desired.accounts)
     return EMBEDDED_POLL_INTERVAL if target.embedded or local else AZURE_POLL_INTERVAL
 
 

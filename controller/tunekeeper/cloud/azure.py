@@ -50,8 +50,9 @@ from tunekeeper.cloud.base import (
     Operation,
     ProgressCallback,
 )
-from tunekeeper.cloud.loopback import AllowHttpForLoopback, AsyncStaticTokenCredential, is_loopback
+from tunekeeper.cloud.loopback import AllowHttpForLoopback, AsyncStaticTokenCredential
 from tunekeeper.errors import PermanentCloudError
+from tunekeeper.netaddr import is_loopback_url
 from tunekeeper.resources.specs import DEFAULT_MANAGEMENT_ENDPOINT, AccountSpec, Sku
 
 log = logging.getLogger("tunekeeper.cloud")
@@ -255,7 +256,7 @@ async def connect(
     openai_auth: dict[str, Any]
     if key is not None:
         openai_auth = {"api_key": key}
-    elif is_loopback(endpoint):
+    elif is_loopback_url(endpoint):
         openai_auth = {"azure_ad_token_provider": _static_token_provider()}
     else:
         from azure.identity.aio import get_bearer_token_provider
@@ -273,7 +274,7 @@ async def connect(
 
     arm_credential: AsyncTokenCredential
     arm_options: dict[str, Any] = {}
-    if is_loopback(management):
+    if is_loopback_url(management):
         arm_credential = AsyncStaticTokenCredential()
         arm_options["per_call_policies"] = [AllowHttpForLoopback()]
     else:
@@ -305,7 +306,7 @@ async def connect(
 def _checked_endpoint(account: AccountSpec, field: str, url: str) -> str:
     """``url`` if it is https, or http on a loopback address; otherwise a clear refusal."""
     scheme = urlsplit(url).scheme.lower()
-    if scheme == "https" or (scheme == "http" and is_loopback(url)):
+    if scheme == "https" or (scheme == "http" and is_loopback_url(url)):
         return url.rstrip("/")
     where = f"{account.source}: " if account.source.line else ""
     if scheme == "http":

@@ -8,31 +8,20 @@ host keeps the SDK's protections: ``require_loopback`` raises before a request i
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from tunekeeper.netaddr import is_loopback_url
+
 DEV_TOKEN = "tunekeeper-emulator-dev-token"
 
 
-def is_loopback(url: str) -> bool:
-    """True when ``url`` points at this machine's loopback interface."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def require_loopback(url: str) -> None:
-    if not is_loopback(url):
+    if not is_loopback_url(url):
         raise ValueError(f"plain http and development tokens are allowed for loopback endpoints only, not {url!r}")
 
 
@@ -40,7 +29,7 @@ class AllowHttpForLoopback(SansIOHTTPPolicy[Any, Any]):
     """Per-call policy: lets the bearer-token policy send over http, for loopback URLs only."""
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
-        if is_loopback(request.http_request.url):
+        if is_loopback_url(request.http_request.url):
             request.context["enforce_https"] = False
 
 

@@ -10,7 +10,6 @@ Must not: look at other resources (``_checks.py`` does), read file contents, tou
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.netaddr import is_loopback_host
 from tunekeeper.resources._schema import field_path
 from tunekeeper.resources._yaml import Document, NodePath
 from tunekeeper.resources.specs import (
@@ -60,24 +60,13 @@ class Origin:
         return SourceRef(self.display, self.document.start.line, self.document.start.column)
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _endpoint(value: str, path: NodePath, origin: Origin, out: list[Diagnostic]) -> str:
     name = field_path(path)
     parts = urlsplit(value)
     if parts.username or parts.password:
         out.append(origin.at(path, f"{name} must not contain credentials",
                              "use spec.auth (Entra ID, or apiKeyFromEnv) instead", code="TK-R001"))
-    elif parts.scheme == "http" and not is_loopback(parts.hostname):
+    elif parts.scheme == "http" and not is_loopback_host(parts.hostname):
         out.append(origin.at(path, f"{name} must use https, got {value!r}",
                              "http is accepted only for loopback hosts (localhost, 127.0.0.1, ::1), i.e. a local "
                              "emulator", code="TK-R002"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -40,6 +39,7 @@ from tunekeeper.emulator.dataplane.protocol import (
     page,
     public,
 )
+from tunekeeper.netaddr import is_loopback_host
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 PROCESSING_SECONDS = 2.0  # at speed 1, plus one second per MB
@@ -236,15 +236,6 @@ def _import_roots(ctx: EmulatorContext) -> list[Path]:
     return roots
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def _fetch(ctx: EmulatorContext, url: str) -> bytes:
     """The bytes behind ``url``, from this machine only (see the module docstring)."""
     parts = urlsplit(url)
@@ -264,7 +255,7 @@ async def _fetch(ctx: EmulatorContext, url: str) -> bytes:
         except OSError as exc:
             raise _import_failed(f"Import from '{url}' failed: {exc.strerror or exc}.") from None
     if scheme in ("http", "https"):
-        if not _is_loopback_host(parts.hostname or ""):
+        if not is_loopback_host(parts.hostname):
             raise _import_failed(f"Import from '{url}' failed: the emulator fetches only from the loopback "
                                  "interface (localhost, 127.0.0.0/8, ::1), never from other hosts.")
         try:
