@@ -34,6 +34,7 @@ from tunekeeper.cli._render import (
     stderr_console,
     stdout_console,
 )
+from tunekeeper.cli.validate import base_model_of
 from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.netaddr import is_loopback_url
@@ -136,15 +137,6 @@ def validate_data(desired: Desired) -> None:
     if any(d.severity == "error" for d in found):
         raise DatasetError(found)
     print_diagnostics(stderr_console(), found)
-
-
-def base_model_of(job: FineTuneJobSpec, jobs: dict[str, FineTuneJobSpec]) -> str | None:
-    """The base model at the root of a ``fromJob`` chain (None when the chain is broken)."""
-    seen: set[str] = set()
-    while job.base_model is None and job.from_job in jobs and job.name not in seen:
-        seen.add(job.name)
-        job = jobs[job.from_job]
-    return job.base_model
 
 
 def display_path(path: Path) -> str:

@@ -130,7 +130,8 @@ def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str
     return result
 
 
-def _base_model(job: FineTuneJobSpec, jobs: dict[str, FineTuneJobSpec]) -> str | None:
+def base_model_of(job: FineTuneJobSpec, jobs: dict[str, FineTuneJobSpec]) -> str | None:
+    """The base model at the root of a ``fromJob`` chain (None when the chain is broken)."""
     seen: set[str] = set()
     while job.base_model is None and job.from_job in jobs and job.name not in seen:
         seen.add(job.name)
@@ -144,7 +145,7 @@ def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
     jobs = {j.name: j for j in desired.jobs}
     checks = []
     for job in desired.jobs:
-        model = _base_model(job, jobs)
+        model = base_model_of(job, jobs)
         for role, ref in (("trainingFile", job.training_file), ("validationFile", job.validation_file)):
             if ref is None:
                 continue
