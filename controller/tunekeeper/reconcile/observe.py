@@ -28,28 +28,18 @@ def compute_digests(desired: Desired) -> dict[Path, str]:
     """sha256 (hex) of every local data file the jobs name (and eval gate files), streamed."""
     out: dict[Path, str] = {}
     problems: list[Diagnostic] = []
-    for spec in desired.jobs:
-        for ref in (spec.training_file, spec.validation_file):
-            if ref is None or ref.path is None or ref.path in out:
-                continue
-            try:
-                with ref.path.open("rb") as handle:
-                    out[ref.path] = hashlib.file_digest(handle, "sha256").hexdigest()
-            except OSError as exc:
-                problems.append(Diagnostic(spec.source.path, spec.source.line, spec.source.column, "error",
-                                           f"cannot read {ref.display or ref.path}: {exc.strerror}",
-                                           hint="check the path; data paths are relative to the manifest"))
-    for dep in desired.deployments:
-        ref = dep.gates.eval_file
+    wanted = [(ref, job.source, "check the path; data paths are relative to the manifest")
+              for job in desired.jobs for ref in (job.training_file, job.validation_file)]
+    wanted += [(dep.gates.eval_file, dep.source, "check spec.gates.evalFile") for dep in desired.deployments]
+    for ref, source, hint in wanted:
         if ref is None or ref.path is None or ref.path in out:
             continue
         try:
             with ref.path.open("rb") as handle:
                 out[ref.path] = hashlib.file_digest(handle, "sha256").hexdigest()
         except OSError as exc:
-            problems.append(Diagnostic(dep.source.path, dep.source.line, dep.source.column, "error",
-                                       f"cannot read {ref.display or ref.path}: {exc.strerror}",
-                                       hint="check spec.gates.evalFile"))
+            problems.append(Diagnostic(source.path, source.line, source.column, "error",
+                                       f"cannot read {ref.display or ref.path}: {exc.strerror}", hint=hint))
     if problems:
         raise DatasetError(problems)
     return out
