@@ -507,14 +507,19 @@ async def list_checkpoints(request: web.Request) -> web.Response:
 
 
 # -- change ------------------------------------------------------------------------------------
+def _saved(ctx: EmulatorContext, doc: dict[str, Any]) -> web.Response:
+    """Stores a job a handler changed and answers with it as it now reads."""
+    ctx.store.put("job", doc["id"], doc)
+    return json_response(public(refresh_job(ctx, doc)))
+
+
 async def cancel_job(request: web.Request) -> web.Response:
     ctx = context(request)
     doc = _require(ctx, request.match_info["job_id"])
     if doc["status"] in TERMINAL:
         raise unexpected_state(f"The job '{doc['id']}' cannot be cancelled because it is {doc['status']}.")
     doc["_cancelled_at"] = ctx.clock.now()
-    ctx.store.put("job", doc["id"], doc)
-    return json_response(public(refresh_job(ctx, doc)))
+    return _saved(ctx, doc)
 
 
 async def pause_job(request: web.Request) -> web.Response:
@@ -524,8 +529,7 @@ async def pause_job(request: web.Request) -> web.Response:
     if doc["status"] != "running":
         raise unexpected_state(f"Only a running job can be paused; the job '{doc['id']}' is {doc['status']}.")
     doc["_pauses"].append([ctx.clock.now(), None])
-    ctx.store.put("job", doc["id"], doc)
-    return json_response(public(refresh_job(ctx, doc)))
+    return _saved(ctx, doc)
 
 
 async def resume_job(request: web.Request) -> web.Response:
@@ -535,8 +539,7 @@ async def resume_job(request: web.Request) -> web.Response:
     if doc["status"] != "paused":
         raise unexpected_state(f"Only a paused job can be resumed; the job '{doc['id']}' is {doc['status']}.")
     doc["_pauses"][-1][1] = ctx.clock.now()
-    ctx.store.put("job", doc["id"], doc)
-    return json_response(public(refresh_job(ctx, doc)))
+    return _saved(ctx, doc)
 
 
 def model_ids_of(ctx: EmulatorContext, doc: dict[str, Any]) -> set[str]:
