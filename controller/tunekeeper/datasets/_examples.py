@@ -425,6 +425,15 @@ def _check_function(function: object, field: str, walk: _Walk) -> bool:
     return True
 
 
+def _check_function_definition(function: object, where: str, walk: _Walk) -> None:
+    """One function definition (of ``tools[i].function`` or the legacy ``functions[i]``)."""
+    if type(function) is not dict:
+        walk.report("TK-D044", where, value=show(function))
+    elif type(function.get("name")) is not str:
+        walk.report("TK-D041", f"{where}.name", value=show(function.get("name")),
+                    hint="name the function the model may call")
+
+
 def _check_tools(obj: dict[str, Any], prefix: str, walk: _Walk) -> None:
     if "tools" in obj:
         tools = obj["tools"]
@@ -438,12 +447,7 @@ def _check_tools(obj: dict[str, Any], prefix: str, walk: _Walk) -> None:
                     continue
                 if tool.get("type") != "function":
                     walk.report("TK-D045", f"{where}.type", value=show(tool.get("type")))
-                function = tool.get("function")
-                if type(function) is not dict:
-                    walk.report("TK-D044", f"{where}.function", value=show(function))
-                elif type(function.get("name")) is not str:
-                    walk.report("TK-D041", f"{where}.function.name", value=show(function.get("name")),
-                                hint="name the function the model may call")
+                _check_function_definition(tool.get("function"), f"{where}.function", walk)
             walk.chars += json_length(tools)
     if "functions" in obj:
         functions = obj["functions"]
@@ -451,12 +455,7 @@ def _check_tools(obj: dict[str, Any], prefix: str, walk: _Walk) -> None:
             walk.report("TK-D048", f"{prefix}functions", value=show(functions))
         else:
             for index, function in enumerate(functions):
-                where = f"{prefix}functions[{index}]"
-                if type(function) is not dict:
-                    walk.report("TK-D044", where, value=show(function))
-                elif type(function.get("name")) is not str:
-                    walk.report("TK-D041", f"{where}.name", value=show(function.get("name")),
-                                hint="name the function the model may call")
+                _check_function_definition(function, f"{prefix}functions[{index}]", walk)
             walk.chars += json_length(functions)
     if "parallel_tool_calls" in obj and type(obj["parallel_tool_calls"]) is not bool:
         walk.report("TK-D049", f"{prefix}parallel_tool_calls", value=show(obj["parallel_tool_calls"]))
