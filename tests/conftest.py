@@ -67,7 +67,6 @@ def openai_client(emulator: object) -> Iterator[object]:
 @pytest.fixture
 def arm_client(emulator: object) -> Iterator[object]:
     from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
-
     from tunekeeper.cloud.loopback import AllowHttpForLoopback, StaticTokenCredential
 
     client = CognitiveServicesManagementClient(

@@ -22,6 +22,7 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
         pytest.skip(f"{module} is not installed (it comes with the project's dev extra)")
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        check=False,
     )
 
 
@@ -30,7 +31,7 @@ def test_layer_contracts_are_kept() -> None:
         pytest.skip("import-linter is not installed (it comes with the project's dev extra)")
     result = subprocess.run(
         [str(Path(sys.executable).with_name("lint-imports"))], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=300,
+        timeout=300, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout

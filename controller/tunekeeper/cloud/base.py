@@ -104,7 +104,7 @@ class JobRequest:
     training_file: str
     validation_file: str | None = None
     method: Method = Method.SUPERVISED
-    hyperparameters: Hyperparameters = Hyperparameters()
+    hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     suffix: str | None = None
     seed: int | None = None
     training_type: TrainingType | None = None
