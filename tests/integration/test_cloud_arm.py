@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,20 +18,13 @@ from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, Dep
 from azure.mgmt.cognitiveservices.models import Sku as ArmSku
 from tunekeeper.cloud import AzureCloud, CloudSettings, DeploymentRequest, connect
 from tunekeeper.errors import NotFound, PermanentCloudError, TransientCloudError
-from tunekeeper.resources.specs import AccountSpec, AuthSpec, Sku
+from tunekeeper.resources.specs import Sku
 
-TEST_API_KEY = "test-key"
+from .cloud_helpers import TEST_API_KEY, account_for
+
 FAST = CloudSettings(polling_interval=0.05, arm_retry_backoff_factor=0.05, conflict_initial_delay=0.05,
                      conflict_max_delay=0.2, conflict_timeout=30.0)
 OWNER_TAGS = {"tunekeeper.io/managed-by": "tunekeeper", "tunekeeper.io/resource": "Deployment/bot"}
-
-
-def account_for(emulator: Any) -> AccountSpec:
-    return AccountSpec(
-        name="emulator", endpoint=emulator.url, management_endpoint=emulator.url,
-        subscription_id=emulator.config.subscription_id, resource_group=emulator.config.resource_group,
-        account_name=emulator.config.account_name, auth=AuthSpec(kind="apiKey", api_key_env="UNUSED"),
-    )
 
 
 def base_model(name: str, *, capacity: int = 1, sku: Sku = Sku.GLOBAL_STANDARD,
@@ -41,12 +34,8 @@ def base_model(name: str, *, capacity: int = 1, sku: Sku = Sku.GLOBAL_STANDARD,
 
 
 @pytest.fixture
-async def cloud(emulator: Any) -> AsyncIterator[AzureCloud]:
-    connected = await connect(account_for(emulator), api_key=TEST_API_KEY, settings=FAST)
-    try:
-        yield connected
-    finally:
-        await connected.close()
+def cloud_settings() -> CloudSettings:
+    return FAST
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,11 @@ from tunekeeper.cloud import AzureCloud, CloudSettings, DeploymentRequest, JobRe
 from tunekeeper.errors import NotFound, PermanentCloudError, TransientCloudError
 from tunekeeper.resources.specs import AccountSpec, AuthSpec, Hyperparameters, Method, Sku, TrainingType
 
-TEST_API_KEY = "test-key"
+from .cloud_helpers import TEST_API_KEY, account_for
+
 BASE_MODEL = "gpt-4.1-mini-2025-04-14"
 BOM = b"\xef\xbb\xbf"
 FAST = CloudSettings(polling_interval=0.05, arm_retry_backoff_factor=0.05, conflict_initial_delay=0.05)
-
-
-def account_for(emulator: Any, *, key_env: str = "TUNEKEEPER_TEST_KEY") -> AccountSpec:
-    return AccountSpec(
-        name="emulator", endpoint=emulator.url, management_endpoint=emulator.url,
-        subscription_id=emulator.config.subscription_id, resource_group=emulator.config.resource_group,
-        account_name=emulator.config.account_name, auth=AuthSpec(kind="apiKey", api_key_env=key_env),
-    )
 
 
 def write_training_file(path: Path, *, examples: int = 12, tag: str = "x") -> Path:
@@ -56,12 +48,8 @@ def write_dpo_file(path: Path, *, examples: int = 12) -> Path:
 
 
 @pytest.fixture
-async def cloud(emulator: Any) -> AsyncIterator[AzureCloud]:
-    connected = await connect(account_for(emulator), api_key=TEST_API_KEY, settings=FAST)
-    try:
-        yield connected
-    finally:
-        await connected.close()
+def cloud_settings() -> CloudSettings:
+    return FAST
 
 
 async def processed_file(cloud: AzureCloud, emulator: Any, path: Path) -> str:
