@@ -25,8 +25,6 @@ from tunekeeper.resources import (
     load,
 )
 
-DATA = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n' * 12
-
 
 def doc(kind: str, name: str, spec: str) -> str:
     return f"apiVersion: tunekeeper.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n{spec}"
@@ -39,15 +37,6 @@ def job(name: str, extra: str = "", source: str = "  baseModel: gpt-4.1-2025-04-
 def account(name: str) -> str:
     return doc("Account", name, "  endpoint: https://contoso.openai.azure.com\n"
                "  subscriptionId: 00000000-0000-0000-0000-000000000000\n  resourceGroup: rg\n  accountName: contoso\n")
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    (tmp_path / ".git").mkdir()
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "train.jsonl").write_text(DATA)
-    (tmp_path / "data" / "valid.jsonl").write_text(DATA)
-    return tmp_path
 
 
 def problems(repo: Path, *docs: str, name: str = "m.yaml") -> tuple[Diagnostic, ...]:
@@ -220,7 +209,7 @@ def test_dotdot_escape(repo: Path) -> None:
 
 def test_symlink_out_of_the_root(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     outside = tmp_path_factory.mktemp("outside") / "secret.jsonl"
-    outside.write_text(DATA)
+    outside.write_bytes((repo / "data" / "train.jsonl").read_bytes())
     os.symlink(outside, repo / "data" / "link.jsonl")
     found = problems(repo, job("a").replace("data/train.jsonl", "data/link.jsonl"))
     only_error(found, "is a symlink to")

@@ -14,16 +14,6 @@ from tunekeeper.errors import ManifestError
 from tunekeeper.resources import load
 
 HEADER = "apiVersion: tunekeeper.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n"
-DATA = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n' * 12
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    (tmp_path / ".git").mkdir()
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "train.jsonl").write_text(DATA)
-    (tmp_path / "data" / "valid.jsonl").write_text(DATA)
-    return tmp_path
 
 
 def manifest(kind: str, spec: str, name: str = "thing") -> str:
