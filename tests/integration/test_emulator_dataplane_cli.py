@@ -4,34 +4,17 @@ those values, stops cleanly on Ctrl-C, keeps state in --data-dir, and refuses no
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import openai
 
-
-def _command() -> list[str]:
-    script = shutil.which("tunekeeper", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "tunekeeper"]
+from .emulator_process import start_emulator, tunekeeper_command
 
 
 def _serve(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen([*_command(), "emulator", "--port", "0", "--data-dir", str(data_dir),
-                                "--speed", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    exported: dict[str, str] = {}
-    assert process.stdout is not None
-    for line in process.stdout:
-        match = re.match(r"\s+export (\w+)=(\S+)", line)
-        if match:
-            exported[match[1]] = match[2]
-        if "Ctrl-C" in line:
-            break
-    return process, exported
+    return start_emulator("--port", "0", "--data-dir", str(data_dir), "--speed", "1000")
 
 
 def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
@@ -68,14 +51,14 @@ def test_serves_with_the_printed_environment_and_stops_cleanly(tmp_path: Path) -
 
 
 def test_refuses_a_non_loopback_host_without_allow_remote() -> None:
-    result = subprocess.run([*_command(), "emulator", "--host", "0.0.0.0", "--port", "0"],
+    result = subprocess.run([*tunekeeper_command(), "emulator", "--host", "0.0.0.0", "--port", "0"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "--allow-remote" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_custom_api_key_is_not_printed(tmp_path: Path) -> None:
-    process = subprocess.Popen([*_command(), "emulator", "--port", "0", "--api-key", "s3cret-value"],
+    process = subprocess.Popen([*tunekeeper_command(), "emulator", "--port", "0", "--api-key", "s3cret-value"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert process.stdout is not None

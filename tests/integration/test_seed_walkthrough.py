@@ -12,7 +12,6 @@ import importlib.util
 import io
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from .emulator_process import start_emulator
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "sdk_walkthrough.py"
 RESULTS_COLUMNS = ["step", "train_loss", "train_mean_token_accuracy", "valid_loss",
@@ -87,19 +88,8 @@ def test_the_seed_walkthrough_runs_unchanged_against_the_emulator(emulator: Any,
 
 def test_the_script_runs_against_the_tunekeeper_emulator_command(tmp_path: Path) -> None:
     """As documented: start ``tunekeeper emulator``, export what it prints, run the script."""
-    script = shutil.which("tunekeeper", path=str(Path(sys.executable).parent))
-    command = [script] if script else [sys.executable, "-m", "tunekeeper"]
-    server = subprocess.Popen([*command, "emulator", "--port", "0", "--speed", "20000"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    server, exported = start_emulator("--port", "0", "--speed", "20000")
     try:
-        exported: dict[str, str] = {}
-        assert server.stdout is not None
-        for line in server.stdout:
-            match = re.match(r"\s+export (\w+)=(\S+)", line)
-            if match:
-                exported[match[1]] = match[2]
-            if "Ctrl-C" in line:
-                break
         clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "TEMP_AUTH"))}
         done = subprocess.run([sys.executable, str(SCRIPT), "--workdir", str(tmp_path), "--poll-seconds", "0.2"],
                               env={**clean_env, **exported}, capture_output=True, text=True, timeout=120,
