@@ -4,7 +4,6 @@ validation accuracy (results.csv's ``validation_mean_token_accuracy``, checkpoin
 from __future__ import annotations
 
 import pytest
-
 from tunekeeper.reconcile.gates import failed_gates
 from tunekeeper.resources.specs import MetricGate
 

@@ -27,7 +27,13 @@ from tunekeeper.resources._build import Origin, build
 from tunekeeper.resources._checks import Built, check
 from tunekeeper.resources._schema import KINDS, check_document
 from tunekeeper.resources._yaml import Document, decode, parse_documents
-from tunekeeper.resources.specs import DEPRECATED_SPELLINGS, AccountSpec, DeploymentSpec, Desired, FineTuneJobSpec
+from tunekeeper.resources.specs import (
+    DEPRECATED_SPELLINGS,
+    AccountSpec,
+    DeploymentSpec,
+    Desired,
+    FineTuneJobSpec,
+)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 _SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".tunekeeper", ".mypy_cache",
