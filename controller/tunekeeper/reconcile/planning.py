@@ -666,14 +666,21 @@ def _orphan_ids(obs: Observation) -> frozenset[str]:
 
 
 def _preferred(jobs: list[ObservedJob]) -> ObservedJob | None:
-    """Succeeded beats running beats failed; then the newest (for running jobs, the oldest)."""
+    """Succeeded beats running beats failed; then the newest (for running jobs, the oldest).
+
+    ``jobs`` are in the service's listing order, newest first. ``created_at`` has whole seconds,
+    so twins of one retried create usually tie on it; their place in the listing then says
+    which is older (a random id would pick either)."""
     if not jobs:
         return None
+    age = {j.id: index for index, j in enumerate(jobs)}  # larger: listed later, created earlier
 
-    def rank(j: ObservedJob) -> tuple[int, int, str]:
+    def rank(j: ObservedJob) -> tuple[int, int, int]:
         state = 0 if j.status == "succeeded" else 1 if j.status not in FAILED_JOB else 2
         # the newest finished job, but the oldest running one (it is furthest along)
-        return (state, j.created_at if state == 1 else -j.created_at, j.id)
+        if state == 1:
+            return (state, j.created_at, -age[j.id])
+        return (state, -j.created_at, age[j.id])
 
     return min(jobs, key=rank)
 
