@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from tunekeeper.cloud.base import Cloud
-from tunekeeper.reconcile import NullSink, StateFile, converge
+from tunekeeper.reconcile import Action, ActionKind, ActionOutcome, NullSink, StateFile, converge
 
 from . import test_apply
 from .test_apply import clock_sleep, example
@@ -21,10 +21,10 @@ from .test_apply import clock_sleep, example
 cloud = test_apply.cloud  # the same fixture: a connected Cloud with the SDK retries shrunk
 
 # The Clippy example takes this many actions from nothing. Pass 1: two uploads, then create_job
-# and create_deployment wait (the files were just uploaded, the job does not exist). Pass 2:
-# create_job, create_deployment waits. Pass 3 (the job is queued): wait_job, create_deployment
-# waits. The clock moves 30 emulated seconds; pass 4: create_deployment. Passes 1-3 follow each
-# other without sleeping, and only a sleep moves the clock far enough to finish training.
+# and create_deployment wait (the files were just uploaded, the job does not exist). Pass 2
+# (the files processed): create_job, create_deployment waits. Pass 3 (the job is queued):
+# wait_job, create_deployment waits. The clock moves 30 emulated seconds; pass 4:
+# create_deployment. Passes 1-3 follow each other without sleeping.
 FULL_RUN_ACTIONS = 9
 
 
@@ -45,10 +45,22 @@ def assert_exactly_one_of_each(emulator: Any) -> None:
     assert deployments == ["clippy"], deployments
 
 
+class _ProcessingTakesItsTime(NullSink):
+    """Moves the clock past a file's processing once its upload finished: whether pass 2 saw the
+    file processed (a 2 ms race at speed 1000) would otherwise decide if a wait_file was planned."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator = emulator
+
+    def action_finished(self, action: Action, outcome: ActionOutcome) -> None:
+        if action.kind is ActionKind.UPLOAD_FILE:
+            self.emulator.clock.advance(1.0)  # 1000 s of processing at the test emulator's speed
+
+
 async def test_full_run_takes_the_expected_number_of_actions(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
     """Keeps FULL_RUN_ACTIONS honest, so the crash test below stops after every one of them."""
-    result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
-                            poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=_ProcessingTakesItsTime(emulator),
+                            wait=True, poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
     assert result.converged
     assert result.actions == FULL_RUN_ACTIONS, result.actions
     assert_exactly_one_of_each(emulator)
@@ -58,8 +70,9 @@ async def test_full_run_takes_the_expected_number_of_actions(emulator: Any, clou
 async def test_crash_after_each_action_then_rerun(emulator: Any, cloud: Cloud, tmp_path: Path, stop_after: int) -> None:
     desired = example("clippy", tmp_path)
     clouds = {"embedded": cloud}
-    first = await converge(desired, clouds, state=StateFile.for_root(tmp_path), events=NullSink(), wait=True,
-                           poll_interval=0.01, timeout=120, stop_after=stop_after, sleep=clock_sleep(emulator))
+    first = await converge(desired, clouds, state=StateFile.for_root(tmp_path), events=_ProcessingTakesItsTime(emulator),
+                           wait=True, poll_interval=0.01, timeout=120, stop_after=stop_after,
+                           sleep=clock_sleep(emulator))
     assert first.actions <= stop_after
     # every other rerun also loses the state file: the markers alone must be enough
     state = StateFile.for_root(tmp_path) if stop_after % 2 else StateFile(None)
