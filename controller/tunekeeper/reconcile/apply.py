@@ -27,7 +27,7 @@ from tunekeeper.cloud.base import (
     ObservedJob,
 )
 from tunekeeper.errors import NotFound, PermanentCloudError, StalePlan, TransientCloudError, TunekeeperError
-from tunekeeper.reconcile import planning
+from tunekeeper.reconcile import gates, planning
 from tunekeeper.reconcile.evaluation import evaluate
 from tunekeeper.reconcile.events import ActionOutcome, EventSink, Outcome
 from tunekeeper.reconcile.model import Action, ActionKind, Known, Observation, Plan
@@ -89,10 +89,9 @@ def trained_epochs(job: ObservedJob, checkpoints: Sequence[ObservedCheckpoint],
         step, steps = data.get("step"), data.get("total_steps")
         if event.type == "metrics" and isinstance(step, (int, float)) and isinstance(steps, (int, float)) and steps > 0:
             from_metrics = max(from_metrics, (total or 0.0) * min(float(step), float(steps)) / float(steps))
-    steps_held = sorted(c.step_number for c in checkpoints)
-    from_checkpoints = float(len(steps_held))
-    if len(steps_held) >= 2 and steps_held[-1] > steps_held[-2]:
-        from_checkpoints = float(round(steps_held[-1] / (steps_held[-1] - steps_held[-2])))
+    ordered = sorted(checkpoints, key=lambda c: c.step_number)
+    per_epoch = gates.steps_per_epoch(job, ordered)
+    from_checkpoints = float(round(ordered[-1].step_number / per_epoch)) if per_epoch else float(len(ordered))
     done = max(from_metrics, from_checkpoints)
     return min(done, total) if total is not None else done
 

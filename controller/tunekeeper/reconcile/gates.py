@@ -10,8 +10,8 @@ Checkpoint choice for ``fromJob`` deployments:
   checkpoint reports it; ties go to the later step).
 - ``epoch N``: checkpoints are written at the end of each epoch, so with ``n_epochs`` E (as the
   service resolved it) and the last checkpoint at step S, one epoch is S / E steps and the
-  checkpoint of epoch N is the one at step N * S / E. When the job does not report E (or is
-  still training), checkpoints are numbered as epochs in step order. Azure keeps only the last
+  checkpoint of epoch N is the one at step N * S / E. While the job trains, one epoch is the
+  gap between the two newest checkpoints (see ``steps_per_epoch``). Azure keeps only the last
   three checkpoints: asking for an older epoch is an error, not a silent substitute.
 
 A checkpoint is deployed by its id (``ftchkpt-...``), a fine-tuned model by its name, both with
@@ -89,18 +89,31 @@ def select_model(
                      dict(chosen.metrics), chosen.id)
 
 
+def steps_per_epoch(job: ObservedJob, ordered: Sequence[ObservedCheckpoint]) -> float | None:
+    """Training steps in one epoch, from the checkpoints held (written one per epoch).
+
+    A finished job with a resolved n_epochs: the last step over n_epochs. Otherwise the gap
+    between the two newest checkpoints (consecutive epochs), or, with a single checkpoint, its
+    own step (it is the first epoch's: the service holds three once three epochs are done).
+    """
+    if not ordered:
+        return None
+    n_epochs = job.hyperparameters.get("n_epochs")
+    if job.status == "succeeded" and isinstance(n_epochs, int) and not isinstance(n_epochs, bool) and n_epochs > 0:
+        per_epoch = ordered[-1].step_number / n_epochs
+    elif len(ordered) >= 2:
+        per_epoch = float(ordered[-1].step_number - ordered[-2].step_number)
+    else:
+        per_epoch = float(ordered[0].step_number)
+    return per_epoch if per_epoch > 0 else None
+
+
 def epochs_of(job: ObservedJob, ordered: Sequence[ObservedCheckpoint]) -> dict[str, int]:
     """Checkpoint id -> epoch number, by the rule in the module docstring."""
-    if not ordered:
-        return {}
-    n_epochs = job.hyperparameters.get("n_epochs")
-    finished = job.status == "succeeded"  # only then is the last checkpoint the last epoch
-    if finished and isinstance(n_epochs, int) and not isinstance(n_epochs, bool) and n_epochs > 0:
-        per_epoch = ordered[-1].step_number / n_epochs
-        if per_epoch > 0:
-            return {c.id: max(1, round(c.step_number / per_epoch)) for c in ordered}
-    total = len(ordered)
-    return {c.id: i + 1 for i, c in enumerate(ordered[-total:])}
+    per_epoch = steps_per_epoch(job, ordered)
+    if per_epoch is None:
+        return {c.id: i + 1 for i, c in enumerate(ordered)}
+    return {c.id: max(1, round(c.step_number / per_epoch)) for c in ordered}
 
 
 def checkpoint_of_epoch(job: ObservedJob, ordered: Sequence[ObservedCheckpoint], epoch: int) -> ObservedCheckpoint | None:
