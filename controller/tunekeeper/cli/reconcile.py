@@ -40,13 +40,12 @@ from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.netaddr import is_loopback_url
 from tunekeeper.reconcile import (
     ConvergeResult,
-    Observation,
     Plan,
     ResourceStatus,
     StateFile,
     compute_digests,
     converge,
-    observe,
+    observe_accounts,
     record_status,
     render_plan,
 )
@@ -180,13 +179,6 @@ def _poll_interval(target: Target) -> float:
     return EMBEDDED_POLL_INTERVAL if target.embedded or local else AZURE_POLL_INTERVAL
 
 
-async def _observe_all(target: Target, state: StateFile) -> dict[str, Observation]:
-    """Observe every account (list calls; finished jobs' details come from the state file when cached)."""
-    accounts = target.desired.accounts
-    found = await asyncio.gather(*(observe(target.clouds[a.name], a, target.desired, cache=state) for a in accounts))
-    return {a.name: o for a, o in zip(accounts, found, strict=True)}
-
-
 def _state_file(desired: Desired) -> StateFile:
     return StateFile.for_root(desired.root)
 
@@ -216,7 +208,7 @@ def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool) -> No
 async def _plan(desired: Desired) -> Plan:
     state = _state_file(desired)  # read, never written: plan changes nothing, not even the cache
     async with open_target(desired) as target:
-        observed = await _observe_all(target, state)
+        observed = await observe_accounts(target.desired, target.clouds, cache=state)
         return make_plan(target.desired, observed, digests=compute_digests(target.desired), known=state.known())
 
 
@@ -304,7 +296,7 @@ def status(paths: tuple[Path, ...], output: str) -> None:
 async def _status(desired: Desired) -> list[ResourceStatus]:
     state = _state_file(desired)
     async with open_target(desired) as target:
-        observations = await _observe_all(target, state)
+        observations = await observe_accounts(target.desired, target.clouds, cache=state)
         rows = derive_status(target.desired, observations, state)
     record_status(state, rows)  # what was learned is cached locally; the cloud stays the truth
     state.save()
@@ -373,7 +365,7 @@ async def _results(desired: Desired, spec: FineTuneJobSpec) -> tuple[str, bytes]
     state = _state_file(desired)
     async with open_target(desired) as target:
         account = account_of(target.desired, spec.account)
-        observations = await _observe_all(target, state)
+        observations = await observe_accounts(target.desired, target.clouds, cache=state)
         rows = derive_status(target.desired, observations, state)
         job_id = next((r.job_id for r in rows if r.kind == "FineTuneJob" and r.name == spec.name), None)
         if not job_id:

@@ -22,7 +22,7 @@ from tunekeeper.reconcile.model import (
     Reason,
     ResourceKey,
 )
-from tunekeeper.reconcile.observe import compute_digests, observe
+from tunekeeper.reconcile.observe import compute_digests, observe, observe_accounts
 from tunekeeper.reconcile.planning import plan, resolve
 from tunekeeper.reconcile.render import render_plan
 from tunekeeper.reconcile.state import StateFile
@@ -38,6 +38,6 @@ __all__ = [
     "Action", "ActionKind", "ActionOutcome", "ApplyResult", "Blocked", "CheckpointStatus", "Condition",
     "ConvergeResult", "DeploymentState", "EventSink", "Known", "LogSink", "MetricsSummary", "NullSink",
     "Observation", "Outcome", "Plan", "Reason", "ResourceKey", "ResourceStatus", "StateFile", "apply",
-    "compute_digests", "converge", "observe", "plan", "record_status", "render_plan", "resolve",
+    "compute_digests", "converge", "observe", "observe_accounts", "plan", "record_status", "render_plan", "resolve",
     "set_condition", "status",
 ]

@@ -12,7 +12,6 @@ Waits are single checks, not loops: ``converge`` does the waiting.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,8 @@ from tunekeeper.reconcile import gates, planning
 from tunekeeper.reconcile.evaluation import evaluate
 from tunekeeper.reconcile.events import ActionOutcome, EventSink, Outcome
 from tunekeeper.reconcile.model import Action, ActionKind, Known, Observation, Plan
-from tunekeeper.reconcile.observe import compute_digests, observe
-from tunekeeper.resources.specs import AccountSpec, Desired
+from tunekeeper.reconcile.observe import compute_digests, observe_accounts
+from tunekeeper.resources.specs import Desired
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +113,7 @@ async def apply(
     digests = digests if digests is not None else compute_digests(desired)
     known = known or Known()
     if observations is None:
-        observations = await _observe_all(desired, clouds, plan)
+        observations = await observe_accounts(desired, clouds, also={a.account for a in plan.actions})
         resolution = planning.resolve(desired, observations, digests=digests, known=known)
         now = planning.touched_state(resolution, observations, plan.actions)
         for label, value in sorted(plan.touched.items()):
@@ -146,24 +145,6 @@ async def apply(
             run.retry_after = max(run.retry_after or 0.0, outcome.retry_after or 0.0)
     return ApplyResult(tuple(outcomes), executed, stopped, dict(run.errors), run.retry_after, dict(run.created_jobs),
                        dict(run.evals))
-
-
-async def _observe_all(desired: Desired, clouds: Mapping[str, Cloud], plan: Plan) -> dict[str, Observation]:
-    names = {a.account for a in plan.actions} | planning.accounts_used(desired)
-    missing = sorted(n for n in names if n not in clouds)
-    if missing:
-        raise TunekeeperError(f"No connection to account {missing[0]!r}",
-                              hint="declare an Account with that name, or name one that exists in spec.account")
-    specs = {a.name: a for a in desired.accounts}
-    found = await asyncio.gather(*(
-        observe(clouds[n], specs.get(n) or embedded_account(n), desired) for n in sorted(names)
-    ))
-    return {o.account: o for o in found}
-
-
-def embedded_account(name: str) -> AccountSpec:
-    """A stand-in AccountSpec for an account known only by name (the embedded emulator)."""
-    return AccountSpec(name=name, endpoint="", subscription_id="", resource_group="", account_name=name)
 
 
 class _Run:

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunekeeper.cloud.base import Cloud
-from tunekeeper.errors import TransientCloudError, TunekeeperError
-from tunekeeper.reconcile.apply import ApplyResult, apply, embedded_account
+from tunekeeper.errors import TransientCloudError
+from tunekeeper.reconcile.apply import ApplyResult, apply
 from tunekeeper.reconcile.events import EventSink
 from tunekeeper.reconcile.model import Observation, Plan
-from tunekeeper.reconcile.observe import compute_digests, observe
-from tunekeeper.reconcile.planning import accounts_used, plan, resolve
+from tunekeeper.reconcile.observe import compute_digests, observe_accounts
+from tunekeeper.reconcile.planning import plan, resolve
 from tunekeeper.reconcile.render import render_plan
 from tunekeeper.reconcile.state import StateFile
 from tunekeeper.reconcile.status import ResourceStatus, record_status, status
@@ -91,7 +91,7 @@ async def converge(
     while True:
         loops += 1
         try:
-            observations = await _observe_all(desired, clouds, state)
+            observations = await observe_accounts(desired, clouds, cache=state)
         except TransientCloudError as exc:
             transient_rounds += 1
             if (not wait and transient_rounds > NO_WAIT_RETRIES) or _expired(started, timeout):
@@ -144,22 +144,6 @@ async def converge(
 
 def _expired(started: float, timeout: float | None) -> bool:
     return timeout is not None and time.monotonic() - started >= timeout
-
-
-async def _observe_all(desired: Desired, clouds: Mapping[str, Cloud], state: StateFile) -> dict[str, Observation]:
-    names = set(accounts_used(desired))
-    names |= {a.name for a in desired.accounts if a.name in clouds}
-    if not names and clouds:
-        names = set(clouds)
-    missing = sorted(n for n in names if n not in clouds)
-    if missing:
-        raise TunekeeperError(f"No connection to account {missing[0]!r}",
-                              hint="declare an Account with that name, or name one that exists in spec.account")
-    specs = {a.name: a for a in desired.accounts}
-    found = await asyncio.gather(*(
-        observe(clouds[n], specs.get(n) or embedded_account(n), desired, cache=state) for n in sorted(names)
-    ))
-    return {o.account: o for o in found}
 
 
 def _remember_jobs(state: StateFile, result: ApplyResult) -> None:

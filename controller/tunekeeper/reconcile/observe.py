@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tunekeeper.cloud.base import Cloud, ObservedCheckpoint, ObservedFile, ObservedJob
@@ -19,7 +20,7 @@ from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.reconcile import markers
 from tunekeeper.reconcile.model import MetricsSummary, Observation
-from tunekeeper.reconcile.planning import account_of
+from tunekeeper.reconcile.planning import account_of, accounts_used
 from tunekeeper.reconcile.state import StateFile
 from tunekeeper.resources.specs import AccountSpec, Desired
 
@@ -110,3 +111,30 @@ def summarize_results(data: bytes) -> MetricsSummary | None:
         if point is not None:
             final[metric] = point.value
     return MetricsSummary(final=final, steps=len(parsed.steps), last_step=parsed.steps[-1] if parsed.steps else None)
+
+
+async def observe_accounts(
+    desired: Desired, clouds: Mapping[str, Cloud], *, also: Iterable[str] = (), cache: StateFile | None = None,
+) -> dict[str, Observation]:
+    """Observe, concurrently, every account the manifests use or declare (plus ``also``).
+
+    With no account named at all, every connected account is observed. An account that is used
+    but has no connection is an error naming it.
+    """
+    names = set(accounts_used(desired)) | set(also) | {a.name for a in desired.accounts if a.name in clouds}
+    if not names and clouds:
+        names = set(clouds)
+    missing = sorted(n for n in names if n not in clouds)
+    if missing:
+        raise TunekeeperError(f"No connection to account {missing[0]!r}",
+                              hint="declare an Account with that name, or name one that exists in spec.account")
+    specs = {a.name: a for a in desired.accounts}
+    found = await asyncio.gather(*(
+        observe(clouds[n], specs.get(n) or standin_account(n), desired, cache=cache) for n in sorted(names)
+    ))
+    return {o.account: o for o in found}
+
+
+def standin_account(name: str) -> AccountSpec:
+    """A stand-in AccountSpec for an account known only by name (the embedded emulator)."""
+    return AccountSpec(name=name, endpoint="", subscription_id="", resource_group="", account_name=name)
