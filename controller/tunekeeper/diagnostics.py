@@ -7,6 +7,7 @@ compilers use, so editors and CI annotations pick it up.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -60,3 +61,9 @@ def count(diagnostics: Iterable[Diagnostic]) -> tuple[int, int]:
         else:
             warnings += 1
     return errors, warnings
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a typo most likely meant ("Did you mean ...?"), or None when none is close."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -14,7 +14,6 @@ This module holds no reconcile logic: what to change, and how, is decided in the
 from __future__ import annotations
 
 import asyncio
-import difflib
 import functools
 import json
 import os
@@ -35,7 +34,7 @@ from tunekeeper.cli._render import (
     stdout_console,
 )
 from tunekeeper.cli.validate import base_model_of
-from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.diagnostics import Diagnostic, closest
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.netaddr import is_loopback_url
 from tunekeeper.reconcile import (
@@ -150,10 +149,10 @@ def find_named(kind: str, name: str, candidates: Iterable[str]) -> str:
     names = sorted(set(candidates))
     if name in names:
         return name
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    close = closest(name, names)
     message = f'No {kind} named "{name}".'
     if close:
-        message += f' Did you mean "{close[0]}"?'
+        message += f' Did you mean "{close}"?'
     hint = (f"{kind}s in these manifests: {', '.join(names)}" if names
             else f"these manifests declare no {kind}; pass the folder that holds it")
     raise TunekeeperError(message, hint=hint)

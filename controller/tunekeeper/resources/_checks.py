@@ -11,11 +11,10 @@ Must not: re-check single-resource rules (schema and ``_build.py`` did), read fi
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.diagnostics import Diagnostic, closest
 from tunekeeper.resources._build import Origin, Spec
 from tunekeeper.resources.specs import AccountSpec, DeploymentSpec, FineTuneJobSpec, Method
 
@@ -32,8 +31,8 @@ class Built:
 
 
 def _did_you_mean(name: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    close = closest(name, candidates)
+    return f" Did you mean {close!r}?" if close else ""
 
 
 def check(built: Sequence[Built]) -> tuple[list[Built], list[Diagnostic]]:

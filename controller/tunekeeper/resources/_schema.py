@@ -10,7 +10,6 @@ Must not: build specs, read data files, or know about other resources.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -18,7 +17,7 @@ from functools import cache
 from importlib import resources as importlib_resources
 from typing import TYPE_CHECKING, Any
 
-from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.diagnostics import Diagnostic, closest
 from tunekeeper.resources._yaml import Document, NodePath
 from tunekeeper.resources.specs import API_VERSION
 
@@ -186,9 +185,9 @@ class _Explainer:
         elif validator == "additionalProperties":
             allowed = sorted(sub.get("properties", {}))
             for extra in sorted(set(value) - set(allowed)):
-                close = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
+                close = closest(extra, allowed)
                 full = f"{name}.{extra}" if name else extra
-                hint = f"did you mean {close[0]!r}?" if close else f"allowed here: {', '.join(allowed)}"
+                hint = f"did you mean {close!r}?" if close else f"allowed here: {', '.join(allowed)}"
                 self.add((*path, extra), f"unknown field {full}", hint, key=True, code="TK-M102")
         elif validator == "type":
             expected = error.validator_value
@@ -291,8 +290,8 @@ def _suggest(value: object, options: Sequence[object]) -> str | None:
     for option in texts:
         if option.lower() == value.lower():
             return f"did you mean {option!r}? Names are case-sensitive"
-    close = difflib.get_close_matches(value, texts, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
+    close = closest(value, texts)
+    return f"did you mean {close!r}?" if close else None
 
 
 def _describe(sub: Mapping[str, Any]) -> str:
