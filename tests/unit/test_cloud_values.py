@@ -23,7 +23,15 @@ from tunekeeper.cloud._dataplane import (
     observed_model,
 )
 from tunekeeper.errors import PermanentCloudError
-from tunekeeper.resources.specs import AccountSpec, AuthSpec, Hyperparameters, Method, Sku, TrainingType
+from tunekeeper.resources.specs import (
+    AccountSpec,
+    AuthSpec,
+    Hyperparameters,
+    Method,
+    SecretKeyRef,
+    Sku,
+    TrainingType,
+)
 
 
 # -- job bodies ---------------------------------------------------------------------------
@@ -165,6 +173,15 @@ async def test_plain_http_is_refused_unless_loopback(endpoint: str, management: 
         await connect(_account(endpoint, management, AuthSpec(kind="apiKey", api_key_env="K")), api_key="k")
     assert f"{field} " in caught.value.message and "plain http" in caught.value.message
     assert caught.value.hint is not None
+
+
+async def test_a_secret_key_is_refused_by_the_cli_with_a_hint() -> None:
+    account = _account("https://r.openai.azure.com", "https://management.azure.com",
+                       AuthSpec(kind="apiKey", api_key_secret=SecretKeyRef("azure-openai")))
+    with pytest.raises(PermanentCloudError) as caught:
+        await connect(account)
+    assert "azure-openai" in caught.value.message and "only the operator" in caught.value.message
+    assert caught.value.hint is not None and "apiKeyFromEnv" in caught.value.hint
 
 
 async def test_missing_key_variable_is_named_without_any_value(monkeypatch: pytest.MonkeyPatch) -> None:

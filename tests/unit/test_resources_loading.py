@@ -19,6 +19,7 @@ from tunekeeper.resources import (
     Method,
     MetricGate,
     ModelRef,
+    SecretKeyRef,
     Sku,
     TrainingType,
     find_root,
@@ -100,6 +101,13 @@ def test_account_defaults_and_auth(repo: Path) -> None:
     assert a.management_endpoint == "https://management.azure.com"
     assert (a.auth.kind, a.auth.api_key_env) == ("apiKey", "MY_KEY")
     assert desired.jobs[0].account == "prod"  # the only Account is the default
+
+
+def test_account_key_from_a_secret(repo: Path) -> None:
+    (repo / "m.yaml").write_text(account("prod") + "  auth: {apiKeyFromSecret: {name: azure-openai}}\n")
+    (a,) = load([repo / "m.yaml"])[0].accounts
+    assert (a.auth.kind, a.auth.api_key_env) == ("apiKey", None)
+    assert a.auth.api_key_secret == SecretKeyRef("azure-openai", "apiKey")
 
 
 # -- cross-resource rules ------------------------------------------------------------------------

@@ -325,6 +325,12 @@ def _api_key_from_env(account: AccountSpec) -> str | None:
     if account.auth.kind != "apiKey":
         return None
     variable = account.auth.api_key_env
+    if not variable and account.auth.api_key_secret is not None:
+        raise PermanentCloudError(
+            f"Account {account.name}: auth.apiKeyFromSecret names the Kubernetes Secret "
+            f"{account.auth.api_key_secret.name}, which only the operator can read",
+            hint="for the CLI, use auth.apiKeyFromEnv (or Entra ID); keep apiKeyFromSecret for the cluster",
+        )
     if not variable:
         raise PermanentCloudError(
             f"Account {account.name}: auth is apiKey but no environment variable is named",

@@ -33,6 +33,7 @@ from tunekeeper.resources.specs import (
     Method,
     MetricGate,
     ModelRef,
+    SecretKeyRef,
     Sku,
     SourceRef,
     TrainingType,
@@ -139,7 +140,13 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
     spec: dict[str, Any] = value["spec"]
     if kind == "Account":
         auth = spec.get("auth", {})
-        auth_spec = (AuthSpec("apiKey", auth["apiKeyFromEnv"]) if "apiKeyFromEnv" in auth else AuthSpec())
+        secret = auth.get("apiKeyFromSecret")
+        if "apiKeyFromEnv" in auth:
+            auth_spec = AuthSpec("apiKey", auth["apiKeyFromEnv"])
+        elif secret is not None:
+            auth_spec = AuthSpec("apiKey", api_key_secret=SecretKeyRef(secret["name"], secret.get("key", "apiKey")))
+        else:
+            auth_spec = AuthSpec()
         return AccountSpec(
             name=name,
             endpoint=_endpoint(spec["endpoint"], ("spec", "endpoint"), origin, out),

@@ -73,6 +73,9 @@ _FORBIDDEN: Mapping[tuple[str, str], tuple[str, str]] = {
     ("spec.auth", "apiKeyFromEnv"): (
         "spec.auth.apiKeyFromEnv cannot be used with auth type entra",
         "remove `type: entra` (apiKeyFromEnv means api-key auth) or remove apiKeyFromEnv"),
+    ("spec.auth", "apiKeyFromSecret"): (
+        "spec.auth.apiKeyFromSecret cannot be used with auth type entra",
+        "remove `type: entra` (apiKeyFromSecret means api-key auth) or remove apiKeyFromSecret"),
 }
 
 _TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
@@ -222,6 +225,10 @@ class _Explainer:
                 self.add(path, f"{name} must not be empty", sub.get("description"), code="TK-M106")
             else:
                 self.add(path, f"{name} {error.message}", sub.get("description"), code="TK-M106")
+        elif validator == "anyOf" and all(set(s) == {"required"} for s in error.validator_value):
+            fields = " or ".join(f"{name}.{f}" for s in error.validator_value for f in s["required"])
+            kind_note = f" for type {value['type']}" if isinstance(value, dict) and isinstance(value.get("type"), str) else ""
+            self.add(path, f"{fields} is required{kind_note}", sub.get("description"), key=True, code="TK-M101")
         elif validator == "anyOf":
             alternatives = " or ".join(_describe(s) for s in error.validator_value)
             values = [s for s in error.validator_value if s.get("const") != "auto"]
@@ -234,6 +241,11 @@ class _Explainer:
             self._one_of(path, value)
         elif validator == "not":
             forbidden = [f for f in _required_in(error.validator_value) if isinstance(value, dict) and f in value]
+            together = error.validator_value.get("required", []) if isinstance(error.validator_value, Mapping) else []
+            if len(together) > 1 and set(together) == set(forbidden):  # {not: {required: [a, b]}}: not both
+                self.add((*path, together[-1]), f"{name} sets {' and '.join(together)}; set only one",
+                         sub.get("description"), key=True, code="TK-M108")
+                return
             for f in forbidden:
                 message, hint = _FORBIDDEN.get((generic, f), (f"{name}.{f} is not allowed here", None))
                 self.add((*path, f), message, hint, key=True, code="TK-M108")

@@ -30,14 +30,24 @@ class SourceRef:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretKeyRef:
+    """A key inside a Kubernetes Secret (in the Account's namespace); only the operator reads it."""
+
+    name: str
+    key: str = "apiKey"
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSpec:
     """How to authenticate: Entra ID (azure-identity's DefaultAzureCredential) or an api key.
 
-    ``api_key_env`` names an environment variable; the key itself is never stored in a spec.
+    ``api_key_env`` names an environment variable, ``api_key_secret`` a Kubernetes Secret; the key
+    itself is never stored in a spec.
     """
 
     kind: Literal["entra", "apiKey"] = "entra"
     api_key_env: str | None = None
+    api_key_secret: SecretKeyRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
