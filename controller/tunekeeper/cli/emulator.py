@@ -41,12 +41,16 @@ API_VERSION = "2025-04-01-preview"
               help="YAML/JSON file of fault rules to inject (429, 5xx, latency, dropped connections).")
 @click.option("--import-dir", "import_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A folder whose files may be imported with file:// URLs (repeatable; the data dir always may).")
+@click.option("--account", "accounts", multiple=True, metavar="[SUBSCRIPTION/RESOURCE_GROUP/]NAME",
+              help="Serve one more Azure OpenAI account (repeatable), at URL/accounts/NAME and its own ARM path; "
+                   "default subscription and resource group: the default account's.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow a non-loopback --host. The admin endpoints have no auth: only on trusted networks.")
 def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: float, faults_file: Path | None,
-             import_dirs: tuple[Path, ...], allow_remote: bool) -> None:
+             import_dirs: tuple[Path, ...], accounts: tuple[str, ...], allow_remote: bool) -> None:
     """Serve the Azure OpenAI fine-tuning emulator until Ctrl-C."""
     from tunekeeper.emulator import Emulator, EmulatorConfig
+    from tunekeeper.emulator.context import AccountConfig
 
     if not is_loopback_host(host) and not allow_remote:
         raise click.UsageError(
@@ -55,8 +59,19 @@ def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: f
         )
     if not speed > 0:
         raise click.BadParameter("must be greater than 0", param_hint="--speed")
+    extra: list[AccountConfig] = []
+    for text in accounts:
+        parts = text.split("/")
+        if len(parts) not in (1, 3):
+            raise click.BadParameter(f"{text!r}: write NAME or SUBSCRIPTION/RESOURCE_GROUP/NAME", param_hint="--account")
+        defaults = EmulatorConfig()
+        sub, rg, name = parts if len(parts) == 3 else (defaults.subscription_id, defaults.resource_group, parts[0])
+        try:
+            extra.append(AccountConfig(name, sub, rg))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--account") from None
     config = EmulatorConfig(api_key=api_key, speed=speed, data_dir=data_dir,
-                            import_dirs=tuple(p.resolve() for p in import_dirs))
+                            import_dirs=tuple(p.resolve() for p in import_dirs), accounts=tuple(extra))
     try:
         server = Emulator(host=host, port=port, faults_file=faults_file, config=config)
         server.start()
@@ -69,6 +84,8 @@ def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: f
             if exc.hint:
                 click.echo(f"  hint: {exc.hint}", err=True)
         sys.exit(1)
+    except ValueError as exc:  # two --account with one name
+        raise click.BadParameter(str(exc), param_hint="--account") from None
     except OSError as exc:
         click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         click.echo("  hint: pick another --port, or 0 for a free one", err=True)
@@ -99,4 +116,9 @@ def _print_environment(server: Emulator, *, custom_key: bool) -> None:
     click.echo(f"  export AZURE_SUBSCRIPTION_ID={c.subscription_id}")
     click.echo(f"  export AZURE_RESOURCE_GROUP={c.resource_group}")
     click.echo(f"  export AZURE_OPENAI_ACCOUNT={c.account_name}")
+    others = [a for a in server.accounts if not a.default]
+    if others:
+        click.echo("More accounts (same key; data-plane endpoint, then ARM id):")
+        for account in others:
+            click.echo(f"  {server.url}{account.endpoint_path}  {account.resource_id}")
     click.echo("ARM accepts any bearer token here. Press Ctrl-C to stop.")

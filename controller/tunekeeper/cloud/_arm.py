@@ -228,13 +228,14 @@ def conflict_wait(exc: HttpResponseError, delay: float, remaining: float) -> flo
 
 
 def deployment_body(request: DeploymentRequest) -> Deployment:
-    """The ARM PUT body: sku (name, capacity), model (format, name, version) and tags."""
+    """The ARM PUT body: sku (name, capacity), model (format, name, version, source) and tags."""
     return Deployment(
         sku=ArmSku(name=request.sku.value, capacity=request.capacity),
         tags=dict(request.tags) or None,
         properties=DeploymentProperties(
             model=DeploymentModel(
                 format=request.model_format, name=request.model_name, version=request.model_version,
+                source=request.source,
             ),
         ),
     )
@@ -256,6 +257,7 @@ def observed_deployment(found: Deployment) -> ObservedDeployment:
         tags=dict(found.tags or {}),
         etag=found.etag,
         deployment_state=_text(state),
+        model_source=(model.source if model else None) or None,
     )
 
 

@@ -94,6 +94,7 @@ class ObservedDeployment:
     tags: Mapping[str, str] = field(default_factory=dict)
     etag: str | None = None
     deployment_state: str | None = None  # Running | Paused
+    model_source: str | None = None  # the training account's ARM resource id, for a model from another account
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,10 @@ class DeploymentRequest:
     sku: Sku = Sku.STANDARD
     capacity: int = 1
     tags: Mapping[str, str] = field(default_factory=dict)  # ownership markers live here
+    # The ARM resource id of the account that trained ``model_name`` when it is not this one
+    # (``properties.model.source``: Azure's cross-region / cross-subscription deployment of a
+    # fine-tuned model); None for a model of this account or a base model.
+    source: str | None = None
 
 
 ProgressCallback = Callable[[int, int], None]  # (done, total), e.g. bytes uploaded

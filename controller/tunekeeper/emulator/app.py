@@ -19,6 +19,7 @@ This module wires; it holds no route logic of its own.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -62,7 +63,14 @@ def build_app(ctx: EmulatorContext) -> web.Application:
     return app
 
 
+_ACCOUNT_DATAPLANE = re.compile(r"^/accounts/[^/]+(?P<rest>/.*)?$")
+
+
 def _is_dataplane(path: str) -> bool:
+    """``/openai/...`` (the default account) or ``/accounts/{name}/openai/...`` (another one)."""
+    account = _ACCOUNT_DATAPLANE.match(path)
+    if account is not None:
+        path = account["rest"] or ""
     return path == DATAPLANE_PREFIX or path.startswith(DATAPLANE_PREFIX + "/")
 
 

@@ -1,4 +1,4 @@
-"""The emulator's ARM management plane for one Azure OpenAI account.
+"""The emulator's ARM management plane for its Azure OpenAI accounts.
 
 Serves, under ``/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/
 accounts/{account}``, what the fine-tuning lifecycle needs from Azure Resource Manager:
@@ -11,17 +11,17 @@ accounts/{account}``, what the fine-tuning lifecycle needs from Azure Resource M
   and the final result at ``.../operationResults/{id}``.
 - ``models`` (Accounts_ListModels: the base catalog plus this account's fine-tuned models),
   ``usages`` (Accounts_ListUsages) and the subscription-level ``locations/{region}/usages``,
-  and minimal Accounts_Get / Accounts_List(ByResourceGroup) for the one account.
+  and minimal Accounts_Get / Accounts_List(ByResourceGroup) for the accounts the server has.
 
 It is called by app.py (``add_arm_routes``) and by the data plane (``deployments_using`` when a
-fine-tuned model is deleted; ``sweep`` before a deployment answers chat). It must not serve any
-account other than the configured one, nor import the controller layers.
+fine-tuned model is deleted; ``sweep`` before a deployment answers chat). It must not serve an
+account the server does not have (``context.Accounts``), nor import the controller layers.
 
 Behaviour modelled on what users meet in Azure (codes and messages as Azure writes them):
 
-- Only the configured subscription / resource group / account exist (names compared
-  case-insensitively, as ARM does): 404 ``SubscriptionNotFound`` / ``ResourceGroupNotFound`` /
-  ``ResourceNotFound``; a missing deployment is 404 ``DeploymentNotFound``.
+- Only the subscriptions / resource groups / accounts of the server's accounts exist (names
+  compared case-insensitively, as ARM does): 404 ``SubscriptionNotFound`` /
+  ``ResourceGroupNotFound`` / ``ResourceNotFound``; a missing deployment is 404 ``DeploymentNotFound``.
 - ``api-version`` must be one of ``ARM_API_VERSIONS``: missing -> 400
   ``MissingApiVersionParameter``; malformed -> 400 ``InvalidApiVersionParameter``; well-formed but
   not served -> 400 ``NoRegisteredProviderFound`` (ARM's answer for a version the resource provider
@@ -36,6 +36,14 @@ Behaviour modelled on what users meet in Azure (codes and messages as Azure writ
   exist, or a format other than OpenAI, gets 400 ``DeploymentModelNotSupported``; a SKU the model
   does not support gets 400 ``InvalidResourceProperties`` "The specified SKU ... is not supported by
   the model ...".
+- ``properties.model.source`` (a fine-tuned model trained in another account, the training
+  account's ARM resource id, as Azure's cross-region / cross-subscription deployment sends it):
+  the model is looked up in that account, and the deployment serves it from this one. Not an
+  account resource id: 400 ``LinkedInvalidPropertyId``; no such account on this server: 400
+  ``InvalidResourceProperties`` naming the source; the model is not in the source account: 400
+  ``DeploymentModelNotSupported`` (Azure's answer for a model that does not exist). The source
+  is echoed in ``properties.model.source``. A job whose model a deployment of any account
+  serves cannot be deleted (409, as within one account).
 - Provisioning: Accepted -> Creating -> Succeeded over ``CREATE_SECONDS`` (base model) or
   ``CREATE_FINE_TUNED_SECONDS`` (fine-tuned), updates and deletes over ``UPDATE_SECONDS`` /
   ``DELETE_SECONDS``, all divided by the clock's speed. ``Retry-After`` is the remaining scaled
@@ -65,7 +73,7 @@ from aiohttp import web
 
 from tunekeeper.emulator import catalog
 from tunekeeper.emulator.azure_errors import ArmError
-from tunekeeper.emulator.context import CONTEXT, EmulatorContext
+from tunekeeper.emulator.context import ACCOUNT_RESOURCE_ID, CONTEXT, EmulatorContext
 
 # Microsoft.CognitiveServices api-versions that have accounts/deployments (stable and preview
 # folders of azure-rest-api-specs). 2024-10-01 is what the Learn walk-through sends, 2025-09-01 is
@@ -149,13 +157,29 @@ def add_arm_routes(app: web.Application) -> None:
 
 
 def deployments_using(ctx: EmulatorContext, model_ids: set[str]) -> list[str]:
-    """Names of the deployments (in any state until they are gone) whose model is one of ``model_ids``."""
-    sweep(ctx)
-    return [
-        doc["name"]
-        for doc in ctx.store.list("deployment")
-        if doc.get("properties", {}).get("model", {}).get("name") in model_ids
-    ]
+    """The deployments (in any state until they are gone) whose model is one of ``model_ids`` of
+    ``ctx``'s account: its own (by name) and other accounts' that name it as their source
+    (``account/name``)."""
+    users = []
+    for account in ctx.accounts:
+        sweep(account)
+        for doc in account.store.list("deployment"):
+            model = doc.get("properties", {}).get("model", {})
+            if model.get("name") not in model_ids or _model_account(account, model) is not ctx:
+                continue
+            users.append(doc["name"] if account is ctx else f"{account.config.account_name}/{doc['name']}")
+    return users
+
+
+def _model_account(ctx: EmulatorContext, model: Mapping[str, Any]) -> EmulatorContext | None:
+    """The account a stored deployment's model lives in: its source, or its own account."""
+    source = model.get("source")
+    return ctx if not source else ctx.accounts.by_resource_id(str(source))
+
+
+def model_account(ctx: EmulatorContext, deployment: Mapping[str, Any]) -> EmulatorContext | None:
+    """For chat: the account whose model a deployment of ``ctx`` serves (None: that account is gone)."""
+    return _model_account(ctx, deployment.get("properties", {}).get("model", {}))
 
 
 def sweep(ctx: EmulatorContext) -> None:
@@ -184,6 +208,7 @@ class _Target:
     rest: tuple[str, ...]  # path segments after the account (or after locations/{region})
     origin: str  # scheme://host:port of this emulator as the client sees it
     location: str = ""  # the {region} of a subscription-level locations/... path
+    resource_group: str = ""  # of an accounts listing scoped to one resource group
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
@@ -191,24 +216,27 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 
     ``ArmError`` raised here is rendered by app.py's outermost middleware.
     """
-    ctx = request.app[CONTEXT]
-    handler, target = _route(request, ctx)
-    sweep(ctx)
+    handler, target = _route(request, request.app[CONTEXT])
+    for account in target.ctx.accounts.in_subscription(target.ctx.config.subscription_id):
+        sweep(account)
     return await handler(request, target)
 
 
-def _route(request: web.Request, ctx: EmulatorContext) -> tuple[Handler, _Target]:
-    cfg = ctx.config
+def _route(request: web.Request, root: EmulatorContext) -> tuple[Handler, _Target]:
     path = request.path
     method = request.method.upper()
     origin = f"{request.scheme}://{request.host}"
 
     location = _LOCATION_PATH.match(path)
     if location:
-        _check_subscription(ctx, location["sub"])
+        ctx = _check_subscription(root, location["sub"])[0]
         version = _api_version(request, location["location"])
         what = location["what"].lower()
         rest = (what,) + ((location["op"],) if location["op"] else ())
+        if what in ("operationstatuses", "operationresults") and location["op"]:
+            # an operation is the business of the account that started it
+            ctx = next((c for c in _check_subscription(root, location["sub"])
+                        if c.store.get("arm_operation", location["op"]) is not None), ctx)
         target = _Target(ctx, version, rest, origin, location["location"])
         if what == "usages" and not location["op"]:
             return _only(method, "GET", _location_usages, path), target
@@ -219,28 +247,30 @@ def _route(request: web.Request, ctx: EmulatorContext) -> tuple[Handler, _Target
 
     listing = _ACCOUNTS_LIST_PATH.match(path)
     if listing:
-        _check_subscription(ctx, listing["sub"])
+        found = _check_subscription(root, listing["sub"])
         if listing["rg"] is not None:
-            _check_resource_group(ctx, listing["rg"])
-        return _only(method, "GET", _list_accounts, path), _Target(ctx, _api_version(request, cfg.region), (), origin)
+            found = _check_resource_group(root, listing["sub"], listing["rg"])
+        target = _Target(found[0], _api_version(request, found[0].config.region), (), origin,
+                         resource_group=listing["rg"] or "")
+        return _only(method, "GET", _list_accounts, path), target
 
     account = _ACCOUNT_PATH.match(path)
     if not account:
         rg = _RG_PATH.match(path)
         if rg:
-            _check_subscription(ctx, rg["sub"])
-            _check_resource_group(ctx, rg["rg"])
+            _check_resource_group(root, rg["sub"], rg["rg"])
         elif (sub := _SUB_PATH.match(path)) is not None:
-            _check_subscription(ctx, sub["sub"])
+            _check_subscription(root, sub["sub"])
         raise _not_found_path(path)
-    _check_subscription(ctx, account["sub"])
-    _check_resource_group(ctx, account["rg"])
-    if account["account"].lower() != cfg.account_name.lower():
+    _check_resource_group(root, account["sub"], account["rg"])
+    found_account = root.accounts.find(account["sub"], account["rg"], account["account"])
+    if found_account is None:
         raise ArmError(404, "ResourceNotFound",
                        f"The Resource 'Microsoft.CognitiveServices/accounts/{account['account']}' under resource group "
                        f"'{account['rg']}' was not found. For more details please go to "
                        "https://aka.ms/ARMResourceNotFoundFix")
-    version = _api_version(request, cfg.region)
+    ctx = found_account
+    version = _api_version(request, ctx.config.region)
     rest = tuple(s for s in account["rest"].split("/") if s)
     target = _Target(ctx, version, rest, origin)
     head = rest[0].lower() if rest else ""
@@ -283,14 +313,21 @@ def _not_found_path(path: str) -> ArmError:
                     f"for the path '{path}'.")
 
 
-def _check_subscription(ctx: EmulatorContext, sub: str) -> None:
-    if sub.lower() != ctx.config.subscription_id.lower():
+def _check_subscription(root: EmulatorContext, sub: str) -> list[EmulatorContext]:
+    """The accounts of subscription ``sub`` (at least one), or Azure's 404."""
+    found = root.accounts.in_subscription(sub)
+    if not found:
         raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+    return found
 
 
-def _check_resource_group(ctx: EmulatorContext, rg: str) -> None:
-    if rg.lower() != ctx.config.resource_group.lower():
+def _check_resource_group(root: EmulatorContext, sub: str, rg: str) -> list[EmulatorContext]:
+    """The accounts of resource group ``rg`` of ``sub`` (at least one), or Azure's 404."""
+    _check_subscription(root, sub)
+    found = root.accounts.in_subscription(sub, rg)
+    if not found:
         raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+    return found
 
 
 def _api_version(request: web.Request, location: str) -> str:
@@ -333,9 +370,7 @@ def _public(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _account_id(ctx: EmulatorContext) -> str:
-    cfg = ctx.config
-    return (f"/subscriptions/{cfg.subscription_id}/resourceGroups/{cfg.resource_group}"
-            f"/providers/Microsoft.CognitiveServices/accounts/{cfg.account_name}")
+    return ctx.resource_id
 
 
 def _find(ctx: EmulatorContext, name: str) -> dict[str, Any] | None:
@@ -485,6 +520,22 @@ class _ModelChoice:
     version: str
     fine_tuned: bool
     base: catalog.BaseModel
+    source: str | None = None  # the training account's resource id, as the request named it
+
+
+def _source_account(ctx: EmulatorContext, source: object) -> EmulatorContext:
+    """The account ``properties.model.source`` names (a Microsoft.CognitiveServices account id)."""
+    if not isinstance(source, str) or ACCOUNT_RESOURCE_ID.match(source) is None:
+        raise ArmError(400, "LinkedInvalidPropertyId",
+                       f"Property id '{source}' at path 'properties.model.source' is invalid. Expect fully qualified "
+                       "resource Id that start with '/subscriptions/{subscriptionId}' and name a "
+                       "'Microsoft.CognitiveServices/accounts' resource.")
+    found = ctx.accounts.by_resource_id(source)
+    if found is None:
+        raise ArmError(400, "InvalidResourceProperties",
+                       f"The source account '{source}' of the deployment model could not be found. The source must be "
+                       "an existing Azure OpenAI resource that holds the fine-tuned model.")
+    return found
 
 
 def _model(ctx: EmulatorContext, raw: Any) -> _ModelChoice:
@@ -496,6 +547,8 @@ def _model(ctx: EmulatorContext, raw: Any) -> _ModelChoice:
                        "{\"format\": \"OpenAI\", \"name\": \"gpt-4.1\", \"version\": \"2025-04-14\"}.")
     fmt = raw.get("format") or "OpenAI"
     name = raw["name"]
+    source = raw.get("source")
+    model_ctx = ctx if source is None else _source_account(ctx, source)
     version = raw.get("version")
     if version is not None and not isinstance(version, str):
         version = str(version)
@@ -503,7 +556,7 @@ def _model(ctx: EmulatorContext, raw: Any) -> _ModelChoice:
     if not isinstance(fmt, str) or fmt.lower() != "openai":
         raise ArmError(400, "DeploymentModelNotSupported",
                        f"The model '{described}' of account deployment is not supported.")
-    resolved = resolve_model(ctx, name, version)
+    resolved = resolve_model(model_ctx, name, version)
     if resolved is None:
         raise ArmError(400, "DeploymentModelNotSupported",
                        f"The model '{described}' of account deployment is not supported.")
@@ -516,7 +569,7 @@ def _model(ctx: EmulatorContext, raw: Any) -> _ModelChoice:
         final_version = version or "1"
     else:
         final_version = version or resolved.base.version
-    return _ModelChoice("OpenAI", name, final_version, fine_tuned, resolved.base)
+    return _ModelChoice("OpenAI", name, final_version, fine_tuned, resolved.base, source)
 
 
 def _check_sku_supported(model: _ModelChoice, sku_name: str, sku_key: str) -> None:
@@ -632,7 +685,8 @@ async def _put_deployment(request: web.Request, target: _Target) -> web.StreamRe
         elif existing is None:
             doc.pop("tags", None)
         doc["properties"] = {
-            "model": {"format": model.format, "name": model.name, "version": model.version},
+            "model": {"format": model.format, "name": model.name, "version": model.version,
+                      **({"source": model.source} if model.source else {})},
             "provisioningState": "Accepted",
             "capabilities": _capabilities(model),
             "rateLimits": _rate_limits(capacity),
@@ -697,7 +751,8 @@ def _stored_model(ctx: EmulatorContext, doc: Mapping[str, Any]) -> _ModelChoice:
         return _model(ctx, model)
     except ArmError:
         base = catalog.find_arm(model["name"], model.get("version")) or catalog.MODELS[0]
-        return _ModelChoice(model["format"], model["name"], model["version"], fine_tuned=True, base=base)
+        return _ModelChoice(model["format"], model["name"], model["version"], fine_tuned=True, base=base,
+                            source=model.get("source"))
 
 
 async def _delete_deployment(request: web.Request, target: _Target) -> web.StreamResponse:
@@ -805,17 +860,20 @@ async def _operation_result(request: web.Request, target: _Target) -> web.Stream
 # account, models, usages
 # --------------------------------------------------------------------------------------------
 async def _get_account(request: web.Request, target: _Target) -> web.StreamResponse:
-    return _json(_account_body(target))
+    return _json(_account_body(target, target.ctx))
 
 
 async def _list_accounts(request: web.Request, target: _Target) -> web.StreamResponse:
-    return _json({"value": [_account_body(target)]})
+    accounts = target.ctx.accounts.in_subscription(target.ctx.config.subscription_id,
+                                                    target.resource_group or None)
+    return _json({"value": [_account_body(target, a) for a in accounts]})
 
 
-def _account_body(target: _Target) -> dict[str, Any]:
-    cfg = target.ctx.config
+def _account_body(target: _Target, account: EmulatorContext) -> dict[str, Any]:
+    cfg = account.config
+    endpoint = f"{target.origin}{account.endpoint_path}/"
     return {
-        "id": _account_id(target.ctx),
+        "id": _account_id(account),
         "name": cfg.account_name,
         "type": "Microsoft.CognitiveServices/accounts",
         "kind": "OpenAI",
@@ -824,8 +882,8 @@ def _account_body(target: _Target) -> dict[str, Any]:
         "etag": '"emulator"',
         "tags": {},
         "properties": {
-            "endpoint": f"{target.origin}/",
-            "endpoints": {"OpenAI Language Model Instance API": f"{target.origin}/"},
+            "endpoint": endpoint,
+            "endpoints": {"OpenAI Language Model Instance API": endpoint},
             "provisioningState": "Succeeded",
             "customSubDomainName": cfg.account_name,
             "publicNetworkAccess": "Enabled",
@@ -933,5 +991,7 @@ async def _account_usages(request: web.Request, target: _Target) -> web.StreamRe
 
 
 async def _location_usages(request: web.Request, target: _Target) -> web.StreamResponse:
-    here = target.location.replace(" ", "").lower() == target.ctx.config.region.lower()
-    return _json({"value": _usages(target.ctx, with_current=here)})
+    region = target.location.replace(" ", "").lower()
+    here = next((a for a in target.ctx.accounts.in_subscription(target.ctx.config.subscription_id)
+                 if a.config.region.lower() == region), None)
+    return _json({"value": _usages(here or target.ctx, with_current=here is not None)})

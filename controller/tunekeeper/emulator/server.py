@@ -4,7 +4,13 @@ Used three ways: by tests (``Emulator(port=0).start()`` in a session fixture), b
 embedded default, and by ``tunekeeper emulator`` (``run_forever``). ``start()`` returns once the
 socket listens, so ``.url`` is usable at once; ``stop()`` closes the server and the store.
 
-State lives in SQLite (``data_dir/emulator.sqlite3``, or memory without a data dir); nothing
+One server serves several accounts (Azure OpenAI resources): the default one of the config at
+the root URL, and more (``config.accounts``, ``add_account``, or ``POST /_emulator/accounts``)
+each at ``{url}/accounts/{name}`` for the data plane and under its own ARM path. Each account
+keeps its state in its own SQLite file (``data_dir/emulator.sqlite3`` for the default one,
+``data_dir/accounts/{name}.sqlite3`` for the others, or memory without a data dir); the list of
+accounts is kept in the default one, so a restart on the same data dir serves them all again.
+Nothing
 about jobs or deployments is held only in this process, which is why a restarted emulator on
 the same data dir carries on where the last one stopped. This module must not contain route
 logic: that is app.py and the plane modules.
@@ -26,11 +32,19 @@ from aiohttp import web
 from tunekeeper.emulator import admin
 from tunekeeper.emulator.app import build_app
 from tunekeeper.emulator.clock import Clock
-from tunekeeper.emulator.context import DEFAULT_API_KEY, EmulatorConfig, EmulatorContext
+from tunekeeper.emulator.context import (
+    DEFAULT_API_KEY,
+    AccountConfig,
+    Accounts,
+    EmulatorConfig,
+    EmulatorContext,
+)
 from tunekeeper.emulator.faults import Faults
 from tunekeeper.emulator.store import Store
 
 DATABASE_NAME = "emulator.sqlite3"
+ACCOUNTS_DIR = "accounts"
+ACCOUNTS_META = "accounts"  # the default store's list of the other accounts (persisted)
 
 
 class Emulator:
@@ -64,12 +78,63 @@ class Emulator:
         self.clock = Clock(self.store, speed=config.speed)
         self.faults = Faults.load(faults_file) if faults_file is not None else Faults()
         self.context = EmulatorContext(config=config, store=self.store, clock=self.clock, faults=self.faults)
+        self.accounts = Accounts()
+        self.accounts.register(self.context)
+        self.accounts.factory = self._open_account
+        persisted = [AccountConfig(a["accountName"], a["subscriptionId"], a["resourceGroup"], a["region"])
+                     for a in self.store.get_meta(ACCOUNTS_META, [])]
+        for account in (*config.accounts, *persisted):
+            self.accounts.add(account)
         self.app = build_app(self.context)
+        # a reset empties every store, the default one's list of accounts included: write it again
+        hooks: list[Callable[[], None]] = [self._persist_accounts]
+        self.app[admin.RESET_HOOKS] = hooks
         self._reset_hooks: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = threading.Event()
+
+    # -- accounts ---------------------------------------------------------------------------
+    def add_account(self, account_name: str, *, subscription_id: str | None = None,
+                    resource_group: str | None = None, region: str | None = None) -> EmulatorContext:
+        """Serve one more account (kept across restarts on the same data dir); returns its context.
+
+        Defaults are the default account's subscription, resource group and region. Adding an
+        account that exists with the same identity returns it; a name taken by another identity
+        raises ValueError (account names are unique, like Azure's custom subdomains).
+        """
+        c = self.config
+        return self.accounts.add(AccountConfig(account_name, subscription_id or c.subscription_id,
+                                               resource_group or c.resource_group, region or c.region))
+
+    def account(self, name: str) -> EmulatorContext:
+        """The context of an account by name (KeyError when the emulator has none of that name)."""
+        found = self.accounts.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def account_url(self, name: str) -> str:
+        """The data-plane endpoint of an account (``azure_endpoint`` for openai)."""
+        return self.url + self.account(name).endpoint_path
+
+    def _open_account(self, account: AccountConfig) -> EmulatorContext:
+        config = dataclasses.replace(self.config, account_name=account.account_name,
+                                     subscription_id=account.subscription_id,
+                                     resource_group=account.resource_group, region=account.region, accounts=())
+        data_dir = self.config.data_dir
+        database = None if data_dir is None else Path(data_dir) / ACCOUNTS_DIR / f"{account.account_name.lower()}.sqlite3"
+        ctx = EmulatorContext(config=config, store=Store(database), clock=self.clock, faults=self.faults,
+                              default=False)
+        self._persist_accounts(extra=account)
+        return ctx
+
+    def _persist_accounts(self, extra: AccountConfig | None = None) -> None:
+        known = [c.config.identity() for c in self.accounts if not c.default]
+        if extra is not None and extra not in known:
+            known.append(extra)
+        self.store.set_meta(ACCOUNTS_META, [a.to_dict() for a in known])
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -130,7 +195,8 @@ class Emulator:
             thread.join()
         self._loop = None
         self._thread = None
-        self.store.close()
+        for ctx in self.accounts:
+            ctx.store.close()
 
     def run_forever(self) -> None:
         """Serve until interrupted (Ctrl-C); used by ``tunekeeper emulator``."""
@@ -145,12 +211,9 @@ class Emulator:
             self.stop()
 
     def reset(self) -> None:
-        """Forget every object, the clock offset and every fault rule."""
-        self.store.reset()
-        self.clock.reset()
-        self.faults.clear()
-        for hook in self.app.get(admin.RESET_HOOKS, []):
-            hook()
+        """Forget every object of every account, the clock offset and every fault rule (the
+        accounts themselves stay)."""
+        admin.reset_state(self.app)
 
     def fail_job(self, job_id: str, message: str = "The training run was interrupted by an internal error.") -> None:
         """Make a pending or running fine-tuning job fail now (tests of failure handling).

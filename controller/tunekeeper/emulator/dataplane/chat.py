@@ -3,7 +3,8 @@
 This is an emulation, not a language model. A deployed fine-tuned model (or checkpoint) answers
 with the assistant reply of the training example whose last user turn shares the most words
 with the request's last user message (Jaccard overlap of lower-cased words; ties go to the
-earlier example), so tests and demos can see that "the model learned its data". A base model
+earlier example), so tests and demos can see that "the model learned its data" (in the account
+that trained it, for a deployment made with ``properties.model.source``). A base model
 answers with a fixed sentence saying so. Token counts in ``usage`` are estimates (about four
 characters per token). ``stream: true`` sends the same answer as server-sent events.
 
@@ -27,14 +28,14 @@ from tunekeeper.emulator import arm
 from tunekeeper.emulator.azure_errors import DataPlaneError, invalid_payload
 from tunekeeper.emulator.context import EmulatorContext
 from tunekeeper.emulator.dataplane.jobs import message_text
-from tunekeeper.emulator.dataplane.protocol import context, json_body, json_response
+from tunekeeper.emulator.dataplane.protocol import Routes, context, json_body, json_response
 from tunekeeper.emulator.models import resolve_model
 
 _WORD = re.compile(r"\w+")
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/openai/deployments/{deployment}/chat/completions", chat_completions)
+def add_routes(routes: Routes) -> None:
+    routes.add("POST", "/openai/deployments/{deployment}/chat/completions", chat_completions)
 
 
 def _deployment_not_found() -> DataPlaneError:
@@ -91,8 +92,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not isinstance(messages, list) or not messages:
         raise invalid_payload("'messages' must be a non-empty array of chat messages.", param="messages")
     model = properties.get("model") or {}
-    resolved = resolve_model(ctx, str(model.get("name", "")), model.get("version"))
-    if resolved is None:
+    # a deployment made with properties.model.source serves a model trained in that account
+    model_ctx = arm.model_account(ctx, deployment)
+    resolved = None if model_ctx is None else resolve_model(model_ctx, str(model.get("name", "")),
+                                                             model.get("version"))
+    if resolved is None or model_ctx is None:
         raise _deployment_not_found()
 
     prompt = ""
@@ -106,7 +110,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                   "deploy a fine-tuned model to get answers from its training data.")
         model_name = resolved.base.id
     else:
-        pairs = orjson.loads(ctx.store.get_blob(f"pairs:{resolved.job_id}") or b"[]")
+        pairs = orjson.loads(model_ctx.store.get_blob(f"pairs:{resolved.job_id}") or b"[]")
         answer = closest_reply(pairs, prompt) or "(the training data of this model has no assistant replies)"
         model_name = resolved.id
 

@@ -28,6 +28,7 @@ from tunekeeper.datasets import validate_bytes
 from tunekeeper.emulator.azure_errors import DataPlaneError, invalid_payload, not_found
 from tunekeeper.emulator.context import EmulatorContext
 from tunekeeper.emulator.dataplane.protocol import (
+    Routes,
     context,
     int_query,
     is_preview,
@@ -50,13 +51,13 @@ MAX_DETAIL_LINES = 5
 IMPORT_TIMEOUT_SECONDS = 60
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/openai/files", upload_file)
-    app.router.add_get("/openai/files", list_files)
-    app.router.add_post("/openai/files/import", import_file)
-    app.router.add_get("/openai/files/{file_id}", get_file)
-    app.router.add_delete("/openai/files/{file_id}", delete_file)
-    app.router.add_get("/openai/files/{file_id}/content", get_file_content)
+def add_routes(routes: Routes) -> None:
+    routes.add("POST", "/openai/files", upload_file)
+    routes.add("GET", "/openai/files", list_files)
+    routes.add("POST", "/openai/files/import", import_file)
+    routes.add("GET", "/openai/files/{file_id}", get_file)
+    routes.add("DELETE", "/openai/files/{file_id}", delete_file)
+    routes.add("GET", "/openai/files/{file_id}/content", get_file_content)
 
 
 # -- reading state -----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from tunekeeper.emulator.context import EmulatorContext
 from tunekeeper.emulator.dataplane import training
 from tunekeeper.emulator.dataplane.files import add_result_file, find_file
 from tunekeeper.emulator.dataplane.protocol import (
+    Routes,
     context,
     derived_id,
     int_query,
@@ -64,16 +65,16 @@ TRAINING_TYPES = {
 }
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/openai/fine_tuning/jobs", create_job)
-    app.router.add_get("/openai/fine_tuning/jobs", list_jobs)
-    app.router.add_get("/openai/fine_tuning/jobs/{job_id}", get_job)
-    app.router.add_delete("/openai/fine_tuning/jobs/{job_id}", delete_job)
-    app.router.add_post("/openai/fine_tuning/jobs/{job_id}/cancel", cancel_job)
-    app.router.add_post("/openai/fine_tuning/jobs/{job_id}/pause", pause_job)
-    app.router.add_post("/openai/fine_tuning/jobs/{job_id}/resume", resume_job)
-    app.router.add_get("/openai/fine_tuning/jobs/{job_id}/events", list_events)
-    app.router.add_get("/openai/fine_tuning/jobs/{job_id}/checkpoints", list_checkpoints)
+def add_routes(routes: Routes) -> None:
+    routes.add("POST", "/openai/fine_tuning/jobs", create_job)
+    routes.add("GET", "/openai/fine_tuning/jobs", list_jobs)
+    routes.add("GET", "/openai/fine_tuning/jobs/{job_id}", get_job)
+    routes.add("DELETE", "/openai/fine_tuning/jobs/{job_id}", delete_job)
+    routes.add("POST", "/openai/fine_tuning/jobs/{job_id}/cancel", cancel_job)
+    routes.add("POST", "/openai/fine_tuning/jobs/{job_id}/pause", pause_job)
+    routes.add("POST", "/openai/fine_tuning/jobs/{job_id}/resume", resume_job)
+    routes.add("GET", "/openai/fine_tuning/jobs/{job_id}/events", list_events)
+    routes.add("GET", "/openai/fine_tuning/jobs/{job_id}/checkpoints", list_checkpoints)
 
 
 # -- names -------------------------------------------------------------------------------------

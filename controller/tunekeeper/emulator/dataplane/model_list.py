@@ -15,14 +15,14 @@ from tunekeeper.emulator import catalog
 from tunekeeper.emulator.azure_errors import not_found
 from tunekeeper.emulator.context import EmulatorContext
 from tunekeeper.emulator.dataplane.jobs import refresh_all
-from tunekeeper.emulator.dataplane.protocol import context, json_response, list_body
+from tunekeeper.emulator.dataplane.protocol import Routes, context, json_response, list_body
 
 YEAR = 365 * 24 * 3600
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/openai/models", list_models)
-    app.router.add_get("/openai/models/{model_id}", get_model)
+def add_routes(routes: Routes) -> None:
+    routes.add("GET", "/openai/models", list_models)
+    routes.add("GET", "/openai/models/{model_id}", get_model)
 
 
 def _lifecycle(base: catalog.BaseModel, preview: bool) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -23,8 +23,31 @@ PREVIEW_API_VERSION = "2025-04-01-preview"
 STABLE_API_VERSION = "2024-10-21"
 
 
+ACCOUNT_PREFIX = "/accounts/{account}"  # the data-plane endpoint of an account other than the default
+
+
+class Routes:
+    """Registers each data-plane route twice: at ``/openai/...`` for the default account and at
+    ``/accounts/{account}/openai/...`` for the others (each account's own endpoint)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._router = app.router
+
+    def add(self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+        self._router.add_route(method, path, handler)
+        self._router.add_route(method, ACCOUNT_PREFIX + path, handler)
+
+
 def context(request: web.Request) -> EmulatorContext:
-    return request.app[CONTEXT]
+    """The account a data-plane request addresses (404 as Azure's gateway answers, for none)."""
+    root = request.app[CONTEXT]
+    name = request.match_info.get("account")
+    if name is None:
+        return root
+    found = root.accounts.get(name)
+    if found is None:
+        raise resource_not_found()
+    return found
 
 
 def new_id(prefix: str) -> str:
@@ -69,8 +92,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 
 def location(request: web.Request, path: str) -> str:
-    """Absolute URL of ``path`` (under /openai) on the host the client used."""
-    return f"{request.scheme}://{request.host}/openai{path}"
+    """Absolute URL of ``path`` (under the account's /openai) on the host the client used."""
+    return f"{request.scheme}://{request.host}{context(request).endpoint_path}/openai{path}"
 
 
 def int_query(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
