@@ -178,3 +178,35 @@ def test_malformed_corpus_gives_diagnostics_never_tracebacks() -> None:
         assert f"{name}:" in result.stderr and ": error: " in result.stderr, f"{name}:\n{output}"
         errors = [line for line in result.stderr.splitlines() if ": error: " in line]
         assert result.stderr.count("\n  hint: ") >= len(errors), f"{name}: a diagnostic without a hint\n{output}"
+
+
+EVAL_DEPLOYMENT = """---
+apiVersion: tunekeeper.io/v1alpha1
+kind: Deployment
+metadata:
+  name: bot
+spec:
+  model: {fromJob: bot}
+  gates: {evalFile: data/eval.jsonl}
+"""
+
+
+def test_validate_checks_the_eval_file_against_the_training_system_message(tmp_path: Path) -> None:
+    system = '{"role": "system", "content": "You are terse."}, '
+    trained = GOOD_LINE.replace('[{"role": "user"', "[" + system + '{"role": "user"')
+    root = project(tmp_path, JOB.format(epochs=2) + EVAL_DEPLOYMENT, [trained] * 12)
+    (root / "data" / "eval.jsonl").write_text(
+        trained + GOOD_LINE + GOOD_LINE.replace('"Hello!"}', '"Hello!"}, {"role": "user", "content": "?"}'))
+
+    run = tunekeeper("validate", ".", cwd=root)
+    as_json = json.loads(tunekeeper("validate", ".", "-o", "json", cwd=root).stdout)
+
+    assert run.returncode == 1, run.stderr
+    assert "data/eval.jsonl:2: error: example has no system message, but FineTuneJob/bot was trained with one " \
+           '(data/train.jsonl:1: "You are terse.")' in run.stderr
+    assert "data/eval.jsonl:3: error: messages[2] must be the expected answer" in run.stderr
+    assert [(e["used_by"], e["examples"], e["trained_with"]) for e in as_json["eval_files"]] == [
+        ("Deployment/bot gates.evalFile", 3, "data/train.jsonl")]
+
+    (root / "data" / "eval.jsonl").write_text(trained)
+    assert tunekeeper("validate", ".", cwd=root).returncode == 0

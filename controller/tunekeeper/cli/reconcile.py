@@ -33,7 +33,7 @@ from tunekeeper.cli._render import (
     stderr_console,
     stdout_console,
 )
-from tunekeeper.cli.validate import base_model_of
+from tunekeeper.cli.validate import base_model_of, check_evals
 from tunekeeper.diagnostics import Diagnostic, closest
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.netaddr import is_loopback_url
@@ -109,7 +109,8 @@ def load_desired(paths: Sequence[Path]) -> Desired:
 
 
 def validate_data(desired: Desired) -> None:
-    """Check every local dataset the jobs reference; raise DatasetError listing every problem.
+    """Check every local dataset the jobs reference, and every eval gate file; raise DatasetError
+    listing every problem.
 
     Runs before anything is sent: a bad line in a training file must never cost an upload.
     The same checks as ``tunekeeper validate`` (method, base model — through ``fromJob`` chains —
@@ -132,6 +133,8 @@ def validate_data(desired: Desired) -> None:
             report = validate_dataset(ref.path, method=job.method.value, display_path=display_path(ref.path),
                                       model=model, epochs=epochs)
             found.extend(report.diagnostics)
+    for _, eval_report in check_evals(desired):
+        found.extend(eval_report.diagnostics)
     if any(d.severity == "error" for d in found):
         raise DatasetError(found)
     print_diagnostics(stderr_console(), found)

@@ -28,6 +28,7 @@ from tunekeeper.diagnostics import Diagnostic, count
 
 if TYPE_CHECKING:
     from tunekeeper.datasets import DatasetReport
+    from tunekeeper.datasets._eval import EvalReport
     from tunekeeper.resources import Desired, FineTuneJobSpec
 
 DATASET_SUFFIXES = (".jsonl",)
@@ -52,6 +53,17 @@ class _Result:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     datasets: list[tuple[_DatasetCheck, DatasetReport]] = field(default_factory=list)
     remote: list[tuple[str, str]] = field(default_factory=list)  # (url, used_by): imported by the service
+    evals: list[tuple[EvalCheck, EvalReport]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalCheck:
+    """An eval gate's file, the Deployment that uses it and the training file its model learned from."""
+
+    path: Path
+    display: str
+    used_by: str  # "Deployment/name gates.evalFile"
+    training: tuple[Path, str, str] | None  # (training file, display, "FineTuneJob/name"): supervised only
 
 
 @click.command("validate")
@@ -126,6 +138,10 @@ def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str
                                       exact_tokens=exact_tokens)
             result.datasets.append((check, report))
             result.diagnostics += report.diagnostics
+    if result.desired is not None:
+        result.evals = check_evals(result.desired)
+        for _, eval_report in result.evals:
+            result.diagnostics += eval_report.diagnostics
     result.diagnostics.sort()
     return result
 
@@ -137,6 +153,33 @@ def base_model_of(job: FineTuneJobSpec, jobs: dict[str, FineTuneJobSpec]) -> str
         seen.add(job.name)
         job = jobs[job.from_job]
     return job.base_model
+
+
+def eval_checks(desired: Desired) -> list[EvalCheck]:
+    """One check per Deployment eval gate whose file is in the repository (the loader reports others)."""
+    from tunekeeper.resources import display_path
+    from tunekeeper.resources.specs import Method
+
+    jobs = {j.name: j for j in desired.jobs}
+    checks = []
+    for dep in desired.deployments:
+        ref = dep.gates.eval_file
+        if ref is None or ref.path is None or not _readable_inside(ref.path, desired.root):
+            continue
+        job = jobs.get(dep.model.from_job or "")
+        training = None
+        if job is not None and job.method is Method.SUPERVISED and job.training_file.path is not None \
+                and _readable_inside(job.training_file.path, desired.root):
+            training = (job.training_file.path, display_path(job.training_file.path), f"FineTuneJob/{job.name}")
+        checks.append(EvalCheck(ref.path, display_path(ref.path), f"Deployment/{dep.name} gates.evalFile", training))
+    return checks
+
+
+def check_evals(desired: Desired) -> list[tuple[EvalCheck, EvalReport]]:
+    """Every eval gate file checked (format, and system message against the training data)."""
+    from tunekeeper.datasets import validate_eval_file
+
+    return [(c, validate_eval_file(c.path, display_path=c.display, training=c.training)) for c in eval_checks(desired)]
 
 
 def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
@@ -218,12 +261,28 @@ def _print_text(result: _Result) -> None:
             table.add_row(escape(check.display), check.method, f"{stats.examples:,}", f"{stats.assistant_turns:,}",
                           f"{approx}{stats.tokens:,}", epochs, billed, verdict)
         out.print(table)
+    if result.evals:
+        table = Table(title="Eval files", title_justify="left")
+        table.add_column("file", no_wrap=True)
+        table.add_column("used by")
+        table.add_column("examples", justify="right")
+        table.add_column("system message checked against")
+        table.add_column("result")
+        for gate, eval_report in result.evals:
+            errors, warnings = count(eval_report.diagnostics)
+            verdict = "[red]invalid[/]" if errors else ("[yellow]ok (warnings)[/]" if warnings else "[green]ok[/]")
+            against = f"{gate.training[1]} ({gate.training[2]})" if gate.training else "-"
+            table.add_row(escape(gate.display), escape(gate.used_by), f"{eval_report.examples:,}", escape(against),
+                          verdict)
+        out.print(table)
     for url, used_by in result.remote:
         err.print(escape(f"note: {used_by} {url} is imported by the service; its content is checked there"),
                   style="dim")
     errors, warnings = count(result.diagnostics)
     resources = _resource_count(result.desired)
     what = f"{resources} resource(s), {len(result.datasets)} dataset(s)"
+    if result.evals:
+        what += f", {len(result.evals)} eval file(s)"
     if errors:
         err.print(f"Invalid: {errors} error(s), {warnings} warning(s) ({what}).", style="bold red")
     else:
@@ -273,6 +332,9 @@ def _print_json(result: _Result) -> None:
             for check, report in result.datasets
         ],
         "remote_datasets": [{"url": url, "used_by": used_by} for url, used_by in result.remote],
+        "eval_files": [{**report.to_dict(), "used_by": gate.used_by,
+                        "trained_with": gate.training[1] if gate.training else None}
+                       for gate, report in result.evals],
         "diagnostics": [d.to_dict() for d in result.diagnostics],
     }
     sys.stdout.buffer.write(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2) + b"\n")

@@ -13,6 +13,8 @@ needed, so importing this package stays cheap. The rule table, with every code, 
 hint, is ``_rules.RULES``; the decisions the service's documentation leaves open are listed in
 ``_scan`` (blank lines, what counts as an example, oversized files, duplicates) and
 ``_examples`` / ``_report`` (token estimate and bound, image allowance, automatic epochs).
+Eval files of a Deployment's eval gate (``validate_eval_file``) are checked by ``_eval`` (rules
+TK-E0xx), including that their system message is the one the model was trained with.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from typing import TYPE_CHECKING
 
 from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
 
-__all__ = ["METHODS", "DatasetReport", "DatasetStats", "auto_epochs", "validate_bytes", "validate_dataset"]
+__all__ = ["METHODS", "DatasetReport", "DatasetStats", "auto_epochs", "validate_bytes", "validate_dataset",
+           "validate_eval_file"]
 
 METHODS = ("supervised", "dpo", "reinforcement")
 
 if TYPE_CHECKING:
+    from tunekeeper.datasets._eval import EvalReport
     from tunekeeper.datasets._scan import Settings
 
 
@@ -91,3 +95,25 @@ def validate_bytes(
 
     settings = _settings(filename, method, model, False)
     return _scan.validate(_scan.memory_source(data), len(data), settings, epochs=None, workers=1)
+
+
+def validate_eval_file(
+    path: Path,
+    *,
+    display_path: str,
+    training: tuple[Path, str, str] | None = None,
+) -> EvalReport:
+    """Check an eval file (``gates.evalFile``); see ``_eval`` for the format and the rules.
+
+    ``training`` is (training file, its display path, "FineTuneJob/name") of the job whose model
+    the gate judges: each eval example's system message must then be one it was trained with.
+    """
+    from tunekeeper.datasets import _eval
+
+    trained = None
+    if training is not None:
+        try:
+            trained = _eval.trained_prompts(*training)
+        except OSError:
+            trained = None  # the dataset checks report an unreadable training file
+    return _eval.validate_eval(path, display_path=display_path, trained=trained)

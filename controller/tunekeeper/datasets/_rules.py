@@ -140,6 +140,23 @@ RULES: dict[str, Rule] = {
               "add the fields your grader reads, e.g. \"reference_answer\""),
         _rule("TK-D072", "warning", "example's reference fields {fields} differ from line {first}'s {expected}",
               "give every example the same reference fields, so the grader finds them all"),
+        # --- eval files (a Deployment's gates.evalFile) --------------------------------------
+        _rule("TK-E001", "error", "file has no eval examples",
+              "write one example per line: {example}"),
+        _rule("TK-E002", "error", "{field} must be the expected answer, an assistant message; got a {role} message",
+              "end each example with {{\"role\": \"assistant\", \"content\": \"<text the answer must contain>\"}}"),
+        _rule("TK-E003", "error", "{field} is empty: the expected answer has no text",
+              "an empty expected answer passes against any model; write the text the answer must contain"),
+        _rule("TK-E004", "error", "example has no user message before the expected answer",
+              "the candidate is asked the messages before the last one; include the user's question"),
+        _rule("TK-E010", "error", "system message {value} differs from the one {job} was trained with "
+              "({where}: {expected})",
+              "evaluate the model with the system message it was trained with, or the gate measures "
+              "prompts it never saw; copy it from {where}"),
+        _rule("TK-E011", "error", "example has no system message, but {job} was trained with one ({where}: {expected})",
+              "start the example with the training system message: {{\"role\": \"system\", \"content\": ...}}"),
+        _rule("TK-E012", "error", "system message {value} is not in the training data of {job}, which has none "
+              "({where})", "remove the system message, as the training examples have none"),
     )
 }
 

@@ -5,8 +5,9 @@ temporary name (``<name>-tk-eval``, tagged as tunekeeper's own, so a crash lefto
 pruned), every example of the eval file is sent to it without its final assistant turn, and
 the answer must contain that expected turn (case and spacing ignored). Then the candidate is
 deleted and the verdict recorded; the real deployment is created or updated only when every
-example passed. The file is JSONL of chat examples (``{"messages": [...]}``), the format of
-supervised training data.
+example passed. The file format (chat examples whose last message is the expected answer) is
+defined and checked by ``tunekeeper.datasets`` (``validate_eval_file``; docs/gates.md) before any
+plan is made; ``read_cases`` here only reads what that check accepted.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ CROSS_RESOURCE_RULES = (
     ("Metric gates on `valid_*` / `full_valid_*` metrics need the job to have a `validationFile`; a base-model "
     "Deployment cannot have metric gates."),
     "A reinforcement fine-tuned model can only be trained further with method `reinforcement`.",
+    ("An eval file (`gates.evalFile`) follows the format of [gates.md](gates.md): chat examples whose last message "
+    "is the expected answer; each example's system message must be one the served FineTuneJob's training file has "
+    "(checked by `tunekeeper validate`, and before `plan` and `apply`)."),
     ("Warning (the service decides): method `reinforcement` on a model that is not an o-series reasoning model, "
     "or another method on one."),
 )
