@@ -76,3 +76,11 @@ def test_eval_examples_are_checked_line_by_line(tmp_path: Path, lines: list[str]
 def test_the_system_message_must_be_one_the_model_was_trained_with(
         tmp_path: Path, lines: list[str], training: list[str], expected: list[tuple[int, str, str]]) -> None:
     assert check(tmp_path, lines, training) == expected
+
+
+def test_every_eval_rule_has_a_case() -> None:
+    from tunekeeper.datasets._rules import RULES
+
+    source = Path(__file__).read_text()
+    assert {code for code in RULES if code.startswith("TK-E")} == {
+        code for code in RULES if code.startswith("TK-E") and f"{code}: " in source}
