@@ -482,3 +482,57 @@ def test_the_oldest_running_twin_is_kept() -> None:
     p = plan(desired([SPEC]), observed(READY_FILES, twins), digests=DIGESTS)
     assert [(a.kind, (a.before or {})["job_id"]) for a in p.actions] == [
         (K.CANCEL_JOB, "ftjob-2"), (K.WAIT_JOB, "ftjob-1")]
+
+
+def test_actions_carry_everything_apply_needs() -> None:
+    """The payload is the request: apply reads nothing else (no manifests, no display fields)."""
+    from tunekeeper.cloud.base import DeploymentRequest
+    from tunekeeper.reconcile.model import DeploymentPayload, FilePayload, JobPayload, JobRefPayload
+
+    fresh = plan(desired([SPEC], [deployment_spec()]), observed(), digests=DIGESTS)
+    upload = fresh.actions[0].payload
+    assert upload == FilePayload(TRAIN_NAME, "a" * 64, "data/train.jsonl", None, "data/train.jsonl")
+    create = next(a.payload for a in fresh.actions if a.kind is K.CREATE_JOB)
+    assert create == JobPayload(model=BASE, training_file=TRAIN_NAME, validation_file=VALID_NAME,
+                                method=Method.SUPERVISED, hyperparameters=Hyperparameters(n_epochs=3),
+                                suffix="bot", seed=DONE.seed or 0, fingerprint=fingerprint(SPEC))
+    waiting = next(a.payload for a in fresh.actions if a.kind is K.CREATE_DEPLOYMENT)
+    assert isinstance(waiting, DeploymentPayload) and waiting.request is None  # the model is not known yet
+
+    trained = plan(desired([SPEC], [deployment_spec(capacity=3)]), observed(READY_FILES, [DONE]), digests=DIGESTS)
+    (put,) = trained.actions
+    assert isinstance(put.payload, DeploymentPayload)
+    assert put.payload.request == DeploymentRequest(
+        name="bot", model_name=FT_MODEL, model_version="1", sku=Sku.STANDARD, capacity=3,
+        tags=markers.deployment_tags("bot", spec_hash=markers.deployment_spec_hash(FT_MODEL, "1", "Standard", 3),
+                                     deletion_policy=DeletionPolicy.DELETE, manifest="manifests/bot.yaml"))
+
+    replaced = plan(desired([job_spec(seed=7, allow_replacement=True)]), observed(READY_FILES, [job_for(SPEC, "running")]),
+                    digests=DIGESTS)
+    assert [a.payload for a in replaced.actions[:2]] == [JobRefPayload("ftjob-1", "running", BASE, None)] * 2
+
+
+def test_child_job_names_its_parent_while_the_parent_trains() -> None:
+    from tunekeeper.reconcile.model import JobPayload
+
+    child = job_spec("child", base_model=None, from_job="bot", training_file=DataRef(path=OTHER), validation_file=None)
+    p = plan(desired([SPEC, child]), observed(READY_FILES, [job_for(SPEC, "running")]), digests=DIGESTS)
+    payload = next(a.payload for a in p.actions if a.target.name == "child")
+    assert isinstance(payload, JobPayload)
+    assert (payload.model, payload.parent, payload.parent_job_id) == (None, "bot", "ftjob-1")
+
+
+def test_every_payload_survives_a_plan_file() -> None:
+    from tunekeeper.reconcile.model import Plan as PlanType
+
+    spec = deployment_spec(gates=Gates(eval_file=DataRef(path=EVAL, display="data/eval.jsonl")))
+    cases = [
+        plan(desired([SPEC], [deployment_spec()]), observed(), digests=DIGESTS),
+        plan(desired([SPEC], [spec]), observed(READY_FILES, [DONE]), digests=EVAL_DIGESTS),
+        plan(desired([job_spec(seed=7, allow_replacement=True)]), observed(READY_FILES, [job_for(SPEC, "running")]),
+             digests=DIGESTS),
+        plan(desired([SPEC]), observed([*READY_FILES, file(TRAIN_NAME, id="file-twin", created=5)], [DONE],
+                                       [deployment("old", model=FT_MODEL)]), digests=DIGESTS),
+    ]
+    for p in cases:
+        assert PlanType.from_dict(p.to_dict()) == p

@@ -48,7 +48,7 @@ def test_replacement_shows_minus_plus() -> None:
 def test_json_round_trips_and_markdown_has_a_table() -> None:
     p = plan(desired([SPEC], [deployment_spec()]), observed(), digests=DIGESTS)
     data = json.loads(render_plan(p, "json"))
-    assert data["format_version"] == "1" and data["actions"][0]["kind"] == "upload_file"
+    assert data["format_version"] == "2" and data["actions"][0]["kind"] == "upload_file"
     assert Plan.from_dict(data) == p
     md = render_plan(p, "markdown")
     assert md.startswith("**Plan: 4 to create, 0 to change, 0 to delete.**")

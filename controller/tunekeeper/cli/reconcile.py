@@ -50,6 +50,15 @@ from tunekeeper.reconcile import (
 )
 from tunekeeper.reconcile import plan as make_plan
 from tunekeeper.reconcile import status as derive_status
+from tunekeeper.reconcile.converge import apply_saved
+from tunekeeper.reconcile.saved import (
+    SavedPlan,
+    check_inputs,
+    dump_plan,
+    is_plan_file,
+    load_plan,
+    plan_inputs,
+)
 from tunekeeper.resources.specs import AccountSpec, Desired, FineTuneJobSpec
 
 P = ParamSpec("P")
@@ -196,22 +205,29 @@ def _echo(text: str) -> None:
               help="How to print the plan.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there is nothing to change, 3 when changes are pending, 1 on error.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help='Also save the plan to FILE; "tunekeeper apply FILE" then executes exactly it.')
 @reports_errors
-def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool) -> None:
+def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: Path | None) -> None:
     """Show what apply would do to reach the manifests in PATHS. Changes nothing."""
     desired = load_desired(paths)
     validate_data(desired)
-    result = asyncio.run(_plan(desired))
+    digests = compute_digests(desired)
+    result = asyncio.run(_plan(desired, digests))
     _echo(render_plan(result, output))
+    if out is not None:
+        given = [str(p) for p in paths] or ["."]
+        out.write_bytes(dump_plan(SavedPlan(result, plan_inputs(desired, digests, given))))
+        stderr_console().print(f'Saved the plan to {display_path(out)}; apply it with "tunekeeper apply {out}".')
     if detailed_exitcode and result.has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
 
 
-async def _plan(desired: Desired) -> Plan:
+async def _plan(desired: Desired, digests: dict[Path, str]) -> Plan:
     state = _state_file(desired)  # read, never written: plan changes nothing, not even the cache
     async with open_target(desired) as target:
         observed = await observe_accounts(target.desired, target.clouds, cache=state)
-        return make_plan(target.desired, observed, digests=compute_digests(target.desired), known=state.known())
+        return make_plan(target.desired, observed, digests=digests, known=state.known())
 
 
 # -- apply ---------------------------------------------------------------------------------------------
@@ -232,16 +248,27 @@ def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: st
     Everything is validated locally first; nothing is sent unless manifests and datasets pass.
     Without --wait, apply makes all the progress possible now and returns; run it again (from
     CI or cron) to carry on. Interrupted at any point, a rerun adopts what exists.
+
+    Given a plan file written by "tunekeeper plan --out FILE" instead of manifests, apply
+    executes exactly that plan, and refuses it when it was edited or when the manifests, the
+    data or the account changed since (naming what changed).
     """
+    saved: SavedPlan | None = None
     try:
-        desired = load_desired(paths)
-        validate_data(desired)
+        if len(paths) == 1 and is_plan_file(paths[0]):
+            saved = load_plan(paths[0].read_bytes(), source=str(paths[0]))
+            desired = load_desired([Path(p) for p in saved.inputs.paths])
+            validate_data(desired)
+            check_inputs(saved.inputs, plan_inputs(desired, compute_digests(desired), saved.inputs.paths))
+        else:
+            desired = load_desired(paths)
+            validate_data(desired)
     except TunekeeperError as error:
         print_error(stderr_console(), error, nothing_sent=True)
         raise click.exceptions.Exit(EXIT_FAILURE) from None
     bars = sys.stderr.isatty() if progress is None else progress
     with ProgressEvents(stderr_console(), bars=bars) as events:
-        result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events))
+        result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events, saved=saved))
         if result.converged:
             events.settle()
     _echo(render_converge(result, output, timeout=timeout))
@@ -250,8 +277,12 @@ def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: st
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
-async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events: ProgressEvents) -> ConvergeResult:
+async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events: ProgressEvents,
+                 saved: SavedPlan | None = None) -> ConvergeResult:
     async with open_target(desired) as target:
+        if saved is not None:
+            return await apply_saved(saved.plan, target.desired, target.clouds, state=_state_file(desired),
+                                     events=events, wait=wait, timeout=timeout, poll_interval=_poll_interval(target))
         return await converge(target.desired, target.clouds, state=_state_file(desired), events=events,
                               wait=wait, timeout=timeout, poll_interval=_poll_interval(target))
 

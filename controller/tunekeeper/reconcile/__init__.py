@@ -23,9 +23,10 @@ from tunekeeper.reconcile.model import (
     ResourceKey,
 )
 from tunekeeper.reconcile.observe import compute_digests, observe, observe_accounts
-from tunekeeper.reconcile.planning import plan, resolve
+from tunekeeper.reconcile.planning import plan
 from tunekeeper.reconcile.render import render_plan
-from tunekeeper.reconcile.state import StateFile
+from tunekeeper.reconcile.resolution import Resolution, resolve
+from tunekeeper.reconcile.state import StateEntry, StateFile
 from tunekeeper.reconcile.status import (
     CheckpointStatus,
     DeploymentState,
@@ -37,7 +38,8 @@ from tunekeeper.reconcile.status import (
 __all__ = [
     "Action", "ActionKind", "ActionOutcome", "ApplyResult", "Blocked", "CheckpointStatus", "Condition",
     "ConvergeResult", "DeploymentState", "EventSink", "Known", "LogSink", "MetricsSummary", "NullSink",
-    "Observation", "Outcome", "Plan", "Reason", "ResourceKey", "ResourceStatus", "StateFile", "apply",
+    "Observation", "Outcome", "Plan", "Reason", "Resolution", "ResourceKey", "ResourceStatus", "StateEntry",
+    "StateFile", "apply",
     "compute_digests", "converge", "observe", "observe_accounts", "plan", "record_status", "render_plan", "resolve",
     "set_condition", "status",
 ]

@@ -2,7 +2,8 @@
 
 Called by ``converge`` (with the observations the plan was made from) and by the CLI for a
 saved plan (then ``apply`` observes again and refuses the plan if what it would change moved:
-``StalePlan``). Every object it creates carries the ownership markers of ``markers.py``, so a
+``StalePlan``). Each action runs from its typed payload alone: apply never re-resolves the
+manifests and never reads an action's display fields. Every object it creates carries the ownership markers of ``markers.py``, so a
 crash between any two requests is adopted by the next run. Prerequisites are checked at the
 moment an action runs (a file still processing, a parent still training): the action is then
 DEFERRED to the next loop, never forced. A transient cloud error makes the action RETRY on the
@@ -12,25 +13,47 @@ Waits are single checks, not loops: ``converge`` does the waiting.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunekeeper.cloud.base import (
     Cloud,
-    DeploymentRequest,
     JobRequest,
     ObservedCheckpoint,
     ObservedEvent,
     ObservedFile,
     ObservedJob,
 )
-from tunekeeper.errors import NotFound, PermanentCloudError, StalePlan, TransientCloudError, TunekeeperError
-from tunekeeper.reconcile import gates, planning
+from tunekeeper.errors import (
+    NotFound,
+    PermanentCloudError,
+    PlanError,
+    StalePlan,
+    TransientCloudError,
+    TunekeeperError,
+)
+from tunekeeper.reconcile import gates
 from tunekeeper.reconcile.evaluation import evaluate
 from tunekeeper.reconcile.events import ActionOutcome, EventSink, Outcome
-from tunekeeper.reconcile.model import Action, ActionKind, Known, Observation, Plan
+from tunekeeper.reconcile.model import (
+    Action,
+    ActionKind,
+    DeploymentPayload,
+    DeploymentRefPayload,
+    EvalPayload,
+    FilePayload,
+    FileRefPayload,
+    JobPayload,
+    JobRefPayload,
+    Known,
+    Observation,
+    Plan,
+)
 from tunekeeper.reconcile.observe import compute_digests, observe_accounts
+from tunekeeper.reconcile.planning import touched_state
+from tunekeeper.reconcile.resolution import FAILED_JOB, best_file, resolve
 from tunekeeper.resources.specs import Desired
 
 
@@ -54,13 +77,6 @@ class ApplyResult:
     @property
     def retrying(self) -> bool:
         return any(o.outcome is Outcome.RETRY for _, o in self.outcomes)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "executed": self.executed, "stopped": self.stopped, "errors": dict(self.errors),
-            "outcomes": [{"action": a.to_dict(), "outcome": o.outcome.value, "message": o.message}
-                         for a, o in self.outcomes],
-        }
 
 
 def trained_epochs_total(job: ObservedJob) -> float | None:
@@ -104,26 +120,23 @@ async def apply(
     stop_after: int | None = None, known: Known | None = None,
     observations: Mapping[str, Observation] | None = None, digests: Mapping[Path, str] | None = None,
     skip: frozenset[str] = frozenset(), seen_events: set[str] | None = None,
+    created_jobs: Mapping[str, str] | None = None, evals: Mapping[str, bool] | None = None,
 ) -> ApplyResult:
     """Carry out ``plan``. Without ``observations`` the accounts are observed again and a stale plan refused.
 
-    ``skip`` names targets ("Kind/name") not to touch (resources that already failed this run);
-    ``seen_events`` holds the ids of job events already reported (converge keeps it across loops).
+    Each action is executed from its payload alone; ``desired`` gives the stack root (local data
+    paths in payloads are relative to it) and the import URLs a plan file leaves out. ``skip``
+    names targets ("Kind/name") not to touch (resources that already failed this run);
+    ``seen_events`` holds the ids of job events already reported (converge keeps it across loops);
+    ``created_jobs`` and ``evals`` carry what earlier passes of the same saved plan learned.
     """
-    digests = digests if digests is not None else compute_digests(desired)
-    known = known or Known()
     if observations is None:
+        digests = digests if digests is not None else compute_digests(desired)
         observations = await observe_accounts(desired, clouds, also={a.account for a in plan.actions})
-        resolution = planning.resolve(desired, observations, digests=digests, known=known)
-        now = planning.touched_state(resolution, observations, plan.actions)
-        for label, value in sorted(plan.touched.items()):
-            if now.get(label) != value:
-                target = label.partition(":")[2]
-                raise StalePlan(f'Plan is stale: {target} changed after the plan was made. Run "tunekeeper plan" again.',
-                                hint="a saved plan applies only to the account as it was observed")
-    else:
-        resolution = planning.resolve(desired, observations, digests=digests, known=known)
-    run = _Run(resolution, observations, clouds, events, seen_events if seen_events is not None else set())
+        check_fresh(plan, desired, observations, digests=digests, known=known or Known())
+    run = _Run(observations, clouds, events, seen_events if seen_events is not None else set(), desired)
+    run.created_jobs.update(created_jobs or {})
+    run.evals.update(evals or {})
     outcomes: list[tuple[Action, ActionOutcome]] = []
     executed = 0
     stopped = False
@@ -147,18 +160,34 @@ async def apply(
                        dict(run.evals))
 
 
+def check_fresh(plan: Plan, desired: Desired, observations: Mapping[str, Observation], *,
+                digests: Mapping[Path, str], known: Known) -> None:
+    """Raise StalePlan naming the first target whose observed state moved since ``plan`` was made."""
+    resolution = resolve(desired, observations, digests=digests, known=known)
+    now = touched_state(resolution, observations, plan.actions)
+    for label, value in sorted(plan.touched.items()):
+        if now.get(label) != value:
+            target = label.partition(":")[2]
+            raise StalePlan(f'Plan is stale: {target} changed after the plan was made. Run "tunekeeper plan" again.',
+                            hint="a saved plan applies only to the account as it was observed")
+
+
 class _Run:
     """The state of one apply pass: what this pass created, and the errors so far."""
 
     def __init__(
-        self, resolution: planning.Resolution, observations: Mapping[str, Observation], clouds: Mapping[str, Cloud],
-        events: EventSink, seen_events: set[str],
+        self, observations: Mapping[str, Observation], clouds: Mapping[str, Cloud], events: EventSink,
+        seen_events: set[str], desired: Desired,
     ) -> None:
-        self.res = resolution
         self.observations = observations
         self.seen_events = seen_events
         self.clouds = clouds
         self.events = events
+        self.root = desired.root
+        # Import URLs by digest: a plan file never holds them (SAS tokens), the manifests do.
+        self.urls = {hashlib.sha256(ref.url.encode()).hexdigest(): ref.url
+                     for job in desired.jobs for ref in (job.training_file, job.validation_file)
+                     if ref is not None and ref.url is not None}
         self.files: dict[tuple[str, str], ObservedFile] = {}
         # Files this pass uploaded or imported: their answer is fresh, so asking again at once would
         # only race the service's processing (a job then created or deferred by a millisecond).
@@ -182,82 +211,69 @@ class _Run:
         return ActionOutcome(Outcome.DONE, message)
 
     async def _dispatch(self, action: Action, cloud: Cloud) -> str:
-        kind = action.kind
-        if kind in (ActionKind.UPLOAD_FILE, ActionKind.IMPORT_FILE):
-            return await self._add_file(action, cloud)
-        if kind is ActionKind.WAIT_FILE:
-            file = await self._file(action.account, action.target.name, cloud, refresh=True)
+        kind, p = action.kind, action.payload
+        if isinstance(p, FilePayload):
+            return await self._add_file(action, p, cloud)
+        if isinstance(p, FileRefPayload):
+            if kind is ActionKind.DELETE_FILE:
+                await cloud.delete_file(p.file_id)
+                return f"Deleted {p.file_id}, a second copy of {p.name}"
+            file = await self._file(action.account, p.name, cloud, refresh=True)
             if file is None:
-                raise _Deferred(f"{action.target.name} is not in the account any more")
+                raise _Deferred(f"{p.name} is not in the account any more")
             return f"{file.id} processed"
-        if kind is ActionKind.DELETE_FILE:
-            file_id = str((action.before or {})["file_id"])
-            await cloud.delete_file(file_id)
-            return f"Deleted {file_id}, a second copy of {action.target.name}"
-        if kind is ActionKind.CANCEL_JOB:
-            job = await cloud.cancel_job(str((action.before or {})["job_id"]))
-            return f"Cancelled job {job.id}"
-        if kind is ActionKind.DELETE_JOB:
-            job_id = str((action.before or {})["job_id"])
-            await cloud.delete_job(job_id)
-            return f"Deleted job {job_id}"
-        if kind is ActionKind.CREATE_JOB:
-            return await self._create_job(action, cloud)
-        if kind is ActionKind.WAIT_JOB:
-            return await self._follow_job(action, cloud)
-        if kind in (ActionKind.CREATE_DEPLOYMENT, ActionKind.UPDATE_DEPLOYMENT):
-            return await self._put_deployment(action, cloud)
-        if kind is ActionKind.EVALUATE_MODEL:
-            d = self.res.deployments[action.target.name]
-            if d.selection is None or d.eval_key is None:
-                raise _Deferred("nothing to evaluate yet")
-            self.events.progress(str(action.target), f"Evaluating {d.selection.model_name}", 0, 1)
-            verdict = await evaluate(cloud, d)
-            self.evals[d.eval_key] = verdict.passed
-            self.events.progress(str(action.target), f"Evaluating {d.selection.model_name}", 1, 1)
+        if isinstance(p, JobPayload):
+            return await self._create_job(action, p, cloud)
+        if isinstance(p, JobRefPayload):
+            if kind is ActionKind.CANCEL_JOB:
+                job = await cloud.cancel_job(p.job_id)
+                return f"Cancelled job {job.id}"
+            if kind is ActionKind.DELETE_JOB:
+                await cloud.delete_job(p.job_id)
+                return f"Deleted job {p.job_id}"
+            return await self._follow_job(action, p, cloud)
+        if isinstance(p, DeploymentPayload):
+            return await self._put_deployment(action, p, cloud)
+        if isinstance(p, EvalPayload):
+            model = p.candidate.model_name
+            self.events.progress(str(action.target), f"Evaluating {model}", 0, 1)
+            verdict = await evaluate(cloud, p, self.root)
+            self.evals[p.eval_key] = verdict.passed
+            self.events.progress(str(action.target), f"Evaluating {model}", 1, 1)
             return verdict.message
         if kind is ActionKind.DELETE_DEPLOYMENT:
-            operation = await cloud.begin_delete_deployment(action.target.name)
+            operation = await cloud.begin_delete_deployment(p.name)
             await operation.result()
-            return f"Deleted Deployment {action.target.name}"
-        if kind is ActionKind.WAIT_DEPLOYMENT:
-            try:
-                deployment = await cloud.get_deployment(action.target.name)
-            except NotFound:
-                return f"Deployment {action.target.name} is gone"
-            self.events.progress(str(action.target), f"Provisioning {action.target.name}",
-                                 1 if deployment.provisioning_state == "Succeeded" else 0, 1)
-            if deployment.provisioning_state == "Failed":
-                raise PermanentCloudError(f"Deployment {action.target.name} failed to provision")
-            if deployment.provisioning_state != "Succeeded":
-                raise _Deferred(f"provisioning state {deployment.provisioning_state}")
-            return f"Deployment {action.target.name} provisioned"
-        raise AssertionError(f"unhandled action kind {kind}")
+            return f"Deleted Deployment {p.name}"
+        return await self._follow_deployment(action, p, cloud)
 
     # -- files ----------------------------------------------------------------------------------
-    async def _add_file(self, action: Action, cloud: Cloud) -> str:
-        need = self.res.files[(action.account, action.target.name)]
+    async def _add_file(self, action: Action, p: FilePayload, cloud: Cloud) -> str:
         key = str(action.target)
-        if need.ref.path is not None:
+        if p.path is not None:
             def on_progress(done: int, total: int) -> None:
-                self.events.progress(key, f"Uploading {need.ref.display or need.name}", done, total)
+                self.events.progress(key, f"Uploading {p.display or p.name}", done, total)
 
-            file = await cloud.upload_file(need.ref.path, filename=need.name, add_bom=True, on_progress=on_progress)
+            file = await cloud.upload_file(self.root / p.path, filename=p.name, add_bom=True,
+                                           on_progress=on_progress)
             verb = "Uploaded"
         else:
-            assert need.ref.url is not None
-            file = await cloud.import_file(need.ref.url, filename=need.name)
+            url = p.url or self.urls.get(p.digest)
+            if url is None:
+                raise PlanError(f"No manifest declares the URL of {p.name} any more",
+                                hint='run "tunekeeper plan" again')
+            file = await cloud.import_file(url, filename=p.name)
             verb = "Imported"
-        self.files[(action.account, need.name)] = file
-        self.added_now.add((action.account, need.name))
-        return f"{verb} {need.name} as {file.id}"
+        self.files[(action.account, p.name)] = file
+        self.added_now.add((action.account, p.name))
+        return f"{verb} {p.name} as {file.id}"
 
     async def _file(self, account: str, name: str, cloud: Cloud, *, refresh: bool) -> ObservedFile | None:
         """The current copy of a data file; raises _Deferred while it is processing."""
         file = self.files.get((account, name))
         if file is None:
-            need = self.res.files.get((account, name))
-            file = need.observed if need else None
+            observed = self.observations.get(account)
+            file = best_file(observed.files, name) if observed is not None else None
         if file is None:
             return None
         if file.status != "processed" and refresh and (account, name) not in self.added_now:
@@ -274,46 +290,39 @@ class _Run:
         return file
 
     # -- jobs -------------------------------------------------------------------------------------
-    async def _create_job(self, action: Action, cloud: Cloud) -> str:
-        r = self.res.jobs[action.target.name]
-        model = r.model
-        if model is None:
-            model = await self._parent_model(r, cloud)
-        training = await self._file(r.account, r.training.name, cloud, refresh=True)
+    async def _create_job(self, action: Action, p: JobPayload, cloud: Cloud) -> str:
+        model = p.model if p.model is not None else await self._parent_model(p, cloud)
+        training = await self._file(action.account, p.training_file, cloud, refresh=True)
         if training is None:
-            raise _Deferred(f"{r.training.name} is not uploaded yet")
+            raise _Deferred(f"{p.training_file} is not uploaded yet")
         validation_id = None
-        if r.validation is not None:
-            validation = await self._file(r.account, r.validation.name, cloud, refresh=True)
+        if p.validation_file is not None:
+            validation = await self._file(action.account, p.validation_file, cloud, refresh=True)
             if validation is None:
-                raise _Deferred(f"{r.validation.name} is not uploaded yet")
+                raise _Deferred(f"{p.validation_file} is not uploaded yet")
             validation_id = validation.id
         request = JobRequest(
-            model=model, training_file=training.id, validation_file=validation_id, method=r.spec.method,
-            hyperparameters=r.spec.hyperparameters, suffix=r.suffix, seed=r.seed, training_type=r.spec.training_type,
+            model=model, training_file=training.id, validation_file=validation_id, method=p.method,
+            hyperparameters=p.hyperparameters, suffix=p.suffix, seed=p.seed, training_type=p.training_type,
         )
         job = await cloud.create_job(request)
-        self.created_jobs[r.spec.name] = job.id
+        self.created_jobs[action.target.name] = job.id
         return f"Created job {job.id} from {model}"
 
-    async def _parent_model(self, r: planning.JobResolution, cloud: Cloud) -> str:
-        parent = self.res.jobs.get(r.spec.from_job or "")
-        parent_id = self.created_jobs.get(parent.spec.name) if parent else None
-        if parent is not None and parent.matched is not None:
-            parent_id = parent.matched.id
+    async def _parent_model(self, p: JobPayload, cloud: Cloud) -> str:
+        parent_id = p.parent_job_id or self.created_jobs.get(p.parent or "")
         if parent_id is None:
-            raise _Deferred(f"waiting for FineTuneJob {r.spec.from_job}")
+            raise _Deferred(f"waiting for FineTuneJob {p.parent}")
         job = await cloud.get_job(parent_id)
         if job.status != "succeeded" or not job.fine_tuned_model:
-            raise _Deferred(f"waiting for FineTuneJob {r.spec.from_job} (job {job.id} is {job.status})")
+            raise _Deferred(f"waiting for FineTuneJob {p.parent} (job {job.id} is {job.status})")
         return job.fine_tuned_model
 
-    async def _follow_job(self, action: Action, cloud: Cloud) -> str:
-        job_id = str((action.before or {})["job_id"])
-        job = await cloud.get_job(job_id)
-        listed = await cloud.list_job_events(job_id)  # newest first, as the service lists them
+    async def _follow_job(self, action: Action, p: JobRefPayload, cloud: Cloud) -> str:
+        job = await cloud.get_job(p.job_id)
+        listed = await cloud.list_job_events(p.job_id)  # newest first, as the service lists them
         observed = self.observations.get(action.account)
-        self._report_training(action, job, observed.checkpoints.get(job_id, ()) if observed is not None else (),
+        self._report_training(action, job, observed.checkpoints.get(job.id, ()) if observed is not None else (),
                               listed)
         oldest_first = sorted(enumerate(listed), key=lambda pair: (pair[1].created_at, -pair[0]))
         for _, event in oldest_first:
@@ -323,7 +332,7 @@ class _Run:
                     self.events.message(f"{action.target}: {event.message}")
         if job.status == "succeeded":
             return f"Job {job.id} succeeded: {job.fine_tuned_model}"
-        if job.status in planning.FAILED_JOB:
+        if job.status in FAILED_JOB:
             raise PermanentCloudError(f"Job {job.id} {job.status}: "
                                       f"{job.error_code or 'error'}: {job.error_message or 'no message'}")
         raise _Deferred(f"job {job.id} is {job.status}")
@@ -339,30 +348,39 @@ class _Run:
                                  trained_epochs(job, checkpoints, listed), total)
 
     # -- deployments ----------------------------------------------------------------------------
-    async def _put_deployment(self, action: Action, cloud: Cloud) -> str:
-        d = self.res.deployments[action.target.name]
-        if d.selection is None:
-            raise _Deferred(f"waiting for FineTuneJob {d.spec.model.from_job}")
-        if d.eval_pending:
-            verdict = self.evals.get(d.eval_key or "")
+    async def _put_deployment(self, action: Action, p: DeploymentPayload, cloud: Cloud) -> str:
+        if p.request is None:
+            raise _Deferred(f"waiting for {p.label}")
+        if p.eval_key is not None:
+            verdict = self.evals.get(p.eval_key)
             if verdict is None:
                 raise _Deferred("waiting for the eval gate")
             if not verdict:
                 raise _Deferred("the candidate failed the eval gate; the deployment keeps what it serves")
-        request = DeploymentRequest(
-            name=d.spec.name, model_name=d.selection.model_name, model_version=d.selection.model_version,
-            sku=d.spec.sku, capacity=d.spec.capacity, tags=dict(d.tags),
-        )
+        request = p.request
         key = str(action.target)
-        self.events.progress(key, f"Provisioning {d.spec.name}", 0, 1)
+        self.events.progress(key, f"Provisioning {request.name}", 0, 1)
         operation = await cloud.begin_create_deployment(request)
         deployment = await operation.result()
         state = deployment.provisioning_state if deployment is not None else "Succeeded"
         if state == "Failed":
-            raise PermanentCloudError(f"Deployment {d.spec.name} failed to provision")
-        self.events.progress(key, f"Provisioning {d.spec.name}", 1, 1)
+            raise PermanentCloudError(f"Deployment {request.name} failed to provision")
+        self.events.progress(key, f"Provisioning {request.name}", 1, 1)
         verb = "Created" if action.kind is ActionKind.CREATE_DEPLOYMENT else "Updated"
-        return f"{verb} Deployment {d.spec.name} ({d.selection.model_name}, {d.spec.sku.value} x{d.spec.capacity})"
+        return f"{verb} Deployment {request.name} ({request.model_name}, {request.sku.value} x{request.capacity})"
+
+    async def _follow_deployment(self, action: Action, p: DeploymentRefPayload, cloud: Cloud) -> str:
+        try:
+            deployment = await cloud.get_deployment(p.name)
+        except NotFound:
+            return f"Deployment {p.name} is gone"
+        self.events.progress(str(action.target), f"Provisioning {p.name}",
+                             1 if deployment.provisioning_state == "Succeeded" else 0, 1)
+        if deployment.provisioning_state == "Failed":
+            raise PermanentCloudError(f"Deployment {p.name} failed to provision")
+        if deployment.provisioning_state != "Succeeded":
+            raise _Deferred(f"provisioning state {deployment.provisioning_state}")
+        return f"Deployment {p.name} provisioned"
 
 
 def _cloud_message(exc: PermanentCloudError) -> str:

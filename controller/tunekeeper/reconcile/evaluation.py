@@ -1,6 +1,6 @@
 """The eval gate: a Deployment's ``gates.evalFile`` must pass against the candidate model first.
 
-Called by ``apply`` for an ``EVALUATE_MODEL`` action. The candidate is deployed under a
+Called by ``apply`` for an ``EVALUATE_MODEL`` action (its ``EvalPayload``). The candidate is deployed under a
 temporary name (``<name>-tk-eval``, tagged as tunekeeper's own, so a crash leftover is reused or
 pruned), every example of the eval file is sent to it without its final assistant turn, and
 the answer must contain that expected turn (case and spacing ignored). Then the candidate is
@@ -18,11 +18,9 @@ from pathlib import Path
 
 import orjson
 
-from tunekeeper.cloud.base import Cloud, DeploymentRequest
+from tunekeeper.cloud.base import Cloud
 from tunekeeper.errors import PermanentCloudError, TunekeeperError
-from tunekeeper.reconcile import gates as gating
-from tunekeeper.reconcile import markers
-from tunekeeper.reconcile.planning import DeploymentResolution
+from tunekeeper.reconcile.model import EvalPayload
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +68,13 @@ def judge(cases: Sequence[EvalCase], answers: Sequence[str]) -> Verdict:
                           f"{failures[0] + 1} expected {first.expected[:60]!r}.")
 
 
-async def evaluate(cloud: Cloud, d: DeploymentResolution) -> Verdict:
-    """Deploy the candidate under a temporary name, ask it every example, delete it, judge."""
-    assert d.selection is not None and d.spec.gates.eval_file is not None
-    ref = d.spec.gates.eval_file
-    if ref.path is None:
-        raise TunekeeperError(f"{d.spec.source}: spec.gates.evalFile must be a file in the repository")
-    cases = read_cases(ref.path, ref.display or ref.path.name)
-    name = gating.candidate_name(d.spec.name)
-    tags = markers.deployment_tags(name, spec_hash="eval", deletion_policy=d.spec.deletion_policy,
-                                   manifest=d.tags.get(markers.MANIFEST_TAG))
-    operation = await cloud.begin_create_deployment(DeploymentRequest(
-        name=name, model_name=d.selection.model_name, model_version=d.selection.model_version,
-        sku=d.spec.sku, capacity=1, tags=tags,
-    ))
+async def evaluate(cloud: Cloud, payload: EvalPayload, root: Path) -> Verdict:
+    """Deploy the candidate under its temporary name, ask it every example, delete it, judge."""
+    if not payload.eval_path:
+        raise TunekeeperError(f"Deployment {payload.deployment}: spec.gates.evalFile must be a file in the repository")
+    cases = read_cases(root / payload.eval_path, payload.eval_display or payload.eval_path)
+    name = payload.candidate.name
+    operation = await cloud.begin_create_deployment(payload.candidate)
     candidate = await operation.result()
     if candidate is not None and candidate.provisioning_state == "Failed":
         raise PermanentCloudError(f"The eval candidate {name} failed to provision")

@@ -4,6 +4,15 @@
 ``Plan`` (ordered ``Action`` values plus the resources that are ``Blocked``); ``apply`` carries
 the actions out. Everything here is an immutable value that serialises to JSON (``to_dict`` /
 ``Plan.from_dict`` for a saved plan). No I/O, no clock, no SDK types.
+
+An action is executable on its own, as in Terraform: its ``payload`` (one of the ``*Payload``
+classes below) holds everything ``apply`` needs (the remote file name and digest to upload, the
+whole job request, the whole deployment body with its tags, the id to cancel or delete).
+``before``/``after`` and ``reason`` are derived from the payload for people; apply never reads
+them. Two values are only known while applying and are therefore named, not given: the id of a
+data file uploaded by an earlier action of the same plan (the payload names the file by its
+content-hashed name) and the fine-tuned model of a ``fromJob`` parent still training (the
+payload names the parent).
 """
 
 from __future__ import annotations
@@ -11,16 +20,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
 
 from tunekeeper.cloud.base import (
+    DeploymentRequest,
     ObservedCheckpoint,
     ObservedDeployment,
     ObservedFile,
     ObservedJob,
     ObservedModel,
 )
+from tunekeeper.resources.specs import Hyperparameters, Method, TrainingType
 
-PLAN_FORMAT_VERSION = "1"
+PLAN_FORMAT_VERSION = "2"
+SENSITIVE = "(sensitive)"
+
+
+def redact_url(url: str) -> str:
+    """Keep scheme, host and path; a query string (SAS token) or userinfo becomes ``(sensitive)``."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.username or parts.password:
+        netloc = f"{SENSITIVE}@{netloc}"
+    text = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return text + ("?" + SENSITIVE if parts.query else "")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -105,38 +135,225 @@ STAGES: Mapping[str, int] = {"File": 0, "FineTuneJob": 1, "Deployment": 2}
 KIND_ORDER: Mapping[ActionKind, int] = {k: i for i, k in enumerate(ActionKind)}
 
 
+# -- payloads: what apply needs, one class per family of action kinds -------------------------------
+@dataclass(frozen=True, slots=True)
+class FilePayload:
+    """UPLOAD_FILE / IMPORT_FILE: put a data file into the account under its content-hashed name."""
+
+    name: str  # tk-<sha256[:16]>-<original name>: the name it gets in the account
+    digest: str  # sha256 of the bytes (of the URL for an import)
+    path: str | None = None  # the local file, relative to the stack root (POSIX)
+    url: str | None = None  # the URL to import; never written to a plan file (SAS tokens): re-bound on load
+    display: str = ""  # as written in the manifest
+
+
+@dataclass(frozen=True, slots=True)
+class FileRefPayload:
+    """WAIT_FILE / DELETE_FILE: one file in the account, by id."""
+
+    file_id: str
+    name: str
+    status: str = ""  # as observed, for display
+
+
+@dataclass(frozen=True, slots=True)
+class JobPayload:
+    """CREATE_JOB: the whole job request. Files are named (their ids may come from this very plan)."""
+
+    model: str | None  # the base model, or the parent's fine-tuned model; None while the parent trains
+    training_file: str  # content-hashed file name in the account
+    validation_file: str | None
+    method: Method
+    hyperparameters: Hyperparameters
+    suffix: str
+    seed: int
+    training_type: TrainingType | None = None
+    fingerprint: str = ""  # markers.job_fingerprint of the resource (for display and saved-plan checks)
+    parent: str | None = None  # FineTuneJob whose fine-tuned model to train from when ``model`` is None
+    parent_job_id: str | None = None  # the parent's job, when the plan knew it
+
+
+@dataclass(frozen=True, slots=True)
+class JobRefPayload:
+    """CANCEL_JOB / DELETE_JOB / WAIT_JOB: one job in the account, by id."""
+
+    job_id: str
+    status: str = ""  # as observed, for display
+    model: str = ""  # the model it trains from, for display
+    fine_tuned_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    """A deployment as observed, kept in a payload for display (``capacity 10 -> 20``)."""
+
+    model: str
+    version: str | None
+    sku: str
+    capacity: int | None
+    provisioning_state: str
+
+    @classmethod
+    def of(cls, d: ObservedDeployment | None) -> DeploymentView | None:
+        if d is None:
+            return None
+        return cls(d.model_name, d.model_version, d.sku, d.capacity, d.provisioning_state)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentPayload:
+    """CREATE_DEPLOYMENT / UPDATE_DEPLOYMENT: the whole ARM body, tags included.
+
+    ``request`` is None while the model is not known (the job trains): the action then only
+    shows what will come, and apply defers it; the next plan carries the body.
+    """
+
+    name: str
+    request: DeploymentRequest | None
+    label: str  # which model: "final", "best (step 30)", a base model, "FineTuneJob/x (final)"
+    sku: str  # as ARM spells it (also in ``request``; here for the display of a deferred one)
+    capacity: int
+    current: DeploymentView | None = None  # what the account holds now (display)
+    eval_key: str | None = None  # the eval gate (gates.eval_key) must have passed first, in this pass
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRefPayload:
+    """DELETE_DEPLOYMENT / WAIT_DEPLOYMENT: one deployment, by name."""
+
+    name: str
+    current: DeploymentView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvalPayload:
+    """EVALUATE_MODEL: deploy ``candidate`` (the model to judge), ask it the eval set, delete it."""
+
+    deployment: str  # the Deployment the verdict is for
+    candidate: DeploymentRequest  # the temporary deployment, tagged as ours
+    eval_path: str  # the eval file, relative to the stack root
+    eval_display: str
+    eval_key: str  # gates.eval_key: the verdict is recorded under it
+
+
+Payload = (FilePayload | FileRefPayload | JobPayload | JobRefPayload | DeploymentPayload | DeploymentRefPayload
+           | EvalPayload)
+_PAYLOAD_TYPES: Mapping[str, type[Any]] = {
+    "file": FilePayload, "file_ref": FileRefPayload, "job": JobPayload, "job_ref": JobRefPayload,
+    "deployment": DeploymentPayload, "deployment_ref": DeploymentRefPayload, "evaluate": EvalPayload,
+}
+_PAYLOAD_TAGS: Mapping[type[Any], str] = {v: k for k, v in _PAYLOAD_TYPES.items()}
+
+
+def payload_to_dict(payload: Payload) -> dict[str, object]:
+    data = msgspec.to_builtins(payload)
+    assert isinstance(data, dict)
+    if isinstance(payload, FilePayload) and payload.url is not None:
+        data["url"] = None  # a SAS token must never reach a file; apply re-binds the URL from the manifests
+        data["display"] = redact_url(payload.url)
+    return {"type": _PAYLOAD_TAGS[type(payload)], **data}
+
+
+def payload_from_dict(data: Mapping[str, object]) -> Payload:
+    body = {k: v for k, v in data.items() if k != "type"}
+    result: Payload = msgspec.convert(body, _PAYLOAD_TYPES[str(data["type"])])
+    return result
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One step of a plan."""
+    """One step of a plan: what to do (``kind``, ``payload``) and, for people, why (``reason``)."""
 
     kind: ActionKind
     target: ResourceKey  # the resource the step is about
     reason: Reason  # why; for people and tests, never read by apply
-    before: Mapping[str, object] | None  # the observed values it changes; None for a create
-    after: Mapping[str, object] | None  # the values it sets; None for a delete
+    payload: Payload  # everything apply needs; nothing else is read when executing
     account: str = "embedded"  # which account (Cloud) it runs against
     depth: int = 0  # dependency depth (a fromJob child is deeper than its parent); part of the order
 
-    def sort_key(self) -> tuple[int, int, int, str, str]:
-        return (STAGES.get(self.target.kind, 9), self.depth, KIND_ORDER[self.kind], self.target.name, self.account)
+    def sort_key(self) -> tuple[int, int, int, str, str, str]:
+        return (STAGES.get(self.target.kind, 9), self.depth, KIND_ORDER[self.kind], self.target.name, self.account,
+                _identity(self.payload))
+
+    @property
+    def before(self) -> Mapping[str, object] | None:
+        """The observed values the action changes (display only); None for a create."""
+        return _before(self.payload)
+
+    @property
+    def after(self) -> Mapping[str, object] | None:
+        """The values the action sets (display only); None for a delete or a wait."""
+        return _after(self.kind, self.payload)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind.value, "target": str(self.target), "reason": self.reason.name,
-            "account": self.account, "depth": self.depth,
+            "account": self.account, "depth": self.depth, "payload": payload_to_dict(self.payload),
             "before": _plain(self.before), "after": _plain(self.after),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Action:
-        before, after = data.get("before"), data.get("after")
+        payload = data.get("payload")
+        assert isinstance(payload, Mapping), "an action has a payload"
         return cls(
             kind=ActionKind(str(data["kind"])), target=ResourceKey.parse(str(data["target"])),
-            reason=Reason[str(data["reason"])],
-            before=dict(before) if isinstance(before, Mapping) else None,
-            after=dict(after) if isinstance(after, Mapping) else None,
+            reason=Reason[str(data["reason"])], payload=payload_from_dict(payload),
             account=str(data.get("account", "embedded")), depth=int(str(data.get("depth", 0))),
         )
+
+
+def _identity(payload: Payload) -> str:
+    """What tells two actions on one target apart (two twins cancelled): the object's id."""
+    if isinstance(payload, JobRefPayload):
+        return payload.job_id
+    if isinstance(payload, FileRefPayload):
+        return payload.file_id
+    return ""
+
+
+def _view(view: DeploymentView | None) -> dict[str, object] | None:
+    if view is None:
+        return None
+    return {"model": view.model, "version": view.version, "sku": view.sku, "capacity": view.capacity,
+            "provisioning_state": view.provisioning_state}
+
+
+def _before(p: Payload) -> Mapping[str, object] | None:
+    if isinstance(p, FileRefPayload):
+        return {"file_id": p.file_id, "status": p.status}
+    if isinstance(p, JobRefPayload):
+        return {"job_id": p.job_id, "status": p.status, "model": p.model}
+    if isinstance(p, (DeploymentPayload, DeploymentRefPayload)):
+        return _view(p.current)
+    return None
+
+
+def _after(kind: ActionKind, p: Payload) -> Mapping[str, object] | None:
+    if isinstance(p, FilePayload):
+        return {"source": redact_url(p.url) if p.url else (p.display or p.path or ""), "sha256": p.digest}
+    if isinstance(p, JobPayload):
+        after: dict[str, object] = {
+            "model": p.model or f"FineTuneJob/{p.parent} (when it succeeds)", "method": p.method.value,
+            "training_file": p.training_file, "seed": p.seed, "suffix": p.suffix,
+        }
+        if p.validation_file is not None:
+            after["validation_file"] = p.validation_file
+        hp = {k: v for k, v in msgspec.to_builtins(p.hyperparameters).items() if v is not None}
+        if hp:
+            after["hyperparameters"] = hp
+        if p.training_type is not None:
+            after["training_type"] = p.training_type.value
+        return after
+    if isinstance(p, DeploymentPayload):
+        if p.request is None:
+            return {"model": p.label, "sku": p.sku, "capacity": p.capacity}
+        r = p.request
+        return {"model": r.model_name, "version": r.model_version, "sku": r.sku.value, "capacity": r.capacity,
+                "checkpoint": p.label, "tags": dict(sorted(r.tags.items()))}
+    if isinstance(p, EvalPayload):
+        return {"model": p.candidate.model_name, "eval_file": p.eval_display, "candidate": p.candidate.name}
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +379,7 @@ class Plan:
     actions: tuple[Action, ...]
     blocked: tuple[Blocked, ...] = ()  # resources that wait on a change by a person, with why
     matched: int = 0  # resources already as declared (for "No changes. N resources match.")
-    touched: Mapping[str, str] = field(default_factory=dict)  # target -> hash of its observed state
+    touched: Mapping[str, str] = field(default_factory=dict)  # "account:Kind/name" -> hash of its observed state
 
     @property
     def has_changes(self) -> bool:

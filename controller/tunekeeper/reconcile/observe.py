@@ -20,7 +20,7 @@ from tunekeeper.diagnostics import Diagnostic
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.reconcile import markers
 from tunekeeper.reconcile.model import MetricsSummary, Observation
-from tunekeeper.reconcile.planning import account_of, accounts_used
+from tunekeeper.reconcile.resolution import account_of, accounts_used
 from tunekeeper.reconcile.state import StateFile
 from tunekeeper.resources.specs import AccountSpec, Desired
 

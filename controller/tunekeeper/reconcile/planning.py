@@ -1,33 +1,38 @@
-"""``plan``: desired + observed -> an ordered list of actions. Pure.
+"""``plan``: desired + observed -> an ordered list of typed, executable actions. Pure.
 
-Called by the CLI (``tunekeeper plan``), by ``converge`` and by ``apply`` (to re-check a saved
-plan). It reads no clock, environment, network or disk: data-file digests come in as an
-argument (``compute_digests`` does that I/O), earlier knowledge as ``Known``.
+Called by the CLI (``tunekeeper plan``) and by ``converge`` (with the loop's one ``Resolution``).
+It reads no clock, environment, network or disk. ``plan`` is a thin assembly of per-kind
+planners, each a pure function from the resolution to its actions and blocked resources:
 
-How a FineTuneJob's "previous" job is found (for replacement): the job id the state file
-recorded for the resource (``Known.jobs``) when it is still in the account, otherwise the
-newest owned job (training file with a content-hashed name) carrying the resource's effective
-suffix that matches no declared resource. When the previous job succeeded or is still
-running, a spec change is a replacement: cancel (if running) and delete it, then create the
-new job, all with ``REQUIRES_NEW_TRAINING`` and only when ``allowReplacement`` is true;
-otherwise ``ReplacementNotAllowed``. When it failed or was cancelled, nothing paid for would be
-lost, so the new job is simply created (``SPEC_CHANGED``). A failed or cancelled job whose spec
-did not change is never retried automatically: its error is reported (blocked, ``JOB_FAILED``)
-until the manifest changes.
+- ``plan_jobs``: create, follow, replace (cancel + delete the previous job), cancel twins;
+- ``plan_files``: upload or import the files the jobs need, wait for their processing, delete
+  a second copy of an upload the service ran twice;
+- ``plan_deployments``: evaluate, create, update, follow;
+- ``plan_prune``: delete deployments no longer declared.
+
+Every action's payload carries what apply needs (see ``model.py``); ``before``/``after`` derive
+from it for display.
+
+Replacement: when the previous job of a FineTuneJob (``resolution.py`` says how it is found)
+succeeded or is still running, a spec change is a replacement: cancel (if running) and delete
+it, then create the new job, all with ``REQUIRES_NEW_TRAINING`` and only when
+``allowReplacement`` is true; otherwise ``ReplacementNotAllowed``. When it failed or was
+cancelled, nothing paid for would be lost, so the new job is simply created (``SPEC_CHANGED``).
+A failed or cancelled job whose spec did not change is never retried automatically: its error is
+reported (blocked, ``JOB_FAILED``) until the manifest changes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import orjson
 
-from tunekeeper.cloud.base import ObservedDeployment, ObservedFile, ObservedJob
-from tunekeeper.errors import PlanError, ReplacementNotAllowed
+from tunekeeper.cloud.base import DeploymentRequest, ObservedDeployment, ObservedJob
+from tunekeeper.errors import ReplacementNotAllowed
 from tunekeeper.reconcile import gates as gating
 from tunekeeper.reconcile import markers
 from tunekeeper.reconcile.model import (
@@ -35,352 +40,112 @@ from tunekeeper.reconcile.model import (
     Action,
     ActionKind,
     Blocked,
+    DeploymentPayload,
+    DeploymentRefPayload,
+    DeploymentView,
+    EvalPayload,
+    FilePayload,
+    FileRefPayload,
+    JobPayload,
+    JobRefPayload,
     Known,
     Observation,
     Plan,
     Reason,
     ResourceKey,
 )
-from tunekeeper.reconcile.render import redact_url
-from tunekeeper.resources.specs import DataRef, DeploymentSpec, Desired, FineTuneJobSpec
+from tunekeeper.reconcile.resolution import (
+    ACTIVE_JOB,
+    EMBEDDED_ACCOUNT,
+    FAILED_JOB,
+    GONE_FILE,
+    PROVISIONING,
+    DeploymentResolution,
+    FileNeed,
+    JobResolution,
+    Resolution,
+    account_of,
+    accounts_used,
+    deployed,
+    job_error,
+    resolve,
+)
+from tunekeeper.resources.specs import Desired
 
-EMBEDDED_ACCOUNT = "embedded"
-ACTIVE_JOB = frozenset({"created", "validating_files", "queued", "pending", "running", "pausing", "paused",
-                        "resuming", "cancelling"})
-FAILED_JOB = frozenset({"failed", "cancelled"})
-GONE_FILE = frozenset({"deleted", "deleting"})
-PROVISIONING = frozenset({"Accepted", "Creating", "Moving", "Updating"})
-
-
-@dataclass(frozen=True, slots=True)
-class FileNeed:
-    """A data file some job needs in an account, under its content-hashed name."""
-
-    account: str
-    name: str  # tk-<sha256[:16]>-<original name>
-    ref: DataRef
-    digest: str
-    observed: ObservedFile | None  # the best copy in the account (processed > processing > error)
-
-    @property
-    def ready(self) -> bool:
-        return self.observed is not None and self.observed.status == "processed"
-
-
-@dataclass(frozen=True, slots=True)
-class JobResolution:
-    """What plan learned about one FineTuneJob."""
-
-    spec: FineTuneJobSpec
-    account: str
-    depth: int  # 0 for a base-model job, parent's depth + 1 for fromJob
-    fingerprint: str
-    seed: int
-    suffix: str
-    training: FileNeed
-    validation: FileNeed | None
-    model: str | None  # the base model to train from; None while the parent has no fine-tuned model
-    matched: ObservedJob | None  # the job that is this resource (adoption rule in markers.py)
-    previous: ObservedJob | None  # an earlier job of this resource with another fingerprint
-    duplicates: tuple[ObservedJob, ...] = ()  # other jobs that also match and still train (a retried create)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.matched is not None and self.matched.status == "succeeded" and bool(self.matched.fine_tuned_model)
-
-    @property
-    def failed(self) -> bool:
-        return self.matched is not None and self.matched.status in FAILED_JOB
+__all__ = [
+    "ACTIVE_JOB", "EMBEDDED_ACCOUNT", "FAILED_JOB", "GONE_FILE", "PROVISIONING", "DeploymentResolution", "FileNeed",
+    "JobResolution", "Resolution", "account_of", "accounts_used", "deployed", "job_error", "plan", "plan_deployments",
+    "plan_files", "plan_jobs", "plan_prune", "resolve", "root_relative", "touched_state",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class DeploymentResolution:
-    spec: DeploymentSpec
-    account: str
-    observed: ObservedDeployment | None
-    selection: gating.Selection | None  # None while the model is not known yet
-    refusal: gating.Refusal | None  # why it cannot be deployed (failed job, gate, checkpoint)
-    spec_hash: str | None
-    tags: Mapping[str, str] = field(default_factory=dict)
-    eval_key: str | None = None  # set when the eval gate must judge ``selection`` before it is served
-    eval_pending: bool = False  # the eval gate has not judged ``selection`` yet
+@dataclass(slots=True)
+class Part:
+    """What one per-kind planner contributes to the plan."""
+
+    actions: list[Action] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
+    matched: int = 0  # resources of this kind already as declared
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """Desired resources matched against observations; shared by plan, apply and status."""
-
-    jobs: Mapping[str, JobResolution]
-    deployments: Mapping[str, DeploymentResolution]
-    files: Mapping[tuple[str, str], FileNeed]  # (account, name) -> need
-
-
-def account_of(desired: Desired, name: str | None) -> str:
-    """The account a resource lives in: its own, the only declared one, or the embedded emulator."""
-    if name:
-        return name
-    if len(desired.accounts) == 1:
-        return desired.accounts[0].name
-    return EMBEDDED_ACCOUNT
-
-
-def accounts_used(desired: Desired) -> set[str]:
-    """Every account some declared resource lives in."""
-    names = {account_of(desired, j.account) for j in desired.jobs}
-    return names | {account_of(desired, d.account) for d in desired.deployments}
-
-
-def resolve(
-    desired: Desired, observed: Mapping[str, Observation], *, digests: Mapping[Path, str],
-    known: Known | None = None,
-) -> Resolution:
-    """Match every declared resource to what the accounts hold. Pure."""
-    known = known or Known()
-    for spec_account in accounts_used(desired):
-        if spec_account not in observed:
-            raise PlanError(f"Account {spec_account!r} was not observed",
-                            hint="observe every account the manifests name before planning")
-    files: dict[tuple[str, str], FileNeed] = {}
-    jobs: dict[str, JobResolution] = {}
-    fingerprints: dict[str, str] = {}
-    needs_of: dict[str, tuple[FileNeed, FileNeed | None]] = {}
-    specs = {j.name: j for j in desired.jobs}
-
-    def need(account: str, ref: DataRef, owner: FineTuneJobSpec) -> FileNeed:
-        try:
-            digest = markers.data_digest(ref, digests)
-        except KeyError:
-            raise PlanError(f"{owner.source}: no digest for {ref.display or ref.path}",
-                            hint="compute_digests(desired) must run before plan") from None
-        name = markers.remote_filename(ref, digest)
-        key = (account, name)
-        if key not in files:
-            files[key] = FileNeed(account, name, ref, digest, _best_file(observed[account].files, name))
-        return files[key]
-
-    def fingerprint(spec: FineTuneJobSpec, seen: frozenset[str] = frozenset()) -> str:
-        if spec.name in fingerprints:
-            return fingerprints[spec.name]
-        if spec.name in seen:
-            raise PlanError(f"{spec.source}: fromJob chain loops back to FineTuneJob {spec.name!r}")
-        if spec.from_job is not None:
-            parent = specs.get(spec.from_job)
-            if parent is None:
-                raise PlanError(f"{spec.source}: fromJob names FineTuneJob {spec.from_job!r}, which is not declared")
-            base = "job:" + fingerprint(parent, seen | {spec.name})
-        else:
-            base = spec.base_model or ""
-        account = account_of(desired, spec.account)
-        training = need(account, spec.training_file, spec)
-        validation = need(account, spec.validation_file, spec) if spec.validation_file else None
-        fp = markers.job_fingerprint(spec, base=base, training_digest=training.digest,
-                                     validation_digest=validation.digest if validation else None)
-        fingerprints[spec.name] = fp
-        needs_of[spec.name] = (training, validation)
-        return fp
-
-    for spec in desired.jobs:
-        fingerprint(spec)
-
-    all_jobs = {acc: obs.jobs for acc, obs in observed.items()}
-    file_ids = {acc: _ids_by_name(obs.files) for acc, obs in observed.items()}
-    orphan_ids = {acc: _orphan_ids(obs) for acc, obs in observed.items()}
-
-    def resolve_job(spec: FineTuneJobSpec) -> JobResolution:
-        if spec.name in jobs:
-            return jobs[spec.name]
-        account = account_of(desired, spec.account)
-        fp = fingerprints[spec.name]
-        depth = 0
-        model: str | None = spec.base_model
-        if spec.from_job is not None:
-            parent = resolve_job(specs[spec.from_job])
-            depth = parent.depth + 1
-            model = parent.matched.fine_tuned_model if parent.succeeded and parent.matched else None
-        training, validation = needs_of[spec.name]
-        seed = markers.effective_seed(spec, fp)
-        matched = None
-        candidates: list[ObservedJob] = []
-        if model is not None:
-            ids = file_ids[account]
-            # Data files deleted after training: their ids are gone from the account. The job
-            # still counts when its seed was derived (it encodes the data digests) or the state
-            # file recorded it for this resource.
-            orphans = orphan_ids[account]
-            if spec.seed is not None:
-                known_job = next((j for j in all_jobs[account] if j.id == known.jobs.get(spec.name)), None)
-                orphans = frozenset({known_job.training_file, known_job.validation_file or ""}) & orphans \
-                    if known_job else frozenset()
-            training_ids = ids.get(training.name, orphans)
-            validation_ids = ids.get(validation.name, orphans) if validation else None
-            candidates = [
-                j for j in all_jobs[account]
-                if markers.job_matches(j, spec, model=model, training_ids=training_ids,
-                                       validation_ids=validation_ids, seed=seed)
-            ]
-            matched = _preferred(candidates)
-        duplicates = tuple(sorted((j for j in candidates if j is not matched and j.status in ACTIVE_JOB),
-                                  key=lambda j: j.id))
-        resolution = JobResolution(spec, account, depth, fp, seed, markers.effective_suffix(spec), training,
-                                   validation, model, matched, None, duplicates)
-        jobs[spec.name] = resolution
-        return resolution
-
-    for spec in sorted(desired.jobs, key=lambda s: s.name):
-        resolve_job(spec)
-
-    # previous jobs: only once every resource has its match, so no resource claims another's job
-    claimed = {r.matched.id for r in jobs.values() if r.matched is not None}
-    for name, r in list(jobs.items()):
-        if r.matched is None:
-            jobs[name] = _with_previous(r, all_jobs[r.account], file_ids[r.account], claimed, known)
-
-    deployments: dict[str, DeploymentResolution] = {}
-    for dspec in sorted(desired.deployments, key=lambda s: s.name):
-        deployments[dspec.name] = _resolve_deployment(dspec, account_of(desired, dspec.account), observed, jobs,
-                                                      markers.manifest_label(desired.root, dspec.source.path),
-                                                      digests, known)
-    return Resolution(jobs=jobs, deployments=deployments, files=files)
-
-
-def _with_previous(
-    r: JobResolution, account_jobs: Iterable[ObservedJob], file_ids: Mapping[str, frozenset[str]],
-    claimed: set[str], known: Known,
-) -> JobResolution:
-    by_id = {j.id: j for j in account_jobs}
-    known_id = known.jobs.get(r.spec.name)
-    if known_id and known_id in by_id and known_id not in claimed:
-        return _replace_previous(r, by_id[known_id])
-    owned_files = {fid for name, ids in file_ids.items() if markers.is_owned_filename(name) for fid in ids}
-    others = {job_id for name, job_id in known.jobs.items() if name != r.spec.name}  # known to be another's
-    candidates = [
-        j for j in account_jobs
-        if j.id not in claimed and j.id not in others and j.training_file in owned_files
-        and (j.suffix or None) == r.suffix
-    ]
-    if not candidates:
-        return r
-    return _replace_previous(r, max(candidates, key=lambda j: (j.created_at, j.id)))
-
-
-def _replace_previous(r: JobResolution, previous: ObservedJob) -> JobResolution:
-    return dataclasses.replace(r, previous=previous)
-
-
-def _resolve_deployment(
-    spec: DeploymentSpec, account: str, observed: Mapping[str, Observation], jobs: Mapping[str, JobResolution],
-    manifest: str, digests: Mapping[Path, str], known: Known,
-) -> DeploymentResolution:
-    obs = observed[account]
-    current = next((d for d in obs.deployments if d.name == spec.name), None)
-    job_res = jobs.get(spec.model.from_job) if spec.model.from_job else None
-    if spec.model.from_job and job_res is None:
-        raise PlanError(f"{spec.source}: fromJob names FineTuneJob {spec.model.from_job!r}, which is not declared")
-    refusal: gating.Refusal | None = None
-    selection: gating.Selection | None = None
-    if job_res is not None and job_res.failed and job_res.matched is not None:
-        refusal = gating.Refusal(Reason.JOB_FAILED, f"FineTuneJob {job_res.spec.name} {job_res.matched.status}: "
-                                 f"{job_error(job_res.matched)}")
-    else:
-        matched = job_res.matched if job_res else None
-        chosen = gating.select_model(
-            spec.model, matched, obs.checkpoints.get(matched.id, ()) if matched else (),
-            obs.results.get(matched.id) if matched else None,
-        )
-        if isinstance(chosen, gating.Refusal):
-            refusal = chosen
-        elif chosen is not None:
-            failures = gating.failed_gates(spec.gates.metrics, chosen.metrics)
-            if failures:
-                refusal = gating.Refusal(Reason.GATE_FAILED, f"Model {chosen.label} of FineTuneJob "
-                                         f"{spec.model.from_job} failed its gates: " + "; ".join(failures) + ".")
-            else:
-                selection = chosen
-    key: str | None = None
-    pending = False
-    eval_ref = spec.gates.eval_file
-    if selection is not None and eval_ref is not None and (current is None or current.model_name != selection.model_name):
-        try:
-            eval_digest = markers.data_digest(eval_ref, digests)
-        except KeyError:
-            raise PlanError(f"{spec.source}: no digest for {eval_ref.display or eval_ref.path}",
-                            hint="compute_digests(desired) must run before plan") from None
-        key = gating.eval_key(spec.name, selection.model_name, eval_digest)
-        verdict = known.evals.get(key)
-        if verdict is None:
-            pending = True
-        elif not verdict:
-            refusal = gating.Refusal(Reason.GATE_FAILED, f"Model {selection.label} of FineTuneJob "
-                                     f"{spec.model.from_job} failed the eval set {eval_ref.display}; "
-                                     "the deployment keeps what it serves.")
-            selection = None
-    spec_hash = None
-    tags: Mapping[str, str] = {}
-    if selection is not None:
-        spec_hash = markers.deployment_spec_hash(selection.model_name, selection.model_version,
-                                                 spec.sku.value, spec.capacity)
-        tags = markers.deployment_tags(spec.name, spec_hash=spec_hash, deletion_policy=spec.deletion_policy,
-                                       manifest=manifest)
-    return DeploymentResolution(spec, account, current, selection, refusal, spec_hash, tags, key, pending)
+@dataclass(slots=True)
+class JobsPart(Part):
+    needed_files: set[tuple[str, str]] = field(default_factory=set)  # (account, remote name) the jobs need
+    stuck: dict[str, str] = field(default_factory=dict)  # FineTuneJob -> why it cannot go on (dependents block)
 
 
 def plan(
     desired: Desired, observed: Mapping[str, Observation], *, digests: Mapping[Path, str],
-    known: Known | None = None,
+    known: Known | None = None, resolution: Resolution | None = None,
 ) -> Plan:
-    """Ordered actions that move the accounts toward ``desired``. Pure; raises ReplacementNotAllowed."""
-    known = known or Known()
-    res = resolve(desired, observed, digests=digests, known=known)
-    actions: list[Action] = []
-    blocked: list[Blocked] = []
-    refused: list[str] = []
-    matched = 0
-    needed_files: set[tuple[str, str]] = set()
+    """Ordered actions that move the accounts toward ``desired``. Pure; raises ReplacementNotAllowed.
 
+    ``resolution`` is the loop's ``resolve`` result when the caller has it (converge), so
+    matching runs once per loop.
+    """
+    known = known or Known()
+    res = resolution if resolution is not None else resolve(desired, observed, digests=digests, known=known)
+    jobs = plan_jobs(res, observed)
+    parts: list[Part] = [
+        plan_files(res, observed, jobs.needed_files, root=desired.root),
+        jobs,
+        plan_deployments(res, desired, known, jobs.stuck),
+        plan_prune(res, desired, observed),
+    ]
+    actions = tuple(sorted((a for p in parts for a in p.actions), key=Action.sort_key))
+    blocked = tuple(sorted((b for p in parts for b in p.blocked), key=lambda b: (b.target, b.account)))
+    touched = touched_state(res, observed, actions)
+    fingerprint = hashlib.sha256(orjson.dumps(sorted(touched.items()))).hexdigest()
+    return Plan(PLAN_FORMAT_VERSION, fingerprint, actions, blocked, sum(p.matched for p in parts), touched)
+
+
+# -- jobs ------------------------------------------------------------------------------------------------
+def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
+    """Create, follow or replace each FineTuneJob's training run; cancel twins of a retried create."""
+    part = JobsPart()
+    refused: list[str] = []
     claimed = {r.matched.id for r in res.jobs.values() if r.matched is not None}
-    stuck: dict[str, str] = {}  # FineTuneJob name -> why it cannot go on (its dependents are blocked too)
     for r in sorted(res.jobs.values(), key=lambda r: (r.depth, r.spec.name)):
         key = ResourceKey("FineTuneJob", r.spec.name)
         parent = res.jobs.get(r.spec.from_job) if r.spec.from_job else None
-        if r.matched is not None and r.matched.status in FAILED_JOB:
-            stuck[r.spec.name] = f"FineTuneJob {r.spec.name} {r.matched.status}"
         if r.matched is not None:
-            job = r.matched
-            for twin in r.duplicates:  # a create the service ran twice (a retried request): one training is enough
-                actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.DUPLICATE,
-                                      {"job_id": twin.id, "status": twin.status, "model": twin.model}, None,
-                                      r.account, r.depth))
-            if r.spec.allow_replacement:
-                for old in superseded(r, observed[r.account], claimed):
-                    actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING,
-                                          {"job_id": old.id, "status": old.status, "model": old.model}, None,
-                                          r.account, r.depth))
-            if job.status == "succeeded":
-                matched += 1
-            elif job.status in FAILED_JOB:
-                blocked.append(Blocked(key, Reason.JOB_FAILED, f"Job {job.id} {job.status}: {job_error(job)} "
-                                       "Change the manifest (for example the seed) to train again.", r.account))
-            else:
-                actions.append(Action(ActionKind.WAIT_JOB, key, Reason.JOB_RUNNING,
-                                      {"job_id": job.id, "status": job.status}, None, r.account, r.depth))
+            _plan_matched_job(part, r, key, observed[r.account], claimed)
             continue
-        if parent is not None and parent.spec.name in stuck:
-            stuck[r.spec.name] = f"its parent {stuck[parent.spec.name]}"
-            blocked.append(Blocked(key, Reason.JOB_FAILED,
-                                   f"Parent FineTuneJob {parent.spec.name} did not succeed; nothing to train from.",
-                                   r.account))
+        if parent is not None and parent.spec.name in part.stuck:
+            part.stuck[r.spec.name] = f"its parent {part.stuck[parent.spec.name]}"
+            part.blocked.append(Blocked(key, Reason.JOB_FAILED, f"Parent FineTuneJob {parent.spec.name} did not "
+                                        "succeed; nothing to train from.", r.account))
             continue
         bad_file = next((n for n in (r.training, r.validation)
                          if n is not None and n.observed is not None and n.observed.status == "error"), None)
         if bad_file is not None:
-            stuck[r.spec.name] = f"FineTuneJob {r.spec.name} has a data file that failed processing"
-            blocked.append(Blocked(key, Reason.FILE_FAILED, f"Data file {bad_file.ref.display or bad_file.name} "
-                                   "failed processing; fix it and apply again.", r.account))
-            needed_files.add((bad_file.account, bad_file.name))
+            part.stuck[r.spec.name] = f"FineTuneJob {r.spec.name} has a data file that failed processing"
+            part.blocked.append(Blocked(key, Reason.FILE_FAILED, f"Data file {bad_file.ref.display or bad_file.name} "
+                                        "failed processing; fix it and apply again.", r.account))
+            part.needed_files.add((bad_file.account, bad_file.name))
             continue
-        after = _job_after(r)
-        previous = r.previous
         reason = Reason.NOT_IN_ACCOUNT
+        previous = r.previous
         if previous is not None and previous.status not in FAILED_JOB:
             changed = _changed_fields(r, previous, res)
             if not r.spec.allow_replacement:
@@ -389,141 +154,68 @@ def plan(
                     f"a new training run (job {previous.id} would be replaced)"
                 )
                 continue
-            before = {"job_id": previous.id, "status": previous.status, "model": previous.model}
+            ref = JobRefPayload(previous.id, previous.status, previous.model, previous.fine_tuned_model)
             if previous.status in ACTIVE_JOB:
-                actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING, before, None,
-                                      r.account, r.depth))
+                part.actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account,
+                                           r.depth))
             if not deployed(previous, observed[r.account]):
                 # a deployed model stays until its deployment moved to the new one; deleted then
-                actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, before, None,
-                                      r.account, r.depth))
+                part.actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account,
+                                           r.depth))
             reason = Reason.REQUIRES_NEW_TRAINING
         elif previous is not None:
             reason = Reason.SPEC_CHANGED
         if r.model is None:
             reason = Reason.WAITING_FOR_PARENT
-        files_ready = True
-        for need in (r.training, r.validation):
-            if need is None:
-                continue
-            needed_files.add((need.account, need.name))
-            files_ready = files_ready and need.ready
-        if r.model is not None and not files_ready and reason is Reason.NOT_IN_ACCOUNT:
+        needs = [n for n in (r.training, r.validation) if n is not None]
+        part.needed_files.update((n.account, n.name) for n in needs)
+        if r.model is not None and not all(n.ready for n in needs) and reason is Reason.NOT_IN_ACCOUNT:
             reason = Reason.WAITING_FOR_FILES
-        actions.append(Action(ActionKind.CREATE_JOB, key, reason, None, after, r.account, r.depth))
-
+        part.actions.append(Action(ActionKind.CREATE_JOB, key, reason, job_payload(r, res), r.account, r.depth))
     if refused:
         raise ReplacementNotAllowed(
             "A spec change needs a new training run and the resource does not allow replacement:\n  "
             + "\n  ".join(refused),
             hint="create a new FineTuneJob (the usual promotion path), or set spec.allowReplacement: true",
         )
+    return part
 
-    used = {acc: {j.training_file for j in obs.jobs} | {j.validation_file for j in obs.jobs if j.validation_file}
-            for acc, obs in observed.items()}
-    for (account, name), need in sorted(res.files.items()):
-        if need.observed is None:
-            continue
-        for extra in sorted(observed[account].files, key=lambda f: f.id):
-            if (extra.filename == name and extra.id != need.observed.id and extra.status not in GONE_FILE
-                    and extra.id not in used[account]):
-                actions.append(Action(ActionKind.DELETE_FILE, ResourceKey("File", name), Reason.DUPLICATE,
-                                      {"file_id": extra.id, "status": extra.status}, None, account))
 
-    for account, name in sorted(needed_files):
-        need = res.files[(account, name)]
-        key = ResourceKey("File", name)
-        file = need.observed
-        if file is None:
-            kind = ActionKind.UPLOAD_FILE if need.ref.path is not None else ActionKind.IMPORT_FILE
-            actions.append(Action(kind, key, Reason.NOT_IN_ACCOUNT, None,
-                                  {"source": redact_url(need.ref.url) if need.ref.url else
-                                   (need.ref.display or str(need.ref.path)),
-                                   "sha256": need.digest}, account))
-        elif file.status == "error":
-            blocked.append(Blocked(key, Reason.FILE_FAILED,
-                                   f"File {file.id} ({need.ref.display}) failed processing: "
-                                   f"{file.status_details or 'no details given'}. Fix the data and apply again.",
-                                   account))
-        elif file.status != "processed":
-            actions.append(Action(ActionKind.WAIT_FILE, key, Reason.FILE_PROCESSING,
-                                  {"file_id": file.id, "status": file.status}, None, account))
+def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey, obs: Observation,
+                      claimed: set[str]) -> None:
+    job = r.matched
+    assert job is not None
+    if job.status in FAILED_JOB:
+        part.stuck[r.spec.name] = f"FineTuneJob {r.spec.name} {job.status}"
+    for twin in r.duplicates:  # a create the service ran twice (a retried request): one training is enough
+        part.actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.DUPLICATE, _job_ref(twin), r.account, r.depth))
+    if r.spec.allow_replacement:
+        for old in superseded(r, obs, claimed):
+            part.actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, _job_ref(old),
+                                       r.account, r.depth))
+    if job.status == "succeeded":
+        part.matched += 1
+    elif job.status in FAILED_JOB:
+        part.blocked.append(Blocked(key, Reason.JOB_FAILED, f"Job {job.id} {job.status}: {job_error(job)} "
+                                    "Change the manifest (for example the seed) to train again.", r.account))
+    else:
+        part.actions.append(Action(ActionKind.WAIT_JOB, key, Reason.JOB_RUNNING, _job_ref(job), r.account, r.depth))
 
-    declared = {(d.account, d.spec.name) for d in res.deployments.values()}
-    # a candidate of a pending eval gate is the evaluation's own business (crash leftovers are reused)
-    declared |= {(d.account, gating.candidate_name(d.spec.name)) for d in res.deployments.values() if d.eval_pending}
-    for d in res.deployments.values():
-        key = ResourceKey("Deployment", d.spec.name)
-        current = d.observed
-        if current is not None and markers.owner_of(current) != d.spec.name:
-            blocked.append(Blocked(key, Reason.NOT_OWNED, f"Deployment {d.spec.name} exists and was not created by "
-                                   "tunekeeper; it is left alone. Rename the Deployment or delete the existing one.",
-                                   d.account))
-            continue
-        if d.refusal is not None:
-            blocked.append(Blocked(key, d.refusal.reason, d.refusal.message, d.account))
-            continue
-        if d.selection is None and d.spec.model.from_job in stuck:
-            blocked.append(Blocked(key, Reason.JOB_FAILED, f"Nothing to deploy: {stuck[d.spec.model.from_job]}.",
-                                   d.account))
-            continue
-        if d.selection is None:
-            kind = ActionKind.CREATE_DEPLOYMENT if current is None else ActionKind.UPDATE_DEPLOYMENT
-            actions.append(Action(kind, key, Reason.WAITING_FOR_PARENT, _deployment_before(current),
-                                  {"model": f"FineTuneJob/{d.spec.model.from_job} ({d.spec.model.checkpoint})",
-                                   "sku": d.spec.sku.value, "capacity": d.spec.capacity}, d.account, 1))
-            continue
-        after = _deployment_after(d)
-        if d.eval_pending:
-            assert d.spec.gates.eval_file is not None
-            actions.append(Action(ActionKind.EVALUATE_MODEL, key, Reason.EVAL_PENDING, None,
-                                  {"model": after["model"], "eval_file": d.spec.gates.eval_file.display,
-                                   "candidate": gating.candidate_name(d.spec.name)}, d.account))
-            kind = ActionKind.CREATE_DEPLOYMENT if current is None else ActionKind.UPDATE_DEPLOYMENT
-            actions.append(Action(kind, key, Reason.EVAL_PENDING, _deployment_before(current), after, d.account))
-            continue
-        if current is None:
-            reason = Reason.DRIFT if d.spec.name in known.deployments else Reason.NOT_IN_ACCOUNT
-            actions.append(Action(ActionKind.CREATE_DEPLOYMENT, key, reason, None, after, d.account))
-            continue
-        if current.provisioning_state == "Deleting":  # on its way out (by someone else): recreate once gone
-            actions.append(Action(ActionKind.WAIT_DEPLOYMENT, key, Reason.DRIFT,
-                                  {"provisioning_state": current.provisioning_state}, None, d.account))
-            continue
-        differs = _deployment_differs(current, d)
-        if differs:
-            manifest_changed = any(current.tags.get(k) != d.tags.get(k)
-                                   for k in (markers.SPEC_HASH_TAG, markers.DELETION_POLICY_TAG))
-            reason = Reason.SPEC_CHANGED if manifest_changed else Reason.DRIFT
-            actions.append(Action(ActionKind.UPDATE_DEPLOYMENT, key, reason, _deployment_before(current), after,
-                                  d.account))
-        elif current.provisioning_state in PROVISIONING:
-            actions.append(Action(ActionKind.WAIT_DEPLOYMENT, key, Reason.PROVISIONING,
-                                  {"provisioning_state": current.provisioning_state}, None, d.account))
-        elif current.provisioning_state == "Failed":
-            blocked.append(Blocked(key, Reason.DEPLOYMENT_FAILED, f"Deployment {d.spec.name} failed to provision "
-                                   "with this spec; change the manifest or delete the deployment to try again.",
-                                   d.account))
-        else:
-            matched += 1
 
-    for account in sorted(observed):
-        for dep in sorted(observed[account].deployments, key=lambda x: x.name):
-            owner = markers.owner_of(dep)
-            if owner is None or owner != dep.name or (account, owner) in declared:
-                continue
-            if dep.tags.get(markers.DELETION_POLICY_TAG, "Delete") != "Delete" or dep.provisioning_state == "Deleting":
-                continue
-            if not markers.in_scope(dep, desired.files):
-                continue
-            actions.append(Action(ActionKind.DELETE_DEPLOYMENT, ResourceKey("Deployment", dep.name),
-                                  Reason.NO_LONGER_DECLARED, _deployment_before(dep), None, account))
+def _job_ref(job: ObservedJob) -> JobRefPayload:
+    return JobRefPayload(job.id, job.status, job.model, job.fine_tuned_model)
 
-    ordered = tuple(sorted(actions, key=Action.sort_key))
-    touched = touched_state(res, observed, ordered)
-    fingerprint = hashlib.sha256(orjson.dumps(sorted(touched.items()))).hexdigest()
-    return Plan(PLAN_FORMAT_VERSION, fingerprint, ordered,
-                tuple(sorted(blocked, key=lambda b: (b.target, b.account))), matched, touched)
+
+def job_payload(r: JobResolution, res: Resolution) -> JobPayload:
+    """The whole job request of a FineTuneJob (its model named by parent while the parent trains)."""
+    parent = res.jobs.get(r.spec.from_job) if r.spec.from_job else None
+    return JobPayload(
+        model=r.model, training_file=r.training.name, validation_file=r.validation.name if r.validation else None,
+        method=r.spec.method, hyperparameters=r.spec.hyperparameters, suffix=r.suffix, seed=r.seed,
+        training_type=r.spec.training_type, fingerprint=r.fingerprint,
+        parent=r.spec.from_job if r.model is None else None,
+        parent_job_id=parent.matched.id if r.model is None and parent is not None and parent.matched else None,
+    )
 
 
 def superseded(r: JobResolution, obs: Observation, claimed: set[str]) -> list[ObservedJob]:
@@ -536,59 +228,6 @@ def superseded(r: JobResolution, obs: Observation, claimed: set[str]) -> list[Ob
          and j.training_file in owned_files and j.created_at <= r.matched.created_at and not deployed(j, obs)),
         key=lambda j: j.id,
     )
-
-
-def deployed(job: ObservedJob, obs: Observation) -> bool:
-    """Does any deployment in the account serve this job's model or one of its checkpoints?"""
-    names = {c.id for c in obs.checkpoints.get(job.id, ())} | {
-        c.fine_tuned_model_checkpoint for c in obs.checkpoints.get(job.id, ())}
-    if job.fine_tuned_model:
-        names.add(job.fine_tuned_model)
-    return any(d.model_name in names for d in obs.deployments)
-
-
-def touched_state(res: Resolution, observed: Mapping[str, Observation], actions: Iterable[Action]) -> dict[str, str]:
-    """For each action's target, a short hash of the observed state the action depends on.
-
-    Progress (a job's status, a deployment's provisioning state) is left out: a saved plan is
-    stale when what it would change changed, not when training moved on.
-    """
-    out: dict[str, str] = {}
-    for action in actions:
-        label = f"{action.account}:{action.target}"
-        obs = observed.get(action.account)
-        if obs is None:
-            continue
-        value: object
-        if action.target.kind == "File":
-            value = sorted(f.id for f in obs.files if f.filename == action.target.name and f.status not in GONE_FILE)
-        elif action.target.kind == "FineTuneJob":
-            r = res.jobs.get(action.target.name)
-            value = [r.matched.id if r and r.matched else None, r.previous.id if r and r.previous else None]
-        else:
-            dep = next((d for d in obs.deployments if d.name == action.target.name), None)
-            value = None if dep is None else [dep.model_name, dep.model_version, dep.sku, dep.capacity,
-                                              sorted(dep.tags.items())]
-        out[label] = hashlib.sha256(orjson.dumps(value)).hexdigest()[:16]
-    return out
-
-
-def _job_after(r: JobResolution) -> dict[str, object]:
-    after: dict[str, object] = {
-        "model": r.model or f"FineTuneJob/{r.spec.from_job} (when it succeeds)",
-        "method": r.spec.method.value,
-        "training_file": r.training.name,
-        "seed": r.seed,
-        "suffix": r.suffix,
-    }
-    if r.validation is not None:
-        after["validation_file"] = r.validation.name
-    hp = markers.hyperparameters_set(r.spec.hyperparameters)
-    if hp:
-        after["hyperparameters"] = hp
-    if r.spec.training_type is not None:
-        after["training_type"] = r.spec.training_type.value
-    return after
 
 
 def _changed_fields(r: JobResolution, previous: ObservedJob, res: Resolution) -> list[str]:
@@ -617,17 +256,127 @@ def _changed_fields(r: JobResolution, previous: ObservedJob, res: Resolution) ->
     return changed
 
 
-def _deployment_before(current: ObservedDeployment | None) -> dict[str, object] | None:
-    if current is None:
-        return None
-    return {"model": current.model_name, "version": current.model_version, "sku": current.sku,
-            "capacity": current.capacity, "provisioning_state": current.provisioning_state}
+# -- files -----------------------------------------------------------------------------------------------
+def plan_files(res: Resolution, observed: Mapping[str, Observation], needed: Iterable[tuple[str, str]], *,
+               root: Path) -> Part:
+    """Upload or import each needed file once; wait for its processing; drop a twin upload nobody uses."""
+    part = Part()
+    used = {acc: {j.training_file for j in obs.jobs} | {j.validation_file for j in obs.jobs if j.validation_file}
+            for acc, obs in observed.items()}
+    for (account, name), need in sorted(res.files.items()):
+        if need.observed is None:
+            continue
+        for extra in sorted(observed[account].files, key=lambda f: f.id):
+            if (extra.filename == name and extra.id != need.observed.id and extra.status not in GONE_FILE
+                    and extra.id not in used[account]):
+                part.actions.append(Action(ActionKind.DELETE_FILE, ResourceKey("File", name), Reason.DUPLICATE,
+                                           FileRefPayload(extra.id, name, extra.status), account))
+    for account, name in sorted(set(needed)):
+        need = res.files[(account, name)]
+        key = ResourceKey("File", name)
+        file = need.observed
+        if file is None:
+            kind = ActionKind.UPLOAD_FILE if need.ref.path is not None else ActionKind.IMPORT_FILE
+            payload = FilePayload(name, need.digest, root_relative(need.ref.path, root) if need.ref.path else None,
+                                  need.ref.url, need.ref.display or (need.ref.path.name if need.ref.path else ""))
+            part.actions.append(Action(kind, key, Reason.NOT_IN_ACCOUNT, payload, account))
+        elif file.status == "error":
+            part.blocked.append(Blocked(key, Reason.FILE_FAILED,
+                                        f"File {file.id} ({need.ref.display}) failed processing: "
+                                        f"{file.status_details or 'no details given'}. Fix the data and apply again.",
+                                        account))
+        elif file.status != "processed":
+            part.actions.append(Action(ActionKind.WAIT_FILE, key, Reason.FILE_PROCESSING,
+                                       FileRefPayload(file.id, name, file.status), account))
+    return part
 
 
-def _deployment_after(d: DeploymentResolution) -> dict[str, object]:
+def root_relative(path: Path, root: Path) -> str:
+    """A local path as a saved plan records it: relative to the stack root, in POSIX form."""
+    try:
+        return PurePosixPath(*path.relative_to(root).parts).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+# -- deployments -----------------------------------------------------------------------------------------
+def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Mapping[str, str]) -> Part:
+    """Evaluate, create, update or follow each declared Deployment."""
+    part = Part()
+    for d in res.deployments.values():
+        key = ResourceKey("Deployment", d.spec.name)
+        current = d.observed
+        if current is not None and markers.owner_of(current) != d.spec.name:
+            part.blocked.append(Blocked(key, Reason.NOT_OWNED, f"Deployment {d.spec.name} exists and was not created "
+                                        "by tunekeeper; it is left alone. Rename the Deployment or delete the existing "
+                                        "one.", d.account))
+            continue
+        if d.refusal is not None:
+            part.blocked.append(Blocked(key, d.refusal.reason, d.refusal.message, d.account))
+            continue
+        why_stuck = stuck.get(d.spec.model.from_job or "")
+        if d.selection is None and why_stuck is not None:
+            part.blocked.append(Blocked(key, Reason.JOB_FAILED, f"Nothing to deploy: {why_stuck}.", d.account))
+            continue
+        kind = ActionKind.CREATE_DEPLOYMENT if current is None else ActionKind.UPDATE_DEPLOYMENT
+        if d.selection is None:
+            label = f"FineTuneJob/{d.spec.model.from_job} ({d.spec.model.checkpoint})"
+            payload = DeploymentPayload(d.spec.name, None, label, d.spec.sku.value, d.spec.capacity,
+                                        DeploymentView.of(current))
+            part.actions.append(Action(kind, key, Reason.WAITING_FOR_PARENT, payload, d.account, 1))
+            continue
+        payload = deployment_payload(d)
+        if d.eval_pending:
+            part.actions.append(Action(ActionKind.EVALUATE_MODEL, key, Reason.EVAL_PENDING,
+                                       eval_payload(d, desired.root), d.account))
+            part.actions.append(Action(kind, key, Reason.EVAL_PENDING, payload, d.account))
+            continue
+        if current is None:
+            reason = Reason.DRIFT if d.spec.name in known.deployments else Reason.NOT_IN_ACCOUNT
+            part.actions.append(Action(kind, key, reason, payload, d.account))
+            continue
+        if current.provisioning_state == "Deleting":  # on its way out (by someone else): recreate once gone
+            part.actions.append(Action(ActionKind.WAIT_DEPLOYMENT, key, Reason.DRIFT,
+                                       DeploymentRefPayload(d.spec.name, DeploymentView.of(current)), d.account))
+            continue
+        if _deployment_differs(current, d):
+            manifest_changed = any(current.tags.get(k) != d.tags.get(k)
+                                   for k in (markers.SPEC_HASH_TAG, markers.DELETION_POLICY_TAG))
+            reason = Reason.SPEC_CHANGED if manifest_changed else Reason.DRIFT
+            part.actions.append(Action(kind, key, reason, payload, d.account))
+        elif current.provisioning_state in PROVISIONING:
+            part.actions.append(Action(ActionKind.WAIT_DEPLOYMENT, key, Reason.PROVISIONING,
+                                       DeploymentRefPayload(d.spec.name, DeploymentView.of(current)), d.account))
+        elif current.provisioning_state == "Failed":
+            part.blocked.append(Blocked(key, Reason.DEPLOYMENT_FAILED, f"Deployment {d.spec.name} failed to provision "
+                                        "with this spec; change the manifest or delete the deployment to try again.",
+                                        d.account))
+        else:
+            part.matched += 1
+    return part
+
+
+def deployment_payload(d: DeploymentResolution) -> DeploymentPayload:
+    """The whole ARM body of a Deployment whose model is known."""
     assert d.selection is not None
-    return {"model": d.selection.model_name, "version": d.selection.model_version, "sku": d.spec.sku.value,
-            "capacity": d.spec.capacity, "checkpoint": d.selection.label, "tags": dict(sorted(d.tags.items()))}
+    request = DeploymentRequest(name=d.spec.name, model_name=d.selection.model_name,
+                                model_version=d.selection.model_version, sku=d.spec.sku, capacity=d.spec.capacity,
+                                tags=dict(sorted(d.tags.items())))
+    return DeploymentPayload(d.spec.name, request, d.selection.label, d.spec.sku.value, d.spec.capacity,
+                             DeploymentView.of(d.observed), d.eval_key if d.eval_pending else None)
+
+
+def eval_payload(d: DeploymentResolution, root: Path) -> EvalPayload:
+    """The eval gate's run: a temporary candidate deployment (tagged as ours, so a crash leftover is pruned)."""
+    assert d.selection is not None and d.eval_key is not None and d.spec.gates.eval_file is not None
+    ref = d.spec.gates.eval_file
+    name = gating.candidate_name(d.spec.name)
+    tags = markers.deployment_tags(name, spec_hash="eval", deletion_policy=d.spec.deletion_policy,
+                                   manifest=d.tags.get(markers.MANIFEST_TAG))
+    candidate = DeploymentRequest(name=name, model_name=d.selection.model_name,
+                                  model_version=d.selection.model_version, sku=d.spec.sku, capacity=1, tags=tags)
+    path = root_relative(ref.path, root) if ref.path is not None else ""
+    return EvalPayload(d.spec.name, candidate, path, ref.display or path, d.eval_key)
 
 
 def _deployment_differs(current: ObservedDeployment, d: DeploymentResolution) -> bool:
@@ -642,50 +391,50 @@ def _deployment_differs(current: ObservedDeployment, d: DeploymentResolution) ->
     return any(current.tags.get(k) != v for k, v in d.tags.items() if k != markers.MANIFEST_TAG)
 
 
-def _best_file(files: Iterable[ObservedFile], name: str) -> ObservedFile | None:
-    rank = {"processed": 0, "running": 1, "pending": 1, "uploaded": 1, "error": 2}
-    candidates = [f for f in files if f.filename == name and f.status not in GONE_FILE]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda f: (rank.get(f.status, 1), f.created_at, f.id))
+# -- prune -----------------------------------------------------------------------------------------------
+def plan_prune(res: Resolution, desired: Desired, observed: Mapping[str, Observation]) -> Part:
+    """Delete owned deployments no longer declared (deletion policy Delete, in this run's scope)."""
+    part = Part()
+    declared = {(d.account, d.spec.name) for d in res.deployments.values()}
+    # a candidate of a pending eval gate is the evaluation's own business (crash leftovers are reused)
+    declared |= {(d.account, gating.candidate_name(d.spec.name)) for d in res.deployments.values() if d.eval_pending}
+    for account in sorted(observed):
+        for dep in sorted(observed[account].deployments, key=lambda x: x.name):
+            owner = markers.owner_of(dep)
+            if owner is None or owner != dep.name or (account, owner) in declared:
+                continue
+            if dep.tags.get(markers.DELETION_POLICY_TAG, "Delete") != "Delete" or dep.provisioning_state == "Deleting":
+                continue
+            if not markers.in_scope(dep, desired.files):
+                continue
+            part.actions.append(Action(ActionKind.DELETE_DEPLOYMENT, ResourceKey("Deployment", dep.name),
+                                       Reason.NO_LONGER_DECLARED,
+                                       DeploymentRefPayload(dep.name, DeploymentView.of(dep)), account))
+    return part
 
 
-def _ids_by_name(files: Iterable[ObservedFile]) -> dict[str, frozenset[str]]:
-    out: dict[str, set[str]] = {}
-    for f in files:
-        if f.status not in GONE_FILE:
-            out.setdefault(f.filename, set()).add(f.id)
-    return {k: frozenset(v) for k, v in out.items()}
+# -- stale-plan check ------------------------------------------------------------------------------------
+def touched_state(res: Resolution, observed: Mapping[str, Observation], actions: Iterable[Action]) -> dict[str, str]:
+    """For each action's target, a short hash of the observed state the action depends on.
 
-
-def _orphan_ids(obs: Observation) -> frozenset[str]:
-    """File ids jobs refer to that the account no longer lists (deleted after training)."""
-    present = {f.id for f in obs.files if f.status not in GONE_FILE}
-    used = {j.training_file for j in obs.jobs} | {j.validation_file for j in obs.jobs if j.validation_file}
-    return frozenset(used - present)
-
-
-def _preferred(jobs: list[ObservedJob]) -> ObservedJob | None:
-    """Succeeded beats running beats failed; then the newest (for running jobs, the oldest).
-
-    ``jobs`` are in the service's listing order, newest first. ``created_at`` has whole seconds,
-    so twins of one retried create usually tie on it; their place in the listing then says
-    which is older (a random id would pick either)."""
-    if not jobs:
-        return None
-    age = {j.id: index for index, j in enumerate(jobs)}  # larger: listed later, created earlier
-
-    def rank(j: ObservedJob) -> tuple[int, int, int]:
-        state = 0 if j.status == "succeeded" else 1 if j.status not in FAILED_JOB else 2
-        # the newest finished job, but the oldest running one (it is furthest along)
-        if state == 1:
-            return (state, j.created_at, -age[j.id])
-        return (state, -j.created_at, age[j.id])
-
-    return min(jobs, key=rank)
-
-
-def job_error(job: ObservedJob) -> str:
-    if job.error_message or job.error_code:
-        return f"{job.error_code or 'error'}: {job.error_message or 'no message'}".rstrip(".") + "."
-    return "no error reported."
+    Progress (a job's status, a deployment's provisioning state) is left out: a saved plan is
+    stale when what it would change changed, not when training moved on.
+    """
+    out: dict[str, str] = {}
+    for action in actions:
+        label = f"{action.account}:{action.target}"
+        obs = observed.get(action.account)
+        if obs is None:
+            continue
+        value: object
+        if action.target.kind == "File":
+            value = sorted(f.id for f in obs.files if f.filename == action.target.name and f.status not in GONE_FILE)
+        elif action.target.kind == "FineTuneJob":
+            r = res.jobs.get(action.target.name)
+            value = [r.matched.id if r and r.matched else None, r.previous.id if r and r.previous else None]
+        else:
+            dep = next((d for d in obs.deployments if d.name == action.target.name), None)
+            value = None if dep is None else [dep.model_name, dep.model_version, dep.sku, dep.capacity,
+                                              sorted(dep.tags.items())]
+        out[label] = hashlib.sha256(orjson.dumps(value)).hexdigest()[:16]
+    return out

@@ -8,27 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from tunekeeper.reconcile.model import Action, ActionKind, Plan, Reason
+from tunekeeper.reconcile.model import SENSITIVE, Action, ActionKind, Plan, Reason, redact_url
 
-SENSITIVE = "(sensitive)"
-
-
-def redact_url(url: str) -> str:
-    """Keep scheme, host and path; a query string (SAS token) or userinfo becomes ``(sensitive)``."""
-    parts = urlsplit(url)
-    if not parts.scheme:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    if parts.username or parts.password:
-        netloc = f"{SENSITIVE}@{netloc}"
-    text = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return text + ("?" + SENSITIVE if parts.query else "")
+__all__ = ["SENSITIVE", "redact_url", "render_plan", "summary"]
 
 
 def render_plan(plan: Plan, fmt: Literal["text", "json", "markdown"] = "text") -> str:

@@ -1,7 +1,7 @@
 """The CLI's local state file: ``<root>/.tunekeeper/state.json``, a cache of what was learned.
 
 Written by ``converge`` after every loop (atomically: a temporary file renamed over the old
-one), read by ``observe`` (checkpoints and results of finished jobs never change, so they are
+one) as typed ``StateEntry`` values (never the status display), read by ``observe`` (checkpoints and results of finished jobs never change, so they are
 fetched once), ``plan`` (``Known``: the previous job of a resource, deployments that once
 existed) and ``status`` (conditions keep their lastTransitionTime). The cloud plus the
 ownership markers stay the truth: deleting this file loses nothing but history.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,37 @@ from tunekeeper.cloud.base import ObservedCheckpoint
 from tunekeeper.reconcile.conditions import Condition
 from tunekeeper.reconcile.model import Known, MetricsSummary
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1 stored the status display; its job_id, provisioned and conditions are read
 STATE_DIR = ".tunekeeper"
 STATE_NAME = "state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    """What the state file keeps about one resource: only what later runs read.
+
+    Not the status display: status is derived from the cloud on every run.
+    """
+
+    job_id: str | None = None  # FineTuneJob: the job it last used (finds the previous job after a spec change)
+    provisioned: bool = False  # Deployment: it once provisioned (a vanished one is drift, not new)
+    conditions: tuple[Condition, ...] = ()  # kept so lastTransitionTime moves only when a status flips
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"conditions": [c.to_dict() for c in self.conditions]}
+        if self.job_id:
+            out["job_id"] = self.job_id
+        if self.provisioned:
+            out["provisioned"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StateEntry:
+        conditions = tuple(Condition.from_dict(c) for c in data.get("conditions") or () if isinstance(c, dict))
+        job_id = data.get("job_id")
+        return cls(job_id=str(job_id) if job_id else None, provisioned=bool(data.get("provisioned")),
+                   conditions=conditions)
 
 
 class StateFile:
@@ -39,8 +68,10 @@ class StateFile:
             loaded = orjson.loads(path.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return
-        if isinstance(loaded, dict) and loaded.get("format") == STATE_FORMAT:
-            self._data["resources"] = dict(loaded.get("resources") or {})
+        if isinstance(loaded, dict) and loaded.get("format") in READABLE_FORMATS:
+            resources = loaded.get("resources") or {}
+            self._data["resources"] = {str(k): StateEntry.from_dict(v) for k, v in dict(resources).items()
+                                       if isinstance(v, dict)}
             self._data["jobs"] = dict(loaded.get("jobs") or {})
             self._data["evals"] = dict(loaded.get("evals") or {})
 
@@ -52,25 +83,29 @@ class StateFile:
     def known(self) -> Known:
         jobs: dict[str, str] = {}
         deployments: set[str] = set()
-        for key, entry in self._data["resources"].items():
+        for key, entry in self._resources.items():
             kind, _, name = key.partition("/")
-            if kind == "FineTuneJob" and entry.get("job_id"):
-                jobs[name] = str(entry["job_id"])
-            elif kind == "Deployment" and entry.get("provisioned"):
+            if kind == "FineTuneJob" and entry.job_id:
+                jobs[name] = entry.job_id
+            elif kind == "Deployment" and entry.provisioned:
                 deployments.add(name)
         evals = {str(k): bool(v) for k, v in (self._data.get("evals") or {}).items()}
         return Known(jobs=jobs, deployments=frozenset(deployments), evals=evals)
 
-    def resource(self, key: str) -> Mapping[str, Any]:
-        """The recorded entry of ``Kind/name`` (empty when never seen)."""
-        entry = self._data["resources"].get(key)
-        return entry if isinstance(entry, dict) else {}
+    @property
+    def _resources(self) -> dict[str, StateEntry]:
+        resources: dict[str, StateEntry] = self._data["resources"]
+        return resources
 
-    def resources(self) -> Mapping[str, Mapping[str, Any]]:
-        return dict(self._data["resources"])
+    def resource(self, key: str) -> StateEntry:
+        """The recorded entry of ``Kind/name`` (empty when never seen)."""
+        return self._resources.get(key) or StateEntry()
+
+    def resources(self) -> Mapping[str, StateEntry]:
+        return dict(self._resources)
 
     def conditions(self, key: str) -> tuple[Condition, ...]:
-        return tuple(Condition.from_dict(c) for c in self.resource(key).get("conditions", ()) if isinstance(c, dict))
+        return self.resource(key).conditions
 
     # -- job details cache (finished jobs only) -----------------------------------------------
     def job_details(self, job_id: str) -> tuple[tuple[ObservedCheckpoint, ...], MetricsSummary | None] | None:
@@ -99,29 +134,29 @@ class StateFile:
         }
 
     # -- resources ------------------------------------------------------------------------------
-    def record(self, key: str, entry: Mapping[str, Any]) -> None:
-        """Replace the entry of ``Kind/name``; keeps ``provisioned`` once set (drift detection)."""
+    def record(self, key: str, entry: StateEntry) -> None:
+        """Replace the entry of ``Kind/name``; keeps ``provisioned`` once set (drift detection) and the
+        last job id when the new entry has none (the previous job of a changed spec stays known)."""
         old = self.resource(key)
-        new = dict(entry)
-        if old.get("provisioned") and "provisioned" not in new:
-            new["provisioned"] = True
-        if old.get("job_id") and not new.get("job_id"):
-            new["job_id"] = old["job_id"]  # the previous job of a changed spec stays known
-        self._data["resources"][key] = new
+        self._resources[key] = replace(entry, provisioned=entry.provisioned or old.provisioned,
+                                       job_id=entry.job_id or old.job_id)
+
+    def remember_job(self, name: str, job_id: str) -> None:
+        """A job just created for FineTuneJob ``name``: known before the next observe adopts it."""
+        key = f"FineTuneJob/{name}"
+        self._resources[key] = replace(self.resource(key), job_id=job_id)
 
     def record_eval(self, key: str, passed: bool) -> None:
         """The eval gate's verdict on one model (see ``gates.eval_key``): judged once, remembered."""
         self._data.setdefault("evals", {})[key] = passed
-
-    def forget(self, key: str) -> None:
-        self._data["resources"].pop(key, None)
 
     def save(self) -> None:
         """Write atomically: a crash leaves the old file or the new one, never half of one."""
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = orjson.dumps(self._data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        data = {**self._data, "resources": {k: v.to_dict() for k, v in self._resources.items()}}
+        body = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -19,7 +19,7 @@ from tunekeeper.reconcile import markers, planning
 from tunekeeper.reconcile.conditions import Condition, ConditionStatus, set_condition
 from tunekeeper.reconcile.model import MetricsSummary, Observation, Reason
 from tunekeeper.reconcile.observe import compute_digests
-from tunekeeper.reconcile.state import StateFile
+from tunekeeper.reconcile.state import StateEntry, StateFile
 from tunekeeper.resources.specs import Desired
 
 
@@ -99,13 +99,15 @@ class ResourceStatus:
 def status(
     desired: Desired, observations: Mapping[str, Observation], state: StateFile | None, *,
     digests: Mapping[Path, str] | None = None, now: datetime | None = None,
-    errors: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None, resolution: planning.Resolution | None = None,
 ) -> list[ResourceStatus]:
-    """One ResourceStatus per declared resource, jobs first, by name."""
+    """One ResourceStatus per declared resource, jobs first, by name (``resolution``: converge's, if given)."""
     now = now or datetime.now(UTC)
-    digests = digests if digests is not None else compute_digests(desired)
     errors = errors or {}
-    res = planning.resolve(desired, observations, digests=digests, known=state.known() if state else None)
+    res = resolution
+    if res is None:
+        digests = digests if digests is not None else compute_digests(desired)
+        res = planning.resolve(desired, observations, digests=digests, known=state.known() if state else None)
     rows: list[ResourceStatus] = []
     for name in sorted(res.jobs):
         r = res.jobs[name]
@@ -118,12 +120,13 @@ def status(
 
 
 def record_status(state: StateFile, rows: Sequence[ResourceStatus]) -> None:
-    """Write the rows into the state file (not saved: the caller saves)."""
+    """Write what the rows teach into the state file (not saved: the caller saves)."""
     for row in rows:
-        entry = row.to_dict()
-        if row.kind == "Deployment" and row.deployment is not None and row.deployment.provisioning_state == "Succeeded":
-            entry["provisioned"] = True
-        state.record(f"{row.kind}/{row.name}", entry)
+        provisioned = (row.kind == "Deployment" and row.deployment is not None
+                       and row.deployment.provisioning_state == "Succeeded")
+        job_id = row.job_id if row.kind == "FineTuneJob" else None
+        state.record(f"{row.kind}/{row.name}", StateEntry(job_id=job_id, provisioned=provisioned,
+                                                         conditions=row.conditions))
 
 
 def _conds(state: StateFile | None, key: str, now: datetime,
