@@ -29,6 +29,7 @@ from tunekeeper.diagnostics import Diagnostic, count
 if TYPE_CHECKING:
     from tunekeeper.datasets import DatasetReport
     from tunekeeper.datasets._eval import EvalReport
+    from tunekeeper.reconcile.costs import PriceTable
     from tunekeeper.resources import Desired, FineTuneJobSpec
 
 DATASET_SUFFIXES = (".jsonl",)
@@ -45,6 +46,7 @@ class _DatasetCheck:
     epochs: int | None
     used_by: tuple[str, ...] = ()  # "FineTuneJob/name trainingFile"
     training: bool = True  # billed (a training file, or a file named directly)
+    training_type: str | None = None  # the job's trainingType, for the cost estimate
 
 
 @dataclass(slots=True)
@@ -199,7 +201,7 @@ def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
                 training = role == "trainingFile"
                 checks.append(_DatasetCheck(ref.path, display_path(ref.path), job.method.value, model,
                                             job.hyperparameters.n_epochs if training else None, (used_by,),
-                                            training))
+                                            training, job.training_type.value if job.training_type else None))
     return checks
 
 
@@ -211,9 +213,9 @@ def _readable_inside(path: Path, root: Path) -> bool:
 
 def _merge(checks: Sequence[_DatasetCheck]) -> list[_DatasetCheck]:
     """One check per (file, method, model, epochs); the reasons are joined."""
-    merged: dict[tuple[Path, str, str | None, int | None, bool], _DatasetCheck] = {}
+    merged: dict[tuple[Path, str, str | None, int | None, bool, str | None], _DatasetCheck] = {}
     for c in checks:
-        key = (c.path, c.method, c.model, c.epochs, c.training)
+        key = (c.path, c.method, c.model, c.epochs, c.training, c.training_type)
         if key in merged:
             merged[key] = dataclasses.replace(merged[key], used_by=merged[key].used_by + c.used_by)
         else:
@@ -242,9 +244,10 @@ def _print_text(result: _Result) -> None:
         table = Table(title="Datasets", title_justify="left")
         table.add_column("file", no_wrap=True)
         table.add_column("method")
-        for column in ("examples", "assistant turns", "tokens", "epochs", "est. billed tokens"):
+        for column in ("examples", "assistant turns", "tokens", "epochs", "est. billed tokens", "est. cost"):
             table.add_column(column, justify="right")
         table.add_column("result")
+        prices = _prices(result)
         for check, report in result.datasets:
             stats = report.stats
             errors, warnings = count(report.diagnostics)
@@ -259,8 +262,10 @@ def _print_text(result: _Result) -> None:
             else:
                 epochs = f"auto ({stats.epochs})" if stats.epochs else "auto"
             table.add_row(escape(check.display), check.method, f"{stats.examples:,}", f"{stats.assistant_turns:,}",
-                          f"{approx}{stats.tokens:,}", epochs, billed, verdict)
+                          f"{approx}{stats.tokens:,}", epochs, billed, _cost(prices, check, report), verdict)
         out.print(table)
+        if prices is not None and any(c.training and c.model for c, _ in result.datasets):
+            err.print(escape(f"note: estimated costs use {prices.citation}"), style="dim")
     if result.evals:
         table = Table(title="Eval files", title_justify="left")
         table.add_column("file", no_wrap=True)
@@ -287,6 +292,26 @@ def _print_text(result: _Result) -> None:
         err.print(f"Invalid: {errors} error(s), {warnings} warning(s) ({what}).", style="bold red")
     else:
         err.print(f"Valid: {what}" + (f", {warnings} warning(s)." if warnings else "."), style="bold green")
+
+
+def _prices(result: _Result) -> PriceTable | None:
+    """The price table for cost estimates; a bad override file is reported, not fatal to validation."""
+    from tunekeeper.errors import TunekeeperError
+    from tunekeeper.reconcile.prices import load_prices
+
+    try:
+        return load_prices(result.desired.root if result.desired else None)
+    except TunekeeperError as exc:
+        result.diagnostics.append(Diagnostic("<prices>", 0, 0, "warning", exc.message, hint=exc.hint, code="TK-V010"))
+        return None
+
+
+def _cost(prices: PriceTable | None, check: _DatasetCheck, report: DatasetReport) -> str:
+    from tunekeeper.reconcile.costs import training_cost
+
+    if prices is None or not check.training or report.stats.billed_tokens is None or check.model is None:
+        return "-"
+    return training_cost(prices, check.model, check.training_type, report.stats.billed_tokens).text()
 
 
 def _resource_count(desired: Desired | None) -> int:
@@ -317,6 +342,17 @@ def _print_json(result: _Result) -> None:
             for spec in specs:
                 resources.append({"kind": kind, "name": spec.name, "source": str(spec.source),
                                   "spec": _jsonable(spec)})
+    from tunekeeper.reconcile.costs import training_cost
+
+    prices = _prices(result)
+
+    def cost(check: _DatasetCheck, report: DatasetReport) -> dict[str, object] | None:
+        if prices is None or not check.training or check.model is None:
+            return None
+        estimate = training_cost(prices, check.model, check.training_type, report.stats.billed_tokens)
+        return {"amount": None if estimate.amount is None else str(estimate.amount), "currency": estimate.currency,
+                "basis": estimate.basis, "prices": prices.citation}
+
     errors, warnings = count(result.diagnostics)
     document = {
         "ok": errors == 0,
@@ -328,6 +364,7 @@ def _print_json(result: _Result) -> None:
             {"path": check.display, "method": check.method, "model": check.model, "used_by": list(check.used_by),
              "role": "training" if check.training else "validation",
              "ok": report.ok, "stats": report.stats.to_dict(), "has_bom": report.has_bom,
+             "estimated_cost": cost(check, report),
              "diagnostics": [d.to_dict() for d in report.diagnostics]}
             for check, report in result.datasets
         ],
