@@ -183,6 +183,8 @@ def test_a_failing_gate_blocks_the_deployment_and_apply_says_so(tmp_path: Path,
     gates = {c["type"]: c for c in rows[("Deployment", "support-bot")]["conditions"]}["GatesPassed"]
     assert gates["status"] == "False" and "train_loss" in gates["message"]
     assert rows[("FineTuneJob", "support-bot")]["fine_tuned_model"]
+    assert run("plan", folder).exit_code == 0
+    assert run("plan", folder, "--detailed-exitcode").exit_code == 4  # blocked: a drift check must not pass
 
 
 def test_results_before_training_says_what_to_do(project: Path) -> None:

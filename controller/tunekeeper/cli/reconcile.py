@@ -66,6 +66,9 @@ R = TypeVar("R")
 
 EXIT_FAILURE = 1
 EXIT_CHANGES = 3
+# plan --detailed-exitcode: a resource is blocked or failed (failed job or file, failed gate, ...):
+# a scheduled drift check must not report "changes pending" or, worse, success for that.
+EXIT_BLOCKED = 4
 DEBUG_ENV = "TUNEKEEPER_DEBUG"
 # How often `apply --wait` looks again: an emulator answers in milliseconds; on Azure jobs take
 # hours and every look costs list calls, so every 15 seconds is plenty.
@@ -204,7 +207,8 @@ def _echo(text: str) -> None:
 @click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
               help="How to print the plan.")
 @click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 when there is nothing to change, 3 when changes are pending, 1 on error.")
+              help="Exit 0 when there is nothing to change, 3 when changes are pending, 4 when a resource is "
+                   "blocked or failed (wins over 3), 1 on error.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help='Also save the plan to FILE; "tunekeeper apply FILE" then executes exactly it.')
 @reports_errors
@@ -219,6 +223,8 @@ def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: 
         given = [str(p) for p in paths] or ["."]
         out.write_bytes(dump_plan(SavedPlan(result, plan_inputs(desired, digests, given))))
         stderr_console().print(f'Saved the plan to {display_path(out)}; apply it with "tunekeeper apply {out}".')
+    if detailed_exitcode and result.blocked:
+        raise click.exceptions.Exit(EXIT_BLOCKED)
     if detailed_exitcode and result.has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
 
