@@ -23,15 +23,21 @@ demo: setup
 	$(TK) status manifests/examples/clippy
 	$(TK) chat clippy "What is the capital of France?" manifests/examples/clippy
 
+# Tests run in parallel (pytest-xdist): each worker process has its own emulator, temp dirs and
+# state. TEST_WORKERS=1 runs them in one process; PYTEST_ARGS adds options (e.g. -m "not slow").
+TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/run.py
 
+# The code's own contracts: ruff (line length 110 included), the layer rules (import-linter,
+# configured in pyproject.toml) and strict typing of the package (mypy --strict).
 lint: setup
 	$(VENV)/bin/ruff check controller tests bench
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy controller
 
 clean:
 	rm -rf $(VENV) .tunekeeper
