@@ -110,6 +110,19 @@ def test_upload_reads_pending_then_processed_with_location(emulator: Any, client
     assert client.files.content(created.id).content == chat_data(12)
 
 
+def test_an_upload_with_one_huge_example_is_checked_in_bounded_time(emulator: Any, client: openai.AzureOpenAI) -> None:
+    """12 MB of text in one example is over every context by its length alone: the upload check
+    reports it without tokenizing it (before, such a line took the check minutes and gigabytes)."""
+    huge = b'{"messages": [{"role": "user", "content": "' + b"hello " * 2_000_000 + \
+        b'"}, {"role": "assistant", "content": "ok"}]}\n'
+    created = upload(client, chat_data(12) + huge, "huge.jsonl")
+    emulator.clock.advance(600)
+
+    got = client.files.retrieve(created.id)
+    assert got.status == "error"
+    assert got.status_details and "huge.jsonl:13" in got.status_details and "at least" in got.status_details
+
+
 def test_invalid_training_file_ends_in_error_with_details(emulator: Any, client: openai.AzureOpenAI) -> None:
     bad = chat_data(11) + b'{"messages": [{"role": "user", "content": "no answer"}]}\nnot json\n'
     created = upload(client, bad, "broken.jsonl")

@@ -16,7 +16,7 @@ import pytest
 from tunekeeper.datasets import validate_bytes
 from tunekeeper.datasets._examples import IMAGE_TOKENS, IMAGE_TOKENS_LOW, check_example
 from tunekeeper.datasets._models import context_limit
-from tunekeeper.datasets._tokens import O200K_SHA256, TokenCounter, o200k_base
+from tunekeeper.datasets._tokens import MAX_TOKEN_BYTES, O200K_SHA256, TokenCounter, o200k_base
 
 BOM = b"\xef\xbb\xbf"
 
@@ -155,3 +155,90 @@ def test_dpo_context_holds_the_input_and_the_longer_output() -> None:
     good = counter.messages(example["preferred_output"]) - 3
     bad = counter.messages(example["non_preferred_output"]) - 3
     assert (counted, needed) == (prompt + good + bad, prompt + good)
+
+
+# -- one huge line: bounded time and memory ---------------------------------------------------
+def test_longest_o200k_token_is_the_bound_the_floor_assumes() -> None:
+    encoding = o200k_base()
+    longest = max(len(encoding.decode_single_token_bytes(rank)) for rank in range(199998))
+    assert longest == MAX_TOKEN_BYTES
+
+
+def huge_example(chars: int) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": "hello " * (chars // 6)}, {"role": "assistant", "content": "ok"}]}
+
+
+def test_floor_proves_a_huge_example_over_the_context_without_the_tokenizer() -> None:
+    """12 MB of text is at least 98,000 tokens whatever it says: over a 65,536-token context. The
+    tokenizer is never loaded (a separate interpreter shows it), and the error says 'at least'."""
+    script = textwrap.dedent("""
+        import sys
+        import orjson
+        from tunekeeper.datasets import validate_bytes
+        rows = [orjson.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                           {"role": "assistant", "content": "a"}]}) for i in range(20)]
+        rows[3] = orjson.dumps({"messages": [{"role": "user", "content": "hello " * 2_000_000},
+                                             {"role": "assistant", "content": "ok"}]})
+        report = validate_bytes(b"\\n".join(rows) + b"\\n", filename="t.jsonl", model="gpt-4.1-2025-04-14")
+        print([(d.code, d.line, d.message) for d in report.errors])
+        print("tiktoken" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    errors, tokenizer_loaded = done.stdout.strip().splitlines()
+    assert tokenizer_loaded == "False"
+    assert "'TK-D016', 4" in errors and "at least 93762 tokens" in errors, errors
+
+
+def test_counting_stops_once_the_context_is_exceeded() -> None:
+    """3 MB of words is not provably over the context by its size, so it is counted, but only
+    until the count passes four contexts: the reported figure is a lower bound, below the exact one."""
+    example = huge_example(3_000_000)
+    exact = TokenCounter().example("supervised", example)[1]
+    (error,) = validate_bytes(dataset_with(example), filename="t.jsonl", model="gpt-4.1-2025-04-14").errors
+    assert (error.code, error.line) == ("TK-D016", 8)
+    reported = int(error.message.split("at least ")[1].split(" ")[0])
+    assert 4 * 65_536 < reported < exact
+
+
+def test_budgeted_count_is_exact_when_the_example_fits() -> None:
+    """Long texts are counted in pieces cut at word boundaries, which changes no count."""
+    rng = random.Random(5)
+    words = ["naïve", "日本語", "hello", "world's", "x" * 40, "123456", "def f(x):\n    return x", "¿qué?", "🙂"]
+    counter = TokenCounter()
+    for _ in range(5):
+        text = " ".join(rng.choice(words) for _ in range(60_000))
+        example = {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]}
+        whole = counter.messages(example["messages"])
+        assert counter.example("supervised", example, ceiling=10**9) == (whole, whole)
+
+
+def test_a_line_longer_than_the_scanner_holds_is_reported_not_read(tmp_path: Path) -> None:
+    """A 100 MB line costs no 100 MB: it is skipped in blocks and reported; the lines after it are
+    still checked (a separate interpreter measures the peak memory)."""
+    from tunekeeper.datasets._scan import MAX_LINE_BYTES
+
+    path = tmp_path / "huge.jsonl"
+    good = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    with open(path, "wb") as out:
+        out.write(BOM + good * 3 + b'{"messages": [{"role": "user", "content": "')
+        block = b"hello " * (1 << 16)
+        for _ in range(MAX_LINE_BYTES // len(block) + 10):
+            out.write(block)
+        out.write(b'"}, {"role": "assistant", "content": "ok"}]}\n' + b"{oops\n" + good * 12)
+    script = textwrap.dedent(f"""
+        import re
+        from pathlib import Path
+        from tunekeeper.datasets import validate_dataset
+        report = validate_dataset(Path({str(path)!r}))
+        print([(d.code, d.line) for d in report.errors])
+        # VmHWM, not ru_maxrss: that one keeps the forking test process's peak across exec
+        peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1])
+        print(report.stats.lines, peak_kb // 1024)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    errors, figures = done.stdout.strip().splitlines()
+    assert errors == "[('TK-D017', 4), ('TK-D011', 5)]"
+    lines, peak_mb = map(int, figures.split())
+    assert lines == 17
+    assert peak_mb < 100, f"peak RSS {peak_mb} MB"
+

@@ -82,7 +82,7 @@ _NOT_PLAIN = (msgspec.MsgspecError, ValueError)
 _UNSET = msgspec.UNSET
 
 
-def plain_chat(line: bytes) -> tuple[int, int, int] | None:
+def plain_chat(line: bytes | bytearray) -> tuple[int, int, int] | None:
     """(turns, estimate, bound) of a plainly valid supervised example, or None to run the full check.
 
     Plainly valid: the line is only "messages"; each message exactly a system, user or assistant

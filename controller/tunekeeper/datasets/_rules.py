@@ -58,6 +58,12 @@ RULES: dict[str, Rule] = {
               "remove duplicates: they over-weight one example in training"),
         _rule("TK-D015", "error", "example has {tokens} tokens, more than the {limit}-token context of {model}",
               "shorten or split the example; tokens beyond the context are not trained on"),
+        _rule("TK-D016", "error", "example has at least {tokens} tokens (counting stopped there), more than "
+              "the {limit}-token context of {model}",
+              "shorten or split the example; tokens beyond the context are not trained on"),
+        _rule("TK-D017", "error", "line is {size} bytes, longer than the {limit} bytes one example may take "
+              "here; it was not read",
+              "split the example; put images at a URL rather than inline as base64 data"),
         # --- chat messages (supervised, DPO input and outputs, reinforcement) ---------------
         _rule("TK-D020", "error", "{field} is missing",
               "supervised and reinforcement examples look like {example}"),

@@ -19,6 +19,12 @@ Decisions where the service's documentation is silent:
 - ``examples`` counts every non-blank line, valid or not; the minimum and recommended counts
   (10 and 50) compare against it, and the errors of bad lines are reported on their own.
 - A file of 512 MB or more is reported and not scanned further.
+- A line of more than ``MAX_LINE_BYTES`` (32 MiB) is reported (TK-D017) and skipped without
+  being held in memory, so memory stays bounded whatever one line holds. A 32 MiB example is
+  far over every model's context unless it is almost all inline images; those belong at a URL.
+- An example whose count passes the context is reported with a lower bound ("at least N
+  tokens", TK-D016), never counted in full: its text lengths may prove it over the context
+  without the tokenizer, and counting otherwise stops at the context (see ``_tokens``).
 - Duplicates compare the raw bytes of lines (by their hashes); the later line names the first.
 
 This module must not print, and never raises for bad data: everything is a Diagnostic.
@@ -45,6 +51,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
 CHUNK = 1 << 20
+COUNT_UP_TO = 4  # an example's tokens are counted up to this many times the context, then a lower bound
+MAX_LINE_BYTES = 32 << 20  # longer lines are reported and skipped in blocks, never held (see below)
 NUMPY_ABOVE = 200_000  # lines; see repeated_hashes
 BOM = b"\xef\xbb\xbf"
 
@@ -101,9 +109,20 @@ class _Range:
         source.seek(start)
         remaining = end - start
         line_no = examples = turns = tokens = 0
-        line = b""
-        for line in source:
+        line: bytes | bytearray = b""
+        readline = source.readline
+        while remaining > 0:
+            line = readline(CHUNK)
+            if not line:
+                break
             line_no += 1
+            if len(line) == CHUNK and line[-1] != 10:  # a line over 1 MiB: gather it, or skip it
+                gathered = self.long_line(source, line, line_no)
+                if isinstance(gathered, int):
+                    remaining -= gathered
+                    remember(0)
+                    continue
+                line = gathered
             figures = plain(line)
             if figures is not None:
                 examples += 1
@@ -121,8 +140,6 @@ class _Range:
                     turns += checked[1]
                     tokens += checked[2]
             remaining -= len(line)
-            if remaining <= 0:
-                break
         if line and not line.endswith(b"\n") and part.hashes and part.hashes[-1]:
             part.hashes[-1] = digest(line + b"\n") >> 4  # the last line, so it matches its twin elsewhere
         part.lines = line_no
@@ -131,7 +148,28 @@ class _Range:
         part.tokens = tokens
         return part
 
-    def full(self, line: bytes, line_no: int) -> tuple[bool, int, int] | None:
+    def long_line(self, source: BinaryIO, start: bytes, line_no: int) -> bytearray | int:
+        """The rest of a line longer than ``CHUNK``, gathered in place (no copy: the parsers read a
+        bytearray as they read bytes); or, past ``MAX_LINE_BYTES``, its length in bytes: the line is
+        then reported and skipped in blocks, keeping none of it."""
+        line = bytearray(start)
+        while len(line) <= MAX_LINE_BYTES:
+            block = source.readline(CHUNK)
+            line += block
+            if not block or block.endswith(b"\n"):
+                return line
+        size = len(line)
+        del line
+        while True:
+            block = source.readline(CHUNK)
+            size += len(block)
+            if not block or block.endswith(b"\n"):
+                break
+        self.part.diagnostics.append(diagnose("TK-D017", self.settings.label, line_no, size=size,
+                                              limit=MAX_LINE_BYTES))
+        return size
+
+    def full(self, line: bytes | bytearray, line_no: int) -> tuple[bool, int, int] | None:
         """Check a line that is not plainly valid: (is an object, turns, tokens), or None if blank."""
         settings = self.settings
         out = self.part.diagnostics
@@ -158,20 +196,33 @@ class _Range:
         return True, turns, estimate
 
     def count(self, obj: dict[str, Any], line_no: int) -> int:
-        """Exact tokens of one example; reports it when it does not fit the context."""
+        """Tokens of one example, exact unless it is over the context; reports it when it is.
+
+        An example whose text lengths alone prove it over the context is not tokenized at all, and
+        counting any other stops once the count passes ``COUNT_UP_TO`` times the context (see
+        ``_tokens``): one huge line costs bounded time. Such an example's figure is a lower bound;
+        one a little over the context gets its exact count, which says how much to cut.
+        """
         if self.counter is None:
             from tunekeeper.datasets._tokens import TokenCounter
 
             self.counter = TokenCounter()
         settings = self.settings
-        counted, needed = self.counter.example(settings.method, obj)
+        floor = self.counter.floor(settings.method, obj)
+        if floor > settings.limit:
+            counted = needed = floor
+            exact = False
+        else:
+            ceiling = COUNT_UP_TO * settings.limit
+            counted, needed = self.counter.example(settings.method, obj, ceiling=ceiling)
+            exact = not self.counter.stopped
         if needed > settings.limit:
-            self.part.diagnostics.append(diagnose("TK-D015", settings.label, line_no, tokens=needed,
-                                                  limit=settings.limit, model=settings.model))
+            self.part.diagnostics.append(diagnose("TK-D015" if exact else "TK-D016", settings.label, line_no,
+                                                  tokens=needed, limit=settings.limit, model=settings.model))
         return int(counted)
 
 
-def _not_plain(line: bytes) -> None:
+def _not_plain(line: bytes | bytearray) -> None:
     """The fast path of methods that have none: every line gets the full check."""
     return
 
@@ -181,7 +232,7 @@ def scan_range(source: BinaryIO, start: int, end: int, settings: Settings) -> Pa
     return _Range(settings).run(source, start, end)
 
 
-def _parse_problem(line: bytes, label: str, line_no: int) -> Diagnostic:
+def _parse_problem(line: bytes | bytearray, label: str, line_no: int) -> Diagnostic:
     line = line.rstrip(b"\r\n")  # so the column orjson reports is on this line
     reason, column = "line break inside the JSON value", 0  # parses once the line ending is gone
     try:

@@ -15,16 +15,29 @@ per process; parallel scans load it before forking, so their workers share it. C
 message, the tokens of its role, content and name (+1 for a name), 3 to prime the reply; images
 count a fixed allowance (``_examples.IMAGE_TOKENS``), tool calls the tokens of their name and
 arguments, tool definitions the tokens of their compact JSON.
+
+One huge example must cost bounded time and memory. ``TokenCounter.floor`` proves an example
+over the context from the lengths of its texts alone (no o200k token is longer than
+``MAX_TOKEN_BYTES`` bytes, and a character is at least one byte), so such an example is never
+tokenized. Otherwise ``example(..., ceiling=)`` counts until the total passes the ceiling and
+stops there; long texts are encoded in pieces of about ``PIECE_CHARS`` characters cut where
+o200k's pre-tokenizer cuts anyway (between a letter and a space or newline followed by a
+letter), so a count that stays under the ceiling is exact. A text with no such cut in a long
+stretch (a run of one letter, unspaced script) is cut anyway at the stretch's end; there the
+count may differ by a few tokens per cut, which only matters for texts of hundreds of thousands
+of characters.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import importlib.util
 import os
 import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +50,9 @@ O200K_NAME = "o200k_base"
 O200K_FILE = "o200k_base.tiktoken"
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 O200K_SPECIAL_TOKENS = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
+MAX_TOKEN_BYTES = 128  # the longest o200k_base token; a test checks it against the vocabulary
+PIECE_CHARS = 1 << 16  # long texts are encoded in pieces of about this many characters
+_CUT_SEARCH = 1 << 12  # how far back from a piece's end to look for a word boundary
 # The pre-tokenization pattern of o200k_base, as tiktoken defines the encoding.
 O200K_PATTERN = (
     r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"""
@@ -145,14 +161,57 @@ def o200k_base() -> tiktoken.Encoding:
         return _encoding
 
 
+class _OverCeiling(Exception):
+    """Raised inside a budgeted count once the texts counted so far pass the ceiling."""
+
+    def __init__(self, tokens: int) -> None:
+        super().__init__(tokens)
+        self.tokens = tokens
+
+
+def _cut(text: str, end: int) -> int:
+    """A cut point at or before ``end`` where o200k's pre-tokenizer cuts anyway, else ``end``.
+
+    Before a space or newline that follows a letter and precedes a letter: the piece holding
+    the letter ends there (only the letter patterns match letters, and none of them spans a
+    space or a line break), and the next piece starts there whatever came before.
+    """
+    for index in range(min(end, len(text) - 2), max(0, end - _CUT_SEARCH), -1):
+        if text[index] in " \n" and text[index - 1].isalpha() and text[index + 1].isalpha():
+            return index
+    return end
+
+
 class TokenCounter:
     """Exact token counts of examples with o200k_base, following the cookbook's convention."""
 
     def __init__(self) -> None:
-        self._encode = o200k_base().encode_ordinary
+        self._encoder: Any = None  # o200k_base's encode_ordinary, loaded by the first text counted
+        self._ceiling: int | None = None  # while a budgeted count runs: tokens it may reach
+        self._spent = 0  # text tokens counted so far in the budgeted count
+        self.stopped = False  # the last example() passed its ceiling: its figures are lower bounds
+
+    def _encode(self, text: str) -> list[int]:
+        if self._encoder is None:
+            self._encoder = o200k_base().encode_ordinary
+        encoded: list[int] = self._encoder(text)
+        return encoded
 
     def text(self, text: object) -> int:
-        return len(self._encode(text)) if isinstance(text, str) and text else 0
+        if not isinstance(text, str) or not text:
+            return 0
+        if self._ceiling is None and len(text) <= PIECE_CHARS:
+            return len(self._encode(text))
+        tokens = 0
+        start = 0
+        while start < len(text):
+            end = len(text) if len(text) - start <= PIECE_CHARS else _cut(text, start + PIECE_CHARS)
+            tokens += len(self._encode(text[start:end]))
+            start = end
+            if self._ceiling is not None and self._spent + tokens > self._ceiling:
+                raise _OverCeiling(self._spent + tokens)
+        self._spent += tokens
+        return tokens
 
     def messages(self, messages: object) -> int:
         if not isinstance(messages, list):
@@ -205,20 +264,64 @@ class TokenCounter:
                     tokens += self.text(repr(holder[key]))
         return tokens
 
-    def example(self, method: str, obj: dict[str, Any]) -> tuple[int, int]:
+    def example(self, method: str, obj: dict[str, Any], *, ceiling: int | None = None) -> tuple[int, int]:
         """(tokens for the statistics, tokens that must fit the context) of one example.
 
         For DPO the statistics count the input and both outputs; the context must hold the input
-        and the longer output, which is what one training sequence is.
+        and the longer output, which is what one training sequence is. With a ``ceiling``,
+        counting stops once the tokens that must fit are proven above it: both figures are then
+        lower bounds (above the ceiling), not exact counts, and ``stopped`` is set.
         """
+        self.stopped = False
         if method != "dpo":
-            tokens = self.messages(obj.get("messages")) + self.definitions(obj)
+            try:
+                with self._budget(ceiling):
+                    tokens = self.messages(obj.get("messages")) + self.definitions(obj)
+            except _OverCeiling as over:
+                return over.tokens, over.tokens
             return tokens, tokens
         inputs = obj.get("input")
-        prompt = self.definitions(inputs)
-        if isinstance(inputs, dict):
-            prompt += self.messages(inputs.get("messages"))
-        outputs = [self.messages(obj.get(name)) - REPLY_TOKENS
-                   for name in ("preferred_output", "non_preferred_output")]
-        outputs = [max(0, tokens) for tokens in outputs]
+        try:
+            with self._budget(ceiling):
+                prompt = self.definitions(inputs)
+                if isinstance(inputs, dict):
+                    prompt += self.messages(inputs.get("messages"))
+        except _OverCeiling as over:
+            return over.tokens, over.tokens
+        outputs = []
+        for name in ("preferred_output", "non_preferred_output"):
+            try:
+                with self._budget(None if ceiling is None else ceiling - prompt):
+                    outputs.append(max(0, self.messages(obj.get(name)) - REPLY_TOKENS))
+            except _OverCeiling as over:
+                return prompt + over.tokens, prompt + over.tokens
         return prompt + sum(outputs), prompt + max(outputs)
+
+    def floor(self, method: str, obj: dict[str, Any]) -> int:
+        """A lower bound of the tokens that must fit the context, from text lengths alone (no
+        tokenizer): each text has at least ceil(characters / MAX_TOKEN_BYTES) tokens."""
+        return _Floor().example(method, obj)[1]
+
+    @contextlib.contextmanager
+    def _budget(self, ceiling: int | None) -> Iterator[None]:
+        self._ceiling, self._spent = ceiling, 0
+        try:
+            yield
+        except _OverCeiling:
+            self.stopped = True
+            raise
+        finally:
+            self._ceiling, self._spent = None, 0
+
+
+class _Floor(TokenCounter):
+    """The cookbook's walk with each text's tokens replaced by their lower bound."""
+
+    def __init__(self) -> None:  # no encoding: nothing is tokenized
+        self._encoder = None
+        self._ceiling = None
+        self._spent = 0
+        self.stopped = False
+
+    def text(self, text: object) -> int:
+        return -(-len(text) // MAX_TOKEN_BYTES) if isinstance(text, str) else 0
