@@ -24,8 +24,10 @@ demo: setup
 	$(TK) chat clippy "What is the capital of France?" manifests/examples/clippy
 
 # Tests run in parallel (pytest-xdist): each worker process has its own emulator, temp dirs and
-# state. TEST_WORKERS=1 runs them in one process; PYTEST_ARGS adds options (e.g. -m "not slow").
-TEST_WORKERS ?= auto
+# state. Four workers on two cores, because most tests wait on the emulator or a subprocess rather
+# than compute. TEST_WORKERS=1 runs them in one process; PYTEST_ARGS adds options, e.g.
+# PYTEST_ARGS='-m "not slow"' leaves out the few long scenarios (CI runs everything).
+TEST_WORKERS ?= 4
 test: setup
 	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

@@ -7,13 +7,16 @@ loopback only). Time is moved with ``emulator.clock.advance``, never with ``slee
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "azure"
+# Microsoft's published API documents: next to the repository, or where TUNEKEEPER_AZURE_REFERENCE says.
+SHARED_REFERENCE = Path(os.environ.get("TUNEKEEPER_AZURE_REFERENCE") or REPO_ROOT.parent / "shared" / "reference"
+                        / "azure")
 EXAMPLES = REPO_ROOT / "manifests" / "examples"
 
 DATAPLANE_API_VERSION = "2025-04-01-preview"

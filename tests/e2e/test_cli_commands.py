@@ -23,6 +23,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_lifecycle_through_the_console_script(project: Path) -> None:
     """plan says changes (3); apply without --wait returns at once (0); --wait converges; plan says none (0)."""
     # Slow enough that training is still running when apply without --wait returns (a few seconds).

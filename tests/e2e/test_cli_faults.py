@@ -25,6 +25,7 @@ faults:
 """
 
 
+@pytest.mark.slow
 def test_apply_converges_through_429_and_5xx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = write_project(tmp_path / "repo")
     faults = tmp_path / "faults.yaml"

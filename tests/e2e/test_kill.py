@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from .cli_helpers import console_script, inventory, process_env, run_process, write_project
 
 SEED = 20261125
@@ -67,6 +69,7 @@ def _apply_until_killed(project: Path, *, after_lines: int, jitter: float) -> bo
     return killed
 
 
+@pytest.mark.slow
 def test_killed_apply_leaves_nothing_twice(tmp_path: Path) -> None:
     project = _two_of_everything(tmp_path / "repo")
     rng = random.Random(SEED)

@@ -84,6 +84,7 @@ async def test_crash_after_each_action_then_rerun(emulator: Any, cloud: Cloud, t
     assert third.converged and third.actions == 0 and third.remaining.actions == ()
 
 
+@pytest.mark.slow
 async def test_converges_through_throttling_and_server_errors(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
     for pattern, status in [
         ("POST /openai/files", 429), ("GET /openai/files", 503), ("GET /openai/files/*", 503),
@@ -99,6 +100,7 @@ async def test_converges_through_throttling_and_server_errors(emulator: Any, clo
     assert_exactly_one_of_each(emulator)
 
 
+@pytest.mark.slow
 async def test_faults_that_outlast_the_sdk_retries_are_retried_by_the_next_loop(
     emulator: Any, cloud: Cloud, tmp_path: Path
 ) -> None:
