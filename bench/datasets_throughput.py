@@ -63,7 +63,41 @@ rss_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
 print(json.dumps({"seconds": elapsed, "rss_mb": rss_kb / 1024}))
 """
 
-WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "support", "ticket", "refund", "order", "account", "password", "reset", "billing", "invoice", "please", "help", "thanks", "shipping", "delivery", "address", "warranty", "upgrade", "plan", "cancel", "subscription", "café", "naïve", "東京", "sorry", "happy"]
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "support",
+    "ticket",
+    "refund",
+    "order",
+    "account",
+    "password",
+    "reset",
+    "billing",
+    "invoice",
+    "please",
+    "help",
+    "thanks",
+    "shipping",
+    "delivery",
+    "address",
+    "warranty",
+    "upgrade",
+    "plan",
+    "cancel",
+    "subscription",
+    "café",
+    "naïve",
+    "東京",
+    "sorry",
+    "happy",
+]
 
 
 def sentence(rng: random.Random, low: int, high: int) -> str:
@@ -83,10 +117,29 @@ def example(rng: random.Random, index: int) -> dict[str, object]:
     record: dict[str, object] = {"messages": messages}
     extra = rng.random()
     if extra < 0.005:
-        record["tools"] = [{"type": "function", "function": {"name": "lookup_order", "description": "Find an order",
-                                                             "parameters": {"type": "object"}}}]
-        messages.insert(2, {"role": "assistant", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": "{\"id\": 7}"}}]})
+        record["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup_order",
+                    "description": "Find an order",
+                    "parameters": {"type": "object"},
+                },
+            }
+        ]
+        messages.insert(
+            2,
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup_order", "arguments": '{"id": 7}'},
+                    }
+                ],
+            },
+        )
         messages.insert(3, {"role": "tool", "tool_call_id": "call_1", "content": "shipped"})
     elif extra < 0.01:
         messages[1]["content"] = [{"type": "text", "text": sentence(rng, 5, 20)},
@@ -142,7 +195,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,500", help="comma-separated sizes in MB")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best time is kept)")
-    parser.add_argument("--dir", default=None, help="where to put the generated files (a temporary folder inside)")
+    parser.add_argument(
+        "--dir", default=None, help="where to put the generated files (a temporary folder inside)"
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
 
@@ -167,9 +222,13 @@ def main() -> int:
                 ratio = best["orjson"] / seconds
                 print(f"{size_mb:>4}MB {mode:<11} {size / MB / seconds:>8.0f} {ratio:>9.0%} {rss:>8.0f}MB")
                 if mode in TARGETS and ratio < TARGETS[mode]:
-                    missed.append(f"{mode} at {size_mb} MB: {ratio:.0%} of orjson, target {TARGETS[mode]:.0%}")
+                    missed.append(
+                        f"{mode} at {size_mb} MB: {ratio:.0%} of orjson, target {TARGETS[mode]:.0%}"
+                    )
                 if mode.startswith("validate") and rss >= RSS_LIMIT_MB:
-                    missed.append(f"{mode} at {size_mb} MB: peak RSS {rss:.0f} MB, target < {RSS_LIMIT_MB} MB")
+                    missed.append(
+                        f"{mode} at {size_mb} MB: peak RSS {rss:.0f} MB, target < {RSS_LIMIT_MB} MB"
+                    )
             if size_mb != min(sizes):
                 path.unlink()
         smallest = folder / f"chat-{min(sizes)}mb.jsonl"

@@ -81,7 +81,8 @@ def write_project(root: Path, count: int) -> None:
         deployments.append(
             "apiVersion: tunekeeper.io/v1alpha1\nkind: Deployment\n"
             f"metadata:\n  name: dep-{i:04d}\n"
-            f"spec:\n  model:\n    fromJob: {name}\n    checkpoint: final\n  sku:\n    name: {SKU}\n    capacity: 1\n"
+            f"spec:\n  model:\n    fromJob: {name}\n    checkpoint: final\n  sku:\n    name: {SKU}\n    "
+            f"capacity: 1\n"
         )
     (root / "jobs.yaml").write_text("---\n".join(jobs), encoding="utf-8")
     (root / "deployments.yaml").write_text("---\n".join(deployments), encoding="utf-8")
@@ -99,19 +100,25 @@ async def seed(emulator: Emulator, cloud: Cloud, desired: Desired) -> None:
     account = desired.accounts[0]
     started = time.perf_counter()
     jobs_only = dataclasses.replace(desired, deployments=())
-    result = await converge(jobs_only, {account.name: cloud}, events=NullSink(), wait=True, poll_interval=0.05,
-                            timeout=1800)
+    result = await converge(
+        jobs_only, {account.name: cloud}, events=NullSink(), wait=True, poll_interval=0.05, timeout=1800
+    )
     if not result.converged:
         raise SystemExit("seeding: the jobs did not converge")
-    print(f"seeded {len(desired.jobs)} files and jobs through converge in {time.perf_counter() - started:.1f} s",
-          flush=True)
+    print(
+        f"seeded {len(desired.jobs)} files and jobs through converge in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
     started = time.perf_counter()
     observation = await observe(cloud, account, desired)
     creates = [a for a in plan(desired, {account.name: observation}, digests=compute_digests(desired)).actions
                if a.kind is ActionKind.CREATE_DEPLOYMENT]
     if len(creates) != len(desired.deployments):
-        raise SystemExit(f"seeding: expected {len(desired.deployments)} deployments to create, got {len(creates)}")
+        raise SystemExit(
+            f"seeding: expected {len(desired.deployments)} deployments to create, got {len(creates)}"
+        )
     specs = {d.name: d for d in desired.deployments}
     template = await _template(emulator, cloud, creates[0], specs)
     now = emulator.clock.now()
@@ -127,11 +134,15 @@ async def seed(emulator: Emulator, cloud: Cloud, desired: Desired) -> None:
             doc["tags"] = _tags(name, after, specs)
             doc["_created_at"] = now
             emulator.store.put("deployment", name, doc)
-    print(f"seeded {len(creates)} deployments into the emulator store in {time.perf_counter() - started:.1f} s",
-          flush=True)
+    print(
+        f"seeded {len(creates)} deployments into the emulator store in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
 
-async def _template(emulator: Emulator, cloud: Cloud, action: Action, specs: dict[str, Any]) -> dict[str, Any]:
+async def _template(
+    emulator: Emulator, cloud: Cloud, action: Action, specs: dict[str, Any]
+) -> dict[str, Any]:
     """Create the first deployment through ARM for real; its stored document is the clone template."""
     after = action.after or {}
     name = action.target.name
@@ -205,8 +216,14 @@ async def run(count: int) -> dict[str, float]:
         root = Path(tmp)
         write_project(root, count)
         # Azure's per-resource limits (50 fine-tune files, 100 jobs kept, ...) raised to fit the benchmark.
-        config = EmulatorConfig(api_key=API_KEY, speed=1_000_000.0, quota=quota, max_fine_tune_files=2 * count,
-                                max_jobs=2 * count, max_active_jobs=2 * count)
+        config = EmulatorConfig(
+            api_key=API_KEY,
+            speed=1_000_000.0,
+            quota=quota,
+            max_fine_tune_files=2 * count,
+            max_jobs=2 * count,
+            max_active_jobs=2 * count,
+        )
         with Emulator(config=config) as emulator:
             desired, _ = load([root], root=root)
             desired = dataclasses.replace(desired, accounts=(account_for(emulator),))
@@ -224,15 +241,22 @@ def main() -> int:
     args = parser.parse_args()
     figures = asyncio.run(run(args.count))
     ratio = figures["baseline_requests"] / max(1, figures["observe_plan_requests"])
-    print(f"\n{args.count} FineTuneJobs + {args.count} Deployments (all adopted, {int(figures['matched'])} matched)")
-    print(f"  observe + plan          : {int(figures['observe_plan_requests']):>6} HTTP requests  "
-          f"observe {figures['observe_seconds'] * 1000:8.1f} ms  plan {figures['plan_seconds'] * 1000:8.1f} ms")
+    print(
+        f"\n{args.count} FineTuneJobs + {args.count} Deployments "
+        f"(all adopted, {int(figures['matched'])} matched)"
+    )
+    print(
+        f"  observe + plan          : {int(figures['observe_plan_requests']):>6} HTTP requests  "
+        f"observe {figures['observe_seconds'] * 1000:8.1f} ms  plan {figures['plan_seconds'] * 1000:8.1f} ms"
+    )
     print(f"  one GET per resource    : {int(figures['baseline_requests']):>6} HTTP requests  "
           f"        {figures['baseline_seconds'] * 1000:8.1f} ms")
     print(f"  ratio                   : {ratio:.0f}x fewer requests with list calls")
-    print(f"  first observe, no cache : {int(figures['cold_requests']):>6} HTTP requests  "
-          f"        {figures['cold_seconds'] * 1000:8.1f} ms  (checkpoints and results.csv of each finished job, "
-          "fetched once and kept in the state file)")
+    print(
+        f"  first observe, no cache : {int(figures['cold_requests']):>6} HTTP requests  "
+        f"        {figures['cold_seconds'] * 1000:8.1f} ms  (checkpoints and results.csv of each finished "
+        f"job, fetched once and kept in the state file)"
+    )
     return 0
 
 

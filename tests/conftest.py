@@ -15,8 +15,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Microsoft's published API documents: next to the repository, or where TUNEKEEPER_AZURE_REFERENCE says.
-SHARED_REFERENCE = Path(os.environ.get("TUNEKEEPER_AZURE_REFERENCE") or REPO_ROOT.parent / "shared" / "reference"
-                        / "azure")
+SHARED_REFERENCE = Path(
+    os.environ.get("TUNEKEEPER_AZURE_REFERENCE") or REPO_ROOT.parent / "shared" / "reference" / "azure"
+)
 EXAMPLES = REPO_ROOT / "manifests" / "examples"
 
 DATAPLANE_API_VERSION = "2025-04-01-preview"
@@ -156,8 +157,8 @@ class SwaggerContract:
         root = {"definitions": self._definitions, **(schema if isinstance(schema, dict) else {})}
         validator = jsonschema.Draft4Validator(root)
         return [
-            f"{method} {path} -> {status} ({self.version}): {'/'.join(map(str, e.absolute_path)) or '(body)'}: "
-            f"{e.message}"
+            f"{method} {path} -> {status} ({self.version}): "
+            f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
             for e in validator.iter_errors(body)
         ]
 
@@ -198,7 +199,9 @@ def checked_openai_client(
         if response.status_code == 404 and contract.schema_for(request.method, request.url.path, 404) is None:
             return  # a path this api-version does not have: the gateway's "Resource not found"
         response.read()
-        if response.status_code == 204 or not response.headers.get("content-type", "").startswith("application/json"):
+        if response.status_code == 204 or not response.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
             return
         problems.extend(contract.errors(request.method, request.url.path, response.status_code,
                                         json.loads(response.content)))

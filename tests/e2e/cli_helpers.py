@@ -55,7 +55,9 @@ def run(*args: str | Path, env: Mapping[str, str] | None = None) -> Outcome:
     from tunekeeper.cli import main
 
     runner = CliRunner()
-    result = runner.invoke(main, [str(a) for a in args], env={**BASE_ENV, **(env or {})}, catch_exceptions=False)
+    result = runner.invoke(
+        main, [str(a) for a in args], env={**BASE_ENV, **(env or {})}, catch_exceptions=False
+    )
     return Outcome(result.exit_code, result.stdout, result.stderr)
 
 
@@ -68,7 +70,9 @@ def process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **BASE_ENV, **(extra or {})}
 
 
-def run_process(*args: str | Path, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120) -> Outcome:
+def run_process(
+    *args: str | Path, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> Outcome:
     """``tunekeeper ARGS`` as a subprocess of the installed console script."""
     done = subprocess.run(
         [*console_script(), *map(str, args)], cwd=cwd, env=process_env(env), capture_output=True, text=True,
@@ -111,7 +115,9 @@ def inventory(project: Path) -> Inventory:
         try:
             files = [f for f in client.files.list() if f.purpose == "fine-tune"]
             jobs = list(client.fine_tuning.jobs.list(limit=100))
-            deployments = list(arm.deployments.list(emulator.config.resource_group, emulator.config.account_name))
+            deployments = list(
+                arm.deployments.list(emulator.config.resource_group, emulator.config.account_name)
+            )
         finally:
             client.close()
             arm.close()
@@ -130,11 +136,18 @@ def write_project(folder: Path, *, name: str = "support-bot", epochs: int = 2,
     folder.mkdir(parents=True, exist_ok=True)
     if training_lines is None:
         training_lines = [
-            json.dumps({"messages": [
-                {"role": "system", "content": "You are a helpful support assistant."},
-                {"role": "user", "content": f"How do I reset my password, case {i}?"},
-                {"role": "assistant", "content": f"Open Settings, choose Security, then Reset password ({i})."},
-            ]})
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "system", "content": "You are a helpful support assistant."},
+                        {"role": "user", "content": f"How do I reset my password, case {i}?"},
+                        {
+                            "role": "assistant",
+                            "content": f"Open Settings, choose Security, then Reset password ({i}).",
+                        },
+                    ]
+                }
+            )
             for i in range(12)
         ]
     (folder / "data").mkdir(exist_ok=True)

@@ -25,7 +25,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.slow
 def test_lifecycle_through_the_console_script(project: Path) -> None:
-    """plan says changes (3); apply without --wait returns at once (0); --wait converges; plan says none (0)."""
+    """plan says changes (3); apply without --wait returns at once (0); --wait converges; plan says
+    none (0)."""
     # Slow enough that training is still running when apply without --wait returns (a few seconds).
     # The speed a job was created with stays with it, so every command of this test uses the same.
     slow = {"TUNEKEEPER_EMULATOR_SPEED": "100"}
@@ -114,8 +115,12 @@ def test_typos_get_a_did_you_mean(applied: Path) -> None:
     assert 'No FineTuneJob named "support-bott". Did you mean "support-bot"?' in results.stderr
 
 
-def test_bad_dataset_stops_apply_before_anything_is_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    good = json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]})
+def test_bad_dataset_stops_apply_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = json.dumps(
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    )
     lines = [good] * 12
     lines[2] = '{"messages": [{"role": "user", "content": "unterminated"'
     folder = write_project(tmp_path / "repo", training_lines=lines)
@@ -126,7 +131,9 @@ def test_bad_dataset_stops_apply_before_anything_is_sent(tmp_path: Path, monkeyp
     assert "data/train.jsonl:3" in outcome.stderr
     assert "Traceback" not in outcome.stderr
     assert outcome.stdout == ""
-    assert not (folder / ".tunekeeper" / "emulator").exists(), "the emulator was started before validation passed"
+    assert not (folder / ".tunekeeper" / "emulator").exists(), (
+        "the emulator was started before validation passed"
+    )
 
 
 def test_bad_manifest_points_at_file_line_and_field(project: Path) -> None:

@@ -41,8 +41,14 @@ def _two_of_everything(folder: Path) -> Path:
 def _apply_until_killed(project: Path, *, after_lines: int, jitter: float) -> bool:
     """Run ``apply --wait``; SIGKILL it ``jitter`` seconds after its ``after_lines``-th finished action
     (0: ``jitter`` seconds after start). Returns whether it was killed (False: it finished first)."""
-    process = subprocess.Popen([*console_script(), "apply", ".", "--wait", "--no-progress"], cwd=project,
-                               env=process_env(SPEED), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*console_script(), "apply", ".", "--wait", "--no-progress"],
+        cwd=project,
+        env=process_env(SPEED),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     finished = threading.Event()
     seen = 0
 
@@ -80,7 +86,9 @@ def test_killed_apply_leaves_nothing_twice(tmp_path: Path) -> None:
         # deployments), then a random fraction of a second into whatever runs next. The first kill
         # follows the upload, so it always lands mid-run: the file exists, the deployments do not.
         after = 1 if round_ == 0 else rng.randint(0, 3)
-        killed += _apply_until_killed(project, after_lines=after, jitter=rng.uniform(0.0, 0.3) + (1.0 if after == 0 else 0))
+        killed += _apply_until_killed(
+            project, after_lines=after, jitter=rng.uniform(0.0, 0.3) + (1.0 if after == 0 else 0)
+        )
         if (project / ".tunekeeper" / "emulator").is_dir():
             now = inventory(project)
             assert now.duplicates() == {"files": [], "deployments": []}

@@ -51,7 +51,8 @@ def test_a_saved_plan_is_applied_exactly(project: Path) -> None:
 def test_a_plan_edited_by_hand_is_refused(project: Path) -> None:
     assert run("plan", ".", "--out", "tk.plan").exit_code == 0
     document = json.loads((project / "tk.plan").read_text())
-    document["plan"]["actions"][1]["payload"]["hyperparameters"]["n_epochs"] = 40  # a costlier run than reviewed
+    # a costlier run than reviewed
+    document["plan"]["actions"][1]["payload"]["hyperparameters"]["n_epochs"] = 40
     (project / "tk.plan").write_text(json.dumps(document))
     refused = run("apply", "tk.plan")
     assert refused.exit_code == 1, refused

@@ -33,8 +33,9 @@ def console_script() -> str:
 
 
 def tunekeeper(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([console_script(), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [console_script(), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=120, check=False
+    )
 
 
 def project(tmp_path: Path, manifest: str, lines: list[str] | None = None) -> Path:
@@ -72,8 +73,10 @@ def test_invalid_manifest_exits_1_with_file_line_column(tmp_path: Path) -> None:
     root = project(tmp_path, JOB.format(epochs=0))
     result = tunekeeper("validate", str(root / "job.yaml"), cwd=root)
     assert result.returncode == 1
-    assert ('job.yaml:9:17: error: spec.method.hyperparameters.n_epochs must be an integer from 1 to 50 or "auto", '
-            "got 0") in result.stderr
+    assert (
+        'job.yaml:9:17: error: spec.method.hyperparameters.n_epochs must be an integer from 1 to 50 '
+        'or "auto", got 0'
+    ) in result.stderr
     assert "  hint: " in result.stderr
 
 
@@ -170,15 +173,21 @@ def test_malformed_corpus_gives_diagnostics_never_tracebacks() -> None:
     assert len(MALFORMED_FILES) >= 30
     runner = CliRunner()
     for name in MALFORMED_FILES:
-        result = runner.invoke(main, ["validate", str(MALFORMED / name)], env={"NO_COLOR": "1", "COLUMNS": "200"},
-                               catch_exceptions=False)
+        result = runner.invoke(
+            main,
+            ["validate", str(MALFORMED / name)],
+            env={"NO_COLOR": "1", "COLUMNS": "200"},
+            catch_exceptions=False,
+        )
         output = result.stdout + result.stderr
         assert "Traceback" not in output, f"{name}:\n{output}"
         assert "this is a bug in tunekeeper" not in output, f"{name}:\n{output}"
         assert result.exit_code == 1, f"{name}: exit {result.exit_code}\n{output}"
         assert f"{name}:" in result.stderr and ": error: " in result.stderr, f"{name}:\n{output}"
         errors = [line for line in result.stderr.splitlines() if ": error: " in line]
-        assert result.stderr.count("\n  hint: ") >= len(errors), f"{name}: a diagnostic without a hint\n{output}"
+        assert result.stderr.count("\n  hint: ") >= len(errors), (
+            f"{name}: a diagnostic without a hint\n{output}"
+        )
 
 
 EVAL_DEPLOYMENT = """---
@@ -203,8 +212,10 @@ def test_validate_checks_the_eval_file_against_the_training_system_message(tmp_p
     as_json = json.loads(tunekeeper("validate", ".", "-o", "json", cwd=root).stdout)
 
     assert run.returncode == 1, run.stderr
-    assert "data/eval.jsonl:2: error: example has no system message, but FineTuneJob/bot was trained with one " \
-           '(data/train.jsonl:1: "You are terse.")' in run.stderr
+    assert (
+        "data/eval.jsonl:2: error: example has no system message, but FineTuneJob/bot was trained with one "
+        '(data/train.jsonl:1: "You are terse.")' in run.stderr
+    )
     assert "data/eval.jsonl:3: error: messages[2] must be the expected answer" in run.stderr
     assert [(e["used_by"], e["examples"], e["trained_with"]) for e in as_json["eval_files"]] == [
         ("Deployment/bot gates.evalFile", 3, "data/train.jsonl")]

@@ -76,7 +76,9 @@ def clock_sleep(emulator: Any) -> Callable[[float], Awaitable[None]]:
 
 def held(emulator: Any) -> tuple[list[str], list[str], list[str]]:
     """What the emulator holds: file names, job ids, deployment names (deleted ones left out)."""
-    files = [d["filename"] for d in emulator.store.list("file") if d.get("status") not in ("deleted", "deleting")]
+    files = [
+        d["filename"] for d in emulator.store.list("file") if d.get("status") not in ("deleted", "deleting")
+    ]
     jobs = [d["id"] for d in emulator.store.list("job")]
     deployments = [d["name"] for d in emulator.store.list("deployment")]
     return sorted(files), sorted(jobs), sorted(deployments)
@@ -126,7 +128,9 @@ async def test_without_wait_returns_after_the_progress_possible_now(emulator: An
     assert held(emulator)[1] == jobs and held(emulator)[2] == ["clippy"]
 
 
-async def test_continuous_chain_trains_from_the_parent_model(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+async def test_continuous_chain_trains_from_the_parent_model(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
     desired = example("continuous", tmp_path)
     result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
                             timeout=120, sleep=clock_sleep(emulator))
@@ -145,14 +149,18 @@ async def test_capacity_change_updates_in_place_and_removed_manifest_deletes(
     await converge(desired, clouds, events=NullSink(), wait=True, poll_interval=0.01, timeout=120,
                    sleep=clock_sleep(emulator))
     import dataclasses
-    bigger = dataclasses.replace(desired, deployments=(dataclasses.replace(desired.deployments[0], capacity=2),))
+
+    bigger = dataclasses.replace(
+        desired, deployments=(dataclasses.replace(desired.deployments[0], capacity=2),)
+    )
     obs = await observe(cloud, account_for(emulator), bigger)
     p = plan(bigger, {"embedded": obs}, digests=compute_digests(bigger))
     assert [(a.kind, a.reason) for a in p.actions] == [(ActionKind.UPDATE_DEPLOYMENT, Reason.SPEC_CHANGED)]
     import json
 
     from tunekeeper.reconcile import Plan, render_plan
-    saved = Plan.from_dict(json.loads(render_plan(p, "json")))  # a plan saved by `plan -o json`, applied later
+    # a plan saved by `plan -o json`, applied later
+    saved = Plan.from_dict(json.loads(render_plan(p, "json")))
     result = await apply(saved, bigger, clouds, events=NullSink())
     assert [o.outcome for _, o in result.outcomes] == [Outcome.DONE]
     assert (await cloud.get_deployment("clippy")).capacity == 2
@@ -174,15 +182,36 @@ async def test_capacity_change_updates_in_place_and_removed_manifest_deletes(
 async def test_drift_recreates_a_vanished_deployment(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
     desired = example("clippy", tmp_path)
     state = StateFile.for_root(tmp_path)
-    await converge(desired, {"embedded": cloud}, state=state, events=NullSink(), wait=True, poll_interval=0.01,
-                   timeout=120, sleep=clock_sleep(emulator))
+    await converge(
+        desired,
+        {"embedded": cloud},
+        state=state,
+        events=NullSink(),
+        wait=True,
+        poll_interval=0.01,
+        timeout=120,
+        sleep=clock_sleep(emulator),
+    )
     op = await cloud.begin_delete_deployment("clippy")
     await op.result()
     obs = await observe(cloud, account_for(emulator), desired)
-    p = plan(desired, {"embedded": obs}, digests=compute_digests(desired), known=StateFile.for_root(tmp_path).known())
+    p = plan(
+        desired,
+        {"embedded": obs},
+        digests=compute_digests(desired),
+        known=StateFile.for_root(tmp_path).known(),
+    )
     assert [(a.kind, a.reason) for a in p.actions] == [(ActionKind.CREATE_DEPLOYMENT, Reason.DRIFT)]
-    result = await converge(desired, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
-                            wait=True, poll_interval=0.01, timeout=60, sleep=clock_sleep(emulator))
+    result = await converge(
+        desired,
+        {"embedded": cloud},
+        state=StateFile.for_root(tmp_path),
+        events=NullSink(),
+        wait=True,
+        poll_interval=0.01,
+        timeout=60,
+        sleep=clock_sleep(emulator),
+    )
     assert result.converged and held(emulator)[2] == ["clippy"] and len(held(emulator)[1]) == 1
 
 
@@ -214,8 +243,16 @@ async def test_replacement_allowed_retrains_once_and_refused_changes_nothing(
     desired = example("clippy", tmp_path)
     clouds = {"embedded": cloud}
     state = StateFile.for_root(tmp_path)
-    await converge(desired, clouds, state=state, events=NullSink(), wait=True, poll_interval=0.01, timeout=120,
-                   sleep=clock_sleep(emulator))
+    await converge(
+        desired,
+        clouds,
+        state=state,
+        events=NullSink(),
+        wait=True,
+        poll_interval=0.01,
+        timeout=120,
+        sleep=clock_sleep(emulator),
+    )
     (old_job,) = held(emulator)[1]
     job = desired.jobs[0]
     changed = dataclasses.replace(job, hyperparameters=Hyperparameters(n_epochs=2))
@@ -238,15 +275,26 @@ async def test_replacement_allowed_retrains_once_and_refused_changes_nothing(
     assert again.converged and again.actions == 0
 
 
-async def test_failed_job_reports_azure_error_and_is_not_retried(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+async def test_failed_job_reports_azure_error_and_is_not_retried(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
     import dataclasses
 
     from tunekeeper.resources.specs import Method
 
     desired = example("clippy", tmp_path)
-    wrong_method = dataclasses.replace(desired, jobs=(dataclasses.replace(desired.jobs[0], method=Method.DPO),))
-    result = await converge(wrong_method, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
-                            timeout=120, sleep=clock_sleep(emulator))
+    wrong_method = dataclasses.replace(
+        desired, jobs=(dataclasses.replace(desired.jobs[0], method=Method.DPO),)
+    )
+    result = await converge(
+        wrong_method,
+        {"embedded": cloud},
+        events=NullSink(),
+        wait=True,
+        poll_interval=0.01,
+        timeout=120,
+        sleep=clock_sleep(emulator),
+    )
     assert result.settled and not result.converged
     assert len(held(emulator)[1]) == 1 and held(emulator)[2] == []
     row = next(r for r in result.statuses if r.kind == "FineTuneJob")
@@ -263,17 +311,26 @@ async def test_observe_cost_does_not_grow_with_manifests(emulator: Any, cloud: C
     desired = example("clippy", tmp_path)
     many = dataclasses.replace(
         desired,
-        jobs=tuple(dataclasses.replace(desired.jobs[0], name=f"clippy-{i}", suffix=f"c{i}") for i in range(50)),
-        deployments=tuple(dataclasses.replace(desired.deployments[0], name=f"clippy-{i}",
-                                              model=dataclasses.replace(desired.deployments[0].model,
-                                                                        from_job=f"clippy-{i}")) for i in range(50)),
+        jobs=tuple(
+            dataclasses.replace(desired.jobs[0], name=f"clippy-{i}", suffix=f"c{i}") for i in range(50)
+        ),
+        deployments=tuple(
+            dataclasses.replace(
+                desired.deployments[0],
+                name=f"clippy-{i}",
+                model=dataclasses.replace(desired.deployments[0].model, from_job=f"clippy-{i}"),
+            )
+            for i in range(50)
+        ),
     )
     one = await observe(cloud, account_for(emulator), desired)
     fifty = await observe(cloud, account_for(emulator), many)
     assert one.requests == fifty.requests == 4
 
 
-async def test_shared_data_is_uploaded_once_and_urls_are_imported(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+async def test_shared_data_is_uploaded_once_and_urls_are_imported(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
     import dataclasses
     import functools
     import http.server
@@ -285,7 +342,9 @@ async def test_shared_data_is_uploaded_once_and_urls_are_imported(emulator: Any,
     job = desired.jobs[0]
     assert job.training_file.path is not None
     # a blob store stand-in on the loopback interface (the emulator imports only from this machine)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(job.training_file.path.parent))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(job.training_file.path.parent)
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/{job.training_file.path.name}?sig=SECRET"
@@ -304,7 +363,8 @@ async def test_shared_data_is_uploaded_once_and_urls_are_imported(emulator: Any,
         server.server_close()
     assert result.converged, result.to_dict()
     data_files = sorted(d["filename"] for d in emulator.store.list("file") if d.get("purpose") == "fine-tune")
-    assert len(data_files) == 3 and len(set(data_files)) == 3  # training + validation uploaded once, one import
+    # training + validation uploaded once, one import
+    assert len(data_files) == 3 and len(set(data_files)) == 3
     assert sorted(d["suffix"] for d in emulator.store.list("job")) == ["clippy", "imported", "twin"]
 
 
@@ -336,8 +396,9 @@ async def test_eval_gate_against_a_candidate_deployment(emulator: Any, cloud: Cl
     assert gates is not None and gates.status == ("True" if good else "False")
     if not good:
         assert "failed the eval set" in gates.message
-        again = await converge(gated, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
-                               wait=False)
+        again = await converge(
+            gated, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(), wait=False
+        )
         assert again.actions == 0  # judged once; not re-evaluated until the model or the eval set changes
 
 
@@ -351,7 +412,9 @@ async def test_epoch_checkpoints_and_metric_gates(emulator: Any, cloud: Cloud, t
     variants = (
         dataclasses.replace(base, name="epoch-3", model=dataclasses.replace(base.model, checkpoint=3)),
         dataclasses.replace(base, name="epoch-1", model=dataclasses.replace(base.model, checkpoint=1)),
-        dataclasses.replace(base, name="strict", gates=Gates(metrics=(MetricGate("full_valid_loss", "<", 0.01),))),
+        dataclasses.replace(
+            base, name="strict", gates=Gates(metrics=(MetricGate("full_valid_loss", "<", 0.01),))
+        ),
     )
     several = dataclasses.replace(desired, deployments=variants)
     result = await converge(several, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
@@ -380,8 +443,16 @@ async def test_developer_tier_deployment_converges_and_then_plans_nothing(
     desired, warnings = load([tmp_path / "clippy"], root=tmp_path)
     assert [w.hint for w in warnings] == (["write DeveloperTier"] if written == "Developer" else [])
     # when it converges
-    result = await converge(desired, {"embedded": cloud}, state=StateFile.for_root(tmp_path), events=NullSink(),
-                            wait=True, poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    result = await converge(
+        desired,
+        {"embedded": cloud},
+        state=StateFile.for_root(tmp_path),
+        events=NullSink(),
+        wait=True,
+        poll_interval=0.01,
+        timeout=120,
+        sleep=clock_sleep(emulator),
+    )
     assert result.converged, result.to_dict()
     # then Azure holds a DeveloperTier deployment and nothing is left to do
     assert emulator.store.get("deployment", "clippy")["sku"]["name"] == "DeveloperTier"

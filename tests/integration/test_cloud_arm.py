@@ -71,8 +71,14 @@ async def test_create_update_and_delete_follow_the_long_running_operations(cloud
     assert capacity_only is not None and (capacity_only.sku, capacity_only.capacity) == ("GlobalStandard", 5)
     assert capacity_only.tags == OWNER_TAGS
 
-    retagged = await (await cloud.begin_update_deployment("bot", sku=Sku.STANDARD, tags={"team": "a"})).result()
-    assert retagged is not None and (retagged.sku, retagged.capacity, retagged.tags) == ("Standard", 5, {"team": "a"})
+    retagged = await (
+        await cloud.begin_update_deployment("bot", sku=Sku.STANDARD, tags={"team": "a"})
+    ).result()
+    assert retagged is not None and (retagged.sku, retagged.capacity, retagged.tags) == (
+        "Standard",
+        5,
+        {"team": "a"},
+    )
     assert (await cloud.get_deployment("bot")).tags == {"team": "a"}
 
     deleting = await cloud.begin_delete_deployment("bot")
@@ -128,7 +134,8 @@ async def test_a_request_conflict_from_another_client_is_waited_out(
         racing = await first.begin_create_deployment(base_model("first"))
         started = second.request_count
 
-        waited = await second.begin_create_deployment(base_model("second"))  # 409 RequestConflict, then accepted
+        # 409 RequestConflict, then accepted
+        waited = await second.begin_create_deployment(base_model("second"))
 
         assert second.request_count - started >= 2  # the refused PUT and the accepted one
         done = await asyncio.gather(racing.result(), waited.result())
@@ -172,7 +179,9 @@ async def test_capacity_beyond_quota_is_permanent_with_a_quota_hint(cloud: Azure
 
 async def test_unknown_model_is_permanent(cloud: AzureCloud) -> None:
     with pytest.raises(PermanentCloudError) as caught:
-        await cloud.begin_create_deployment(DeploymentRequest(name="x", model_name="no-such-model", model_version="1"))
+        await cloud.begin_create_deployment(
+            DeploymentRequest(name="x", model_name="no-such-model", model_version="1")
+        )
     assert caught.value.status_code == 400 and caught.value.code
 
 

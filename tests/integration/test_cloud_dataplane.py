@@ -116,7 +116,9 @@ async def test_import_fetches_from_a_url_and_the_file_is_listed(
     await site.start()
     port = runner.addresses[0][1]
     try:
-        imported = await cloud.import_file(f"http://127.0.0.1:{port}/data/remote.jsonl", filename="remote.jsonl")
+        imported = await cloud.import_file(
+            f"http://127.0.0.1:{port}/data/remote.jsonl", filename="remote.jsonl"
+        )
     finally:
         await runner.cleanup()
 
@@ -161,9 +163,16 @@ async def test_job_lifecycle_create_get_list_events_checkpoints_models(
     ))
 
     assert created.status in ("pending", "running")
-    assert (created.model, created.training_file, created.validation_file) == (BASE_MODEL, training, validation)
+    assert (created.model, created.training_file, created.validation_file) == (
+        BASE_MODEL,
+        training,
+        validation,
+    )
     assert (created.seed, created.suffix, created.method) == (42, "clippy", "supervised")
-    assert created.hyperparameters["n_epochs"] == 2 and created.hyperparameters["learning_rate_multiplier"] == 0.1
+    assert (
+        created.hyperparameters["n_epochs"] == 2
+        and created.hyperparameters["learning_rate_multiplier"] == 0.1
+    )
     assert created.training_type == "GlobalStandard"
     assert [j.id for j in await cloud.list_jobs()] == [created.id]
 
@@ -241,7 +250,8 @@ async def test_rejected_job_is_a_permanent_error_with_code_request_id_and_hint(
 ) -> None:
     training = await processed_file(cloud, emulator, write_training_file(tmp_path / "t.jsonl"))
     with pytest.raises(PermanentCloudError) as caught:
-        await cloud.create_job(JobRequest(model="gpt-4o-2024-05-13", training_file=training))  # not fine-tunable
+        # not fine-tunable
+        await cloud.create_job(JobRequest(model="gpt-4o-2024-05-13", training_file=training))
     error = caught.value
     assert error.status_code == 400 and error.code and error.request_id
     assert error.hint

@@ -57,22 +57,41 @@ class _ProcessingTakesItsTime(NullSink):
             self.emulator.clock.advance(1.0)  # 1000 s of processing at the test emulator's speed
 
 
-async def test_full_run_takes_the_expected_number_of_actions(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+async def test_full_run_takes_the_expected_number_of_actions(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
     """Keeps FULL_RUN_ACTIONS honest, so the crash test below stops after every one of them."""
-    result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=_ProcessingTakesItsTime(emulator),
-                            wait=True, poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    result = await converge(
+        example("clippy", tmp_path),
+        {"embedded": cloud},
+        events=_ProcessingTakesItsTime(emulator),
+        wait=True,
+        poll_interval=0.01,
+        timeout=120,
+        sleep=clock_sleep(emulator),
+    )
     assert result.converged
     assert result.actions == FULL_RUN_ACTIONS, result.actions
     assert_exactly_one_of_each(emulator)
 
 
 @pytest.mark.parametrize("stop_after", range(1, FULL_RUN_ACTIONS + 1))
-async def test_crash_after_each_action_then_rerun(emulator: Any, cloud: Cloud, tmp_path: Path, stop_after: int) -> None:
+async def test_crash_after_each_action_then_rerun(
+    emulator: Any, cloud: Cloud, tmp_path: Path, stop_after: int
+) -> None:
     desired = example("clippy", tmp_path)
     clouds = {"embedded": cloud}
-    first = await converge(desired, clouds, state=StateFile.for_root(tmp_path), events=_ProcessingTakesItsTime(emulator),
-                           wait=True, poll_interval=0.01, timeout=120, stop_after=stop_after,
-                           sleep=clock_sleep(emulator))
+    first = await converge(
+        desired,
+        clouds,
+        state=StateFile.for_root(tmp_path),
+        events=_ProcessingTakesItsTime(emulator),
+        wait=True,
+        poll_interval=0.01,
+        timeout=120,
+        stop_after=stop_after,
+        sleep=clock_sleep(emulator),
+    )
     assert first.actions <= stop_after
     # every other rerun also loses the state file: the markers alone must be enough
     state = StateFile.for_root(tmp_path) if stop_after % 2 else StateFile(None)
@@ -85,7 +104,9 @@ async def test_crash_after_each_action_then_rerun(emulator: Any, cloud: Cloud, t
 
 
 @pytest.mark.slow
-async def test_converges_through_throttling_and_server_errors(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+async def test_converges_through_throttling_and_server_errors(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
     for pattern, status in [
         ("POST /openai/files", 429), ("GET /openai/files", 503), ("GET /openai/files/*", 503),
         ("POST /openai/fine_tuning/jobs", 429), ("GET /openai/fine_tuning/jobs", 503),
@@ -93,7 +114,8 @@ async def test_converges_through_throttling_and_server_errors(emulator: Any, clo
         ("GET */deployments", 503),
     ]:
         emulator.faults.add(pattern, status=status, retry_after=0.05, times=4)
-    emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=1)  # ARM waits whole seconds
+    # ARM waits whole seconds
+    emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=1)
     result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
                             poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
     assert result.converged, result.to_dict()
@@ -105,7 +127,8 @@ async def test_faults_that_outlast_the_sdk_retries_are_retried_by_the_next_loop(
     emulator: Any, cloud: Cloud, tmp_path: Path
 ) -> None:
     emulator.faults.add("POST /openai/fine_tuning/jobs", status=503, retry_after=0.05, times=12)
-    emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=4)  # ARM waits whole seconds
+    # ARM waits whole seconds
+    emulator.faults.add("PUT */deployments/*", status=429, retry_after=0.05, times=4)
     result = await converge(example("clippy", tmp_path), {"embedded": cloud}, events=NullSink(), wait=True,
                             poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
     assert result.converged, result.to_dict()
@@ -135,7 +158,9 @@ async def test_a_job_created_twice_by_a_retried_request_trains_once(emulator: An
     assert sorted(statuses.values()) == ["cancelled", "succeeded"]
 
 
-async def test_an_upload_the_service_ran_twice_leaves_one_copy(emulator: Any, cloud: Cloud, tmp_path: Path) -> None:
+async def test_an_upload_the_service_ran_twice_leaves_one_copy(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
     from tunekeeper.reconcile import compute_digests, markers
 
     desired = example("clippy", tmp_path)

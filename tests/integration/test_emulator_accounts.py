@@ -58,8 +58,10 @@ def _arm(emu: Emulator, subscription: str) -> CognitiveServicesManagementClient:
 
 def _train(emu: Emulator, client: AzureOpenAI) -> Any:
     pairs = [(f"What is the capital of country number {i}?", f"Capital {i}, of course.") for i in range(12)]
-    data = "".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
-                   + "\n" for q, a in pairs).encode()
+    data = "".join(
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n"
+        for q, a in pairs
+    ).encode()
     training = client.files.create(file=("train.jsonl", io.BytesIO(data)), purpose="fine-tune")
     while client.files.retrieve(training.id).status != "processed":
         emu.clock.advance(60)
@@ -91,7 +93,9 @@ def test_each_account_has_its_own_data_plane_and_state(emu: Emulator) -> None:
                          headers={"api-key": KEY}, files={"file": ("b.jsonl", b"{}\n")},
                          data={"purpose": "fine-tune"})
     assert created.headers["Location"].startswith(emu.account_url("prod-ft") + "/openai/files/")
-    unknown = httpx.get(f"{emu.url}/accounts/nobody/openai/files?api-version={API_VERSION}", headers={"api-key": KEY})
+    unknown = httpx.get(
+        f"{emu.url}/accounts/nobody/openai/files?api-version={API_VERSION}", headers={"api-key": KEY}
+    )
     assert unknown.status_code == 404
 
 
@@ -99,10 +103,17 @@ def test_each_account_has_its_own_arm_path(emu: Emulator) -> None:
     dev_arm, prod_arm = _arm(emu, emu.config.subscription_id), _arm(emu, PROD_SUBSCRIPTION)
 
     prod = prod_arm.accounts.get("rg-prod", "prod-ft")
-    prod_arm.deployments.begin_create_or_update("rg-prod", "prod-ft", "base", Deployment(
-        sku=Sku(name="Standard", capacity=1),
-        properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name="gpt-4.1", version="2025-04-14")),
-    )).result()
+    prod_arm.deployments.begin_create_or_update(
+        "rg-prod",
+        "prod-ft",
+        "base",
+        Deployment(
+            sku=Sku(name="Standard", capacity=1),
+            properties=DeploymentProperties(
+                model=DeploymentModel(format="OpenAI", name="gpt-4.1", version="2025-04-14")
+            ),
+        ),
+    ).result()
 
     assert prod.properties.endpoint == emu.account_url("prod-ft") + "/"
     assert prod.location == "eastus2"
@@ -158,8 +169,12 @@ def test_a_bad_source_is_refused_as_azure_refuses_it(emu: Emulator, source: str 
 
 def test_accounts_added_at_run_time_are_kept_across_restarts(tmp_path: Path) -> None:
     with Emulator(config=EmulatorConfig(api_key=KEY, speed=1000.0, data_dir=tmp_path)) as first:
-        added = httpx.post(f"{first.url}/_emulator/accounts", json={"accountName": "staging", "region": "westus"})
-        again = httpx.post(f"{first.url}/_emulator/accounts", json={"accountName": "staging", "region": "westus"})
+        added = httpx.post(
+            f"{first.url}/_emulator/accounts", json={"accountName": "staging", "region": "westus"}
+        )
+        again = httpx.post(
+            f"{first.url}/_emulator/accounts", json={"accountName": "staging", "region": "westus"}
+        )
         clash = httpx.post(f"{first.url}/_emulator/accounts",
                            json={"accountName": "STAGING", "resourceGroup": "elsewhere"})
         uploaded = _openai(first.account_url("staging")).files.create(
@@ -169,11 +184,16 @@ def test_accounts_added_at_run_time_are_kept_across_restarts(tmp_path: Path) -> 
         listed = httpx.get(f"{second.url}/_emulator/accounts").json()["accounts"]
         kept = _openai(second.account_url("staging")).files.retrieve(uploaded.id)
         second.reset()
-        after_reset = [a["accountName"] for a in httpx.get(f"{second.url}/_emulator/accounts").json()["accounts"]]
+        after_reset = [
+            a["accountName"] for a in httpx.get(f"{second.url}/_emulator/accounts").json()["accounts"]
+        ]
 
     assert (added.status_code, again.status_code, clash.status_code) == (201, 200, 409)
     assert added.json()["endpoint"] == f"{first.url}/accounts/staging"
-    assert [(a["accountName"], a["region"]) for a in listed] == [("emulator", "swedencentral"), ("staging", "westus")]
+    assert [(a["accountName"], a["region"]) for a in listed] == [
+        ("emulator", "swedencentral"),
+        ("staging", "westus"),
+    ]
     assert kept.id == uploaded.id
     assert after_reset == ["emulator", "staging"]
 
@@ -186,9 +206,15 @@ async def test_the_cloud_layer_deploys_a_model_of_another_account(emu: Emulator,
 
     monkeypatch.setenv("TUNEKEEPER_ACCOUNTS_KEY", KEY)
     job = _train(emu, _openai(emu.url))
-    prod_spec = AccountSpec(name="prod", endpoint=emu.account_url("prod-ft"), management_endpoint=emu.url,
-                            subscription_id=PROD_SUBSCRIPTION, resource_group="rg-prod", account_name="prod-ft",
-                            auth=AuthSpec(kind="apiKey", api_key_env="TUNEKEEPER_ACCOUNTS_KEY"))
+    prod_spec = AccountSpec(
+        name="prod",
+        endpoint=emu.account_url("prod-ft"),
+        management_endpoint=emu.url,
+        subscription_id=PROD_SUBSCRIPTION,
+        resource_group="rg-prod",
+        account_name="prod-ft",
+        auth=AuthSpec(kind="apiKey", api_key_env="TUNEKEEPER_ACCOUNTS_KEY"),
+    )
     source = emu.context.resource_id
     prod = await connect(prod_spec)
     try:
@@ -196,10 +222,14 @@ async def test_the_cloud_layer_deploys_a_model_of_another_account(emu: Emulator,
             name="support", model_name=job.fine_tuned_model, model_version="1", source=source))
         deployed = await operation.result()
         listed = await prod.list_deployments()
-        answer = await prod.chat("support", [{"role": "user", "content": "What is the capital of country number 5?"}])
+        answer = await prod.chat(
+            "support", [{"role": "user", "content": "What is the capital of country number 5?"}]
+        )
     finally:
         await prod.close()
 
     assert deployed is not None and deployed.model_source == source
-    assert [(d.name, d.model_name, d.model_source) for d in listed] == [("support", job.fine_tuned_model, source)]
+    assert [(d.name, d.model_name, d.model_source) for d in listed] == [
+        ("support", job.fine_tuned_model, source)
+    ]
     assert answer == "Capital 5, of course."

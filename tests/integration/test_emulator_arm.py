@@ -82,7 +82,11 @@ def arm_definitions(reference_dir: Path) -> dict[str, Any]:
                     return node
                 return {}  # not in the trimmed file (common-types, CallRateLimit, ...): any value
             fixed = {k: fix(v) for k, v in node.items()}
-            if fixed.get("type") == "object" and "properties" in fixed and "additionalProperties" not in fixed:
+            if (
+                fixed.get("type") == "object"
+                and "properties" in fixed
+                and "additionalProperties" not in fixed
+            ):
                 fixed["additionalProperties"] = False
             return fixed
         if isinstance(node, list):
@@ -168,7 +172,9 @@ def _finish_operations(emulator: Any) -> None:
     emulator.clock.advance(3600)
 
 
-def _create_now(emulator: Any, arm: Callable[..., requests.Response], name: str, **body: Any) -> dict[str, Any]:
+def _create_now(
+    emulator: Any, arm: Callable[..., requests.Response], name: str, **body: Any
+) -> dict[str, Any]:
     response = arm("PUT", f"/deployments/{name}", json=_body(**body))
     assert response.status_code == 201, response.text
     _finish_operations(emulator)
@@ -225,8 +231,10 @@ def test_put_answers_201_with_async_operation_then_provisions_with_the_clock(
     retry_after = int(created.headers["Retry-After"])
     assert 1 <= retry_after <= CREATE_SECONDS
     status_url = created.headers["Azure-AsyncOperation"]
-    assert f"/subscriptions/{emulator.config.subscription_id}/providers/Microsoft.CognitiveServices/locations/" \
-           f"{emulator.config.region}/operationStatuses/" in status_url
+    assert (
+        f"/subscriptions/{emulator.config.subscription_id}/providers/Microsoft.CognitiveServices/locations/"
+        f"{emulator.config.region}/operationStatuses/" in status_url
+    )
     in_progress = arm("GET", status_url, absolute=True, api_version=None)
     assert in_progress.status_code == 200 and in_progress.json()["status"] == "InProgress"
 
@@ -263,7 +271,10 @@ def test_patch_changes_capacity_and_tags_through_the_sdk(emulator: Any, arm_clie
     rg, account = emulator.config.resource_group, emulator.config.account_name
 
     result = arm_client.deployments.begin_update(
-        rg, account, "chat", PatchResourceTagsAndSku(sku=Sku(name="Standard", capacity=20), tags={"env": "prod"}),
+        rg,
+        account,
+        "chat",
+        PatchResourceTagsAndSku(sku=Sku(name="Standard", capacity=20), tags={"env": "prod"}),
     ).result()
 
     assert result.sku.capacity == 20 and result.tags == {"env": "prod"}
@@ -346,7 +357,9 @@ def test_list_pages_with_next_link(emulator: Any, arm_client: Any, arm: Callable
     assert listed == names
 
 
-def test_deployment_names_are_case_insensitive_like_arm(emulator: Any, arm: Callable[..., requests.Response]) -> None:
+def test_deployment_names_are_case_insensitive_like_arm(
+    emulator: Any, arm: Callable[..., requests.Response]
+) -> None:
     _create_now(emulator, arm, "Chat")
 
     assert arm("GET", "/deployments/chat").json()["name"] == "Chat"
@@ -425,7 +438,9 @@ def test_a_model_that_does_not_exist_gets_deployment_model_not_supported(
     assert emulator.store.get("deployment", "x") is None
 
 
-def test_a_format_other_than_openai_is_not_supported(emulator: Any, arm: Callable[..., requests.Response]) -> None:
+def test_a_format_other_than_openai_is_not_supported(
+    emulator: Any, arm: Callable[..., requests.Response]
+) -> None:
     body = _body()
     body["properties"]["model"]["format"] = "Meta"
 
@@ -462,7 +477,9 @@ def test_an_unknown_sku_name_and_bad_capacity_are_refused(arm: Callable[..., req
     assert garbage.status_code == 400 and _error(garbage)["code"] == "InvalidRequestContent"
 
 
-def test_old_api_versions_size_with_scale_settings(emulator: Any, arm: Callable[..., requests.Response]) -> None:
+def test_old_api_versions_size_with_scale_settings(
+    emulator: Any, arm: Callable[..., requests.Response]
+) -> None:
     body = {"properties": {"model": {"format": "OpenAI", "name": "gpt-4o", "version": "2024-08-06"},
                            "scaleSettings": {"scaleType": "Standard", "capacity": 4}}}
 
@@ -472,14 +489,17 @@ def test_old_api_versions_size_with_scale_settings(emulator: Any, arm: Callable[
     assert created.json()["sku"] == {"name": "Standard", "capacity": 4}
 
 
-def test_a_base_model_without_version_gets_the_newest(emulator: Any, arm: Callable[..., requests.Response]) -> None:
+def test_a_base_model_without_version_gets_the_newest(
+    emulator: Any, arm: Callable[..., requests.Response]
+) -> None:
     created = _create_now(emulator, arm, "latest", model="gpt-4o", version=None)
 
     assert created["properties"]["model"] == {"format": "OpenAI", "name": "gpt-4o", "version": "2024-08-06"}
 
 
-def test_a_deployment_without_traffic_for_15_days_is_removed(emulator: Any, arm: Callable[..., requests.Response],
-                                                             openai_client: Any) -> None:
+def test_a_deployment_without_traffic_for_15_days_is_removed(
+    emulator: Any, arm: Callable[..., requests.Response], openai_client: Any
+) -> None:
     _create_now(emulator, arm, "idle")
     _create_now(emulator, arm, "busy")
 
@@ -525,7 +545,10 @@ def test_pause_and_resume_for_standard_skus_only(emulator: Any, arm: Callable[..
     resumed = arm("POST", "/deployments/chat/resume", api_version="2026-09-01")
     assert resumed.json()["properties"]["deploymentState"] == "Running"
     refused = arm("POST", "/deployments/dev/pause", api_version="2026-09-01")
-    assert refused.status_code == 400 and "Standard, DataZoneStandard and GlobalStandard" in _error(refused)["message"]
+    assert (
+        refused.status_code == 400
+        and "Standard, DataZoneStandard and GlobalStandard" in _error(refused)["message"]
+    )
 
 
 def test_deployment_skus(emulator: Any, arm_client: Any, arm: Callable[..., requests.Response],
@@ -591,8 +614,12 @@ def test_arm_requires_a_bearer_token(emulator: Any) -> None:
 
 
 # -- account-level reads ------------------------------------------------------------------------
-def test_usages_follow_deployed_capacity(emulator: Any, arm_client: Any, arm: Callable[..., requests.Response],
-                                         arm_schema: Callable[[Any, str], None]) -> None:
+def test_usages_follow_deployed_capacity(
+    emulator: Any,
+    arm_client: Any,
+    arm: Callable[..., requests.Response],
+    arm_schema: Callable[[Any, str], None],
+) -> None:
     _create_now(emulator, arm, "a", capacity=30)
     _create_now(emulator, arm, "b", capacity=12)
     _create_now(emulator, arm, "c", sku="GlobalStandard", capacity=5)
@@ -610,7 +637,9 @@ def test_usages_follow_deployed_capacity(emulator: Any, arm_client: Any, arm: Ca
 
 
 def test_account_models_list_the_catalog(emulator: Any, arm_client: Any) -> None:
-    models = list(arm_client.accounts.list_models(emulator.config.resource_group, emulator.config.account_name))
+    models = list(
+        arm_client.accounts.list_models(emulator.config.resource_group, emulator.config.account_name)
+    )
 
     by_key = {(m.name, m.version): m for m in models}
     for model in models:  # every key is one the published API defines (the SDK keeps others aside)
@@ -628,7 +657,9 @@ def test_account_get(emulator: Any, arm_client: Any) -> None:
     assert account.name == emulator.config.account_name and account.kind == "OpenAI"
     assert account.properties.endpoint == emulator.url + "/"
     assert [a.name for a in arm_client.accounts.list()] == [emulator.config.account_name]
-    assert [a.id for a in arm_client.accounts.list_by_resource_group(emulator.config.resource_group)] == [account.id]
+    assert [a.id for a in arm_client.accounts.list_by_resource_group(emulator.config.resource_group)] == [
+        account.id
+    ]
 
 
 def test_deployments_using_reports_deployments_of_a_model(

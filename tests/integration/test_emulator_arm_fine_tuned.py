@@ -19,14 +19,18 @@ BASE_MODEL = "gpt-4.1-mini-2025-04-14"
 
 
 def _jsonl(pairs: list[tuple[str, str]]) -> bytes:
-    return "".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
-                   + "\n" for q, a in pairs).encode()
+    return "".join(
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n"
+        for q, a in pairs
+    ).encode()
 
 
 @pytest.fixture
 def succeeded_job(emulator: Any, openai_client: Any) -> Any:
     pairs = [(f"What is {i} plus {i}?", f"{2 * i}, obviously.") for i in range(12)]
-    training = openai_client.files.create(file=("train.jsonl", io.BytesIO(_jsonl(pairs))), purpose="fine-tune")
+    training = openai_client.files.create(
+        file=("train.jsonl", io.BytesIO(_jsonl(pairs))), purpose="fine-tune"
+    )
     for _ in range(100):
         if openai_client.files.retrieve(training.id).status == "processed":
             break
@@ -43,8 +47,10 @@ def succeeded_job(emulator: Any, openai_client: Any) -> Any:
 
 
 def _deployment(model: str, sku: str = "Standard", capacity: int = 1) -> Deployment:
-    return Deployment(sku=Sku(name=sku, capacity=capacity),
-                      properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name=model, version="1")))
+    return Deployment(
+        sku=Sku(name=sku, capacity=capacity),
+        properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name=model, version="1")),
+    )
 
 
 def test_the_fine_tuned_model_and_its_checkpoints_deploy(emulator: Any, arm_client: Any, openai_client: Any,
@@ -55,9 +61,12 @@ def test_the_fine_tuned_model_and_its_checkpoints_deploy(emulator: Any, arm_clie
 
     final = arm_client.deployments.begin_create_or_update(
         rg, account, "final", _deployment(succeeded_job.fine_tuned_model)).result()
-    by_id = arm_client.deployments.begin_create_or_update(rg, account, "by-id", _deployment(earlier.id)).result()
+    by_id = arm_client.deployments.begin_create_or_update(
+        rg, account, "by-id", _deployment(earlier.id)
+    ).result()
     by_name = arm_client.deployments.begin_create_or_update(
-        rg, account, "by-name", _deployment(earlier.fine_tuned_model_checkpoint, sku="GlobalStandard")).result()
+        rg, account, "by-name", _deployment(earlier.fine_tuned_model_checkpoint, sku="GlobalStandard")
+    ).result()
 
     assert final.properties.model.name == succeeded_job.fine_tuned_model
     assert final.properties.model.version == "1"
@@ -104,7 +113,9 @@ def test_a_deployed_model_cannot_be_deleted_until_its_deployment_is_gone(
 
 def test_account_models_include_this_accounts_fine_tuned_models(emulator: Any, arm_client: Any,
                                                                 succeeded_job: Any) -> None:
-    models = list(arm_client.accounts.list_models(emulator.config.resource_group, emulator.config.account_name))
+    models = list(
+        arm_client.accounts.list_models(emulator.config.resource_group, emulator.config.account_name)
+    )
 
     fine_tuned = [m for m in models if m.name == succeeded_job.fine_tuned_model]
     assert len(fine_tuned) == 1

@@ -56,7 +56,9 @@ def dpo_data(n: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def upload(client: openai.AzureOpenAI, data: bytes, name: str = "train.jsonl", purpose: str = "fine-tune") -> Any:
+def upload(
+    client: openai.AzureOpenAI, data: bytes, name: str = "train.jsonl", purpose: str = "fine-tune"
+) -> Any:
     return client.files.create(file=(name, data), purpose=purpose)  # type: ignore[arg-type]
 
 
@@ -73,9 +75,15 @@ def finish(emulator: Any) -> None:
 
 def deploy(arm_client: Any, emulator: Any, name: str, model: str, version: str = "1") -> None:
     arm_client.deployments.begin_create_or_update(
-        emulator.config.resource_group, emulator.config.account_name, name,
-        Deployment(sku=Sku(name="Standard", capacity=1),
-                   properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name=model, version=version))),
+        emulator.config.resource_group,
+        emulator.config.account_name,
+        name,
+        Deployment(
+            sku=Sku(name="Standard", capacity=1),
+            properties=DeploymentProperties(
+                model=DeploymentModel(format="OpenAI", name=model, version=version)
+            ),
+        ),
     ).result()
 
 
@@ -110,7 +118,9 @@ def test_upload_reads_pending_then_processed_with_location(emulator: Any, client
     assert client.files.content(created.id).content == chat_data(12)
 
 
-def test_an_upload_with_one_huge_example_is_checked_in_bounded_time(emulator: Any, client: openai.AzureOpenAI) -> None:
+def test_an_upload_with_one_huge_example_is_checked_in_bounded_time(
+    emulator: Any, client: openai.AzureOpenAI
+) -> None:
     """12 MB of text in one example is over every context by its length alone: the upload check
     reports it without tokenizing it (before, such a line took the check minutes and gigabytes)."""
     huge = b'{"messages": [{"role": "user", "content": "' + b"hello " * 2_000_000 + \
@@ -220,8 +230,15 @@ def test_import_from_file_url_under_the_data_dir(tmp_path: Path) -> None:
             "content_url": (data_dir / "inbox" / "train.jsonl").as_uri()})
         assert inside.status_code == 201
         with pytest.raises(openai.BadRequestError):
-            client.post("/files/import", cast_to=httpx.Response, body={
-                "purpose": "fine-tune", "filename": "x.jsonl", "content_url": (tmp_path / "outside.jsonl").as_uri()})
+            client.post(
+                "/files/import",
+                cast_to=httpx.Response,
+                body={
+                    "purpose": "fine-tune",
+                    "filename": "x.jsonl",
+                    "content_url": (tmp_path / "outside.jsonl").as_uri(),
+                },
+            )
         client.close()
 
 
@@ -250,7 +267,11 @@ def test_job_runs_from_pending_to_succeeded(emulator: Any, client: openai.AzureO
     assert len(done.result_files) == 1
 
     results = client.files.retrieve(done.result_files[0])
-    assert (results.purpose, results.filename, results.status) == ("fine-tune-results", "results.csv", "processed")
+    assert (results.purpose, results.filename, results.status) == (
+        "fine-tune-results",
+        "results.csv",
+        "processed",
+    )
     text = client.files.content(results.id).text
     assert text.splitlines()[0] == RESULTS_HEADER
     assert len(text.splitlines()) == 1 + 30 * 3
@@ -298,7 +319,9 @@ def test_checkpoints_appear_while_training(emulator: Any, client: openai.AzureOp
     assert len(checkpoints) == 1
 
 
-def test_same_seed_data_and_hyperparameters_give_same_metrics(emulator: Any, client: openai.AzureOpenAI) -> None:
+def test_same_seed_data_and_hyperparameters_give_same_metrics(
+    emulator: Any, client: openai.AzureOpenAI
+) -> None:
     train = processed(emulator, client, chat_data(20))
     valid = processed(emulator, client, chat_data(10, "flag"), "valid.jsonl")
     again = processed(emulator, client, chat_data(20), "copy.jsonl")  # same bytes, other file id
@@ -471,7 +494,9 @@ def test_create_job_waits_for_a_processed_file() -> None:
         client.close()
 
 
-def test_create_job_needs_ten_examples_and_a_fine_tune_file(emulator: Any, client: openai.AzureOpenAI) -> None:
+def test_create_job_needs_ten_examples_and_a_fine_tune_file(
+    emulator: Any, client: openai.AzureOpenAI
+) -> None:
     small = upload(client, chat_data(9)).id  # the upload check already flags it
     batch = upload(client, b'{"custom_id": "1"}\n', "batch.jsonl", purpose="batch").id
     emulator.clock.advance(60)
@@ -506,7 +531,9 @@ def test_continuous_fine_tuning_from_a_fine_tuned_model(emulator: Any, client: o
     train = processed(emulator, client, chat_data(10))
     first = client.fine_tuning.jobs.create(model=BASE, training_file=train)
     with pytest.raises(openai.BadRequestError):  # not trained yet: no such model
-        client.fine_tuning.jobs.create(model=f"{BASE}.ft-{first.id.removeprefix('ftjob-')}", training_file=train)
+        client.fine_tuning.jobs.create(
+            model=f"{BASE}.ft-{first.id.removeprefix('ftjob-')}", training_file=train
+        )
     finish(emulator)
     parent = client.fine_tuning.jobs.retrieve(first.id).fine_tuned_model
     assert parent is not None
@@ -585,7 +612,9 @@ def test_chat_with_fine_tuned_and_base_deployments(emulator: Any, client: openai
         "The capital of Peru is answer-4."
 
 
-def test_chat_with_missing_or_paused_deployment(emulator: Any, client: openai.AzureOpenAI, arm_client: Any) -> None:
+def test_chat_with_missing_or_paused_deployment(
+    emulator: Any, client: openai.AzureOpenAI, arm_client: Any
+) -> None:
     with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
     assert err.value.body["code"] == "DeploymentNotFound"  # type: ignore[index]
@@ -607,7 +636,9 @@ def test_api_version_is_required_and_checked(emulator: Any) -> None:
     headers = {"api-key": TEST_API_KEY}
     missing = httpx.get(f"{emulator.url}/openai/files", headers=headers)
     unknown = httpx.get(f"{emulator.url}/openai/files", params={"api-version": "2023-01-01"}, headers=headers)
-    stable = httpx.get(f"{emulator.url}/openai/files", params={"api-version": STABLE_API_VERSION}, headers=headers)
+    stable = httpx.get(
+        f"{emulator.url}/openai/files", params={"api-version": STABLE_API_VERSION}, headers=headers
+    )
 
     assert (missing.status_code, missing.json()["error"]["message"]) == (404, "Resource not found")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (400, "BadRequest")
@@ -624,7 +655,10 @@ def test_api_key_or_bearer_token_required(emulator: Any) -> None:
     with pytest.raises(openai.AuthenticationError):
         wrong.files.list()
     assert bearer.files.list().data == []
-    assert httpx.get(f"{emulator.url}/openai/models", params={"api-version": STABLE_API_VERSION}).status_code == 401
+    assert (
+        httpx.get(f"{emulator.url}/openai/models", params={"api-version": STABLE_API_VERSION}).status_code
+        == 401
+    )
 
 
 def test_an_injected_failure_fails_a_running_job(emulator: Any, client: openai.AzureOpenAI) -> None:
@@ -639,7 +673,10 @@ def test_an_injected_failure_fails_a_running_job(emulator: Any, client: openai.A
     assert failed.status == "failed" and failed.fine_tuned_model is None
     assert failed.error and failed.error.message == "Quota for training compute was exhausted."
     latest = client.fine_tuning.jobs.list_events(job.id, limit=1).data[0]
-    assert (latest.level, latest.message) == ("error", "Job failed. Quota for training compute was exhausted.")
+    assert (latest.level, latest.message) == (
+        "error",
+        "Job failed. Quota for training compute was exhausted.",
+    )
     with pytest.raises(ValueError):
         emulator.fail_job(job.id)
 

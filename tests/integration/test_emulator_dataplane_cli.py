@@ -58,9 +58,13 @@ def test_refuses_a_non_loopback_host_without_allow_remote() -> None:
 
 
 def test_a_custom_api_key_is_not_printed(tmp_path: Path) -> None:
-    process = subprocess.Popen([*tunekeeper_command(), "emulator", "--port", "0", "--api-key", "s3cret-value"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [*tunekeeper_command(), "emulator", "--port", "0", "--api-key", "s3cret-value"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert process.stdout is not None
     seen = []
     for line in process.stdout:

@@ -109,7 +109,9 @@ def test_server_errors_surface_without_retries_and_heal_with_them(emulator: Any,
 def test_arm_server_error_is_retried_by_the_azure_client(emulator: Any, arm_client: Any) -> None:
     emulator.faults.add("GET /subscriptions/*/deployments", status=503, retry_after=1, times=1)
 
-    assert list(arm_client.deployments.list(emulator.config.resource_group, emulator.config.account_name)) == []
+    assert (
+        list(arm_client.deployments.list(emulator.config.resource_group, emulator.config.account_name)) == []
+    )
     assert emulator.faults.list() == []
 
 
@@ -145,7 +147,9 @@ def test_a_dropped_connection_is_a_connection_error_and_retries_recover(
     emulator.faults.add("GET /openai/files", drop=True, times=1)
     assert list(retrying_openai.files.list()) == []
     emulator.faults.add("GET /subscriptions/*/deployments", drop=True, times=1)
-    assert list(arm_client.deployments.list(emulator.config.resource_group, emulator.config.account_name)) == []
+    assert (
+        list(arm_client.deployments.list(emulator.config.resource_group, emulator.config.account_name)) == []
+    )
     assert emulator.faults.list() == []
 
 
@@ -168,7 +172,9 @@ def test_probability_is_deterministic_per_seed(emulator: Any) -> None:
 def test_admin_endpoint_adds_lists_and_removes_rules(emulator: Any) -> None:
     admin = f"{emulator.url}/_emulator/faults"
 
-    added = requests.post(admin, json={"pattern": "GET /openai/files", "status": 503, "retry_after": 1}, timeout=10)
+    added = requests.post(
+        admin, json={"pattern": "GET /openai/files", "status": 503, "retry_after": 1}, timeout=10
+    )
     assert added.status_code == 201
     rule_id = added.json()["id"]
     assert added.json()["pattern"] == "GET /openai/files"

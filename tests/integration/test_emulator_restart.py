@@ -21,7 +21,9 @@ def _data(n: int) -> bytes:
 
 
 def _client(emu: Emulator) -> openai.AzureOpenAI:
-    return openai.AzureOpenAI(azure_endpoint=emu.url, api_key=KEY, api_version="2025-04-01-preview", max_retries=0)
+    return openai.AzureOpenAI(
+        azure_endpoint=emu.url, api_key=KEY, api_version="2025-04-01-preview", max_retries=0
+    )
 
 
 def test_job_survives_a_restart(tmp_path: Path) -> None:

@@ -90,10 +90,17 @@ def test_the_script_runs_against_the_tunekeeper_emulator_command(tmp_path: Path)
     """As documented: start ``tunekeeper emulator``, export what it prints, run the script."""
     server, exported = start_emulator("--port", "0", "--speed", "20000")
     try:
-        clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "TEMP_AUTH"))}
-        done = subprocess.run([sys.executable, str(SCRIPT), "--workdir", str(tmp_path), "--poll-seconds", "0.2"],
-                              env={**clean_env, **exported}, capture_output=True, text=True, timeout=120,
-                              check=False)
+        clean_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_", "TEMP_AUTH"))
+        }
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--workdir", str(tmp_path), "--poll-seconds", "0.2"],
+            env={**clean_env, **exported},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     finally:
         server.send_signal(signal.SIGINT)
         server.communicate(timeout=30)

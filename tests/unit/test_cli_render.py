@@ -16,7 +16,11 @@ from tunekeeper.reconcile import Action, ActionKind, ActionOutcome, Outcome, Rea
 @pytest.mark.parametrize(
     ("name", "candidates", "message"),
     [
-        ("suport-bot", ["support-bot", "clippy"], 'No Deployment named "suport-bot". Did you mean "support-bot"?'),
+        (
+            "suport-bot",
+            ["support-bot", "clippy"],
+            'No Deployment named "suport-bot". Did you mean "support-bot"?',
+        ),
         ("zzz", ["support-bot", "clippy"], 'No Deployment named "zzz".'),
         ("clippy", [], 'No Deployment named "clippy".'),
     ],
@@ -33,20 +37,43 @@ def test_known_names_pass() -> None:
 
 
 JOB_ROW = {
-    "kind": "FineTuneJob", "name": "clippy", "job_id": "ftjob-1", "job_status": "succeeded",
+    "kind": "FineTuneJob",
+    "name": "clippy",
+    "job_id": "ftjob-1",
+    "job_status": "succeeded",
     "fine_tuned_model": "gpt-4.1.ft-1-clippy",
     "checkpoints": [{"id": "ftchkpt-a", "step": 14, "epoch": 1}, {"id": "ftchkpt-b", "step": 28, "epoch": 2}],
-    "metrics": {"final": {"train_loss": 0.21, "valid_loss": 0.59, "full_valid_loss": 0.53,
-                          "train_mean_token_accuracy": 0.9, "valid_mean_token_accuracy": 0.78},
-                "steps": 28, "last_step": 28},
-    "conditions": [{"type": "Succeeded", "status": "True"}, {"type": "Ready", "status": "True", "message": "ok"}],
+    "metrics": {
+        "final": {
+            "train_loss": 0.21,
+            "valid_loss": 0.59,
+            "full_valid_loss": 0.53,
+            "train_mean_token_accuracy": 0.9,
+            "valid_mean_token_accuracy": 0.78,
+        },
+        "steps": 28,
+        "last_step": 28,
+    },
+    "conditions": [
+        {"type": "Succeeded", "status": "True"},
+        {"type": "Ready", "status": "True", "message": "ok"},
+    ],
     "source": "clippy.yaml:3:1",
 }
 DEPLOYMENT_ROW = {
-    "kind": "Deployment", "name": "clippy", "model": "gpt-4.1.ft-1-clippy", "version": "1", "serving": "final",
-    "sku": "Standard", "capacity": 2, "provisioning_state": "Creating", "deployment_state": None,
-    "conditions": [{"type": "GatesPassed", "status": "False", "message": "full_valid_loss 0.53 is not < 0.5."},
-                   {"type": "Ready", "status": "False", "message": "Provisioning state is Creating."}],
+    "kind": "Deployment",
+    "name": "clippy",
+    "model": "gpt-4.1.ft-1-clippy",
+    "version": "1",
+    "serving": "final",
+    "sku": "Standard",
+    "capacity": 2,
+    "provisioning_state": "Creating",
+    "deployment_state": None,
+    "conditions": [
+        {"type": "GatesPassed", "status": "False", "message": "full_valid_loss 0.53 is not < 0.5."},
+        {"type": "Ready", "status": "False", "message": "Provisioning state is Creating."},
+    ],
 }
 
 
@@ -95,7 +122,9 @@ def test_progress_events_print_one_line_per_outcome_and_no_repeats() -> None:
 
 def test_errors_render_every_diagnostic_and_the_hint() -> None:
     console, buffer = _console()
-    error = DatasetError([Diagnostic("data/train.jsonl", 3, 30, "error", "line is not valid JSON", hint="fix it")])
+    error = DatasetError(
+        [Diagnostic("data/train.jsonl", 3, 30, "error", "line is not valid JSON", hint="fix it")]
+    )
     print_error(console, error, nothing_sent=True)
     assert buffer.getvalue().splitlines() == [
         "data/train.jsonl:3:30: error: line is not valid JSON",
@@ -104,4 +133,7 @@ def test_errors_render_every_diagnostic_and_the_hint() -> None:
     ]
     console, buffer = _console()
     print_error(console, TunekeeperError("Deployment clippy is not serving yet", hint="run apply"))
-    assert buffer.getvalue().splitlines() == ["error: Deployment clippy is not serving yet", "  hint: run apply"]
+    assert buffer.getvalue().splitlines() == [
+        "error: Deployment clippy is not serving yet",
+        "  hint: run apply",
+    ]

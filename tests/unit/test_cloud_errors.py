@@ -51,7 +51,9 @@ _OPENAI_CLASSES: dict[int, type[openai.APIStatusError]] = {
 }
 
 
-def openai_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> openai.APIStatusError:
+def openai_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> openai.APIStatusError:
     request = httpx2.Request("POST", DATA_URL, headers={"api-key": SECRET})
     body = {"error": {"code": code, "message": message}}
     response = httpx2.Response(status, headers=headers or {}, json=body, request=request)
@@ -99,7 +101,10 @@ def test_openai_status_errors_map_to_project_errors(
     assert error.status_code == status
     assert error.code == code
     assert error.request_id == "req-123"
-    assert error.message == f"Create fine-tuning job failed: HTTP {status} {code}: the {code} message (request id req-123)"
+    assert (
+        error.message
+        == f"Create fine-tuning job failed: HTTP {status} {code}: the {code} message (request id req-123)"
+    )
     if hint is None:
         assert error.hint is None or expected is TransientCloudError
     else:
@@ -120,7 +125,9 @@ def test_openai_status_errors_map_to_project_errors(
         (400, "InsufficientQuota", PermanentCloudError),
     ],
 )
-def test_azure_status_errors_map_to_project_errors(status: int, code: str, expected: type[CloudError]) -> None:
+def test_azure_status_errors_map_to_project_errors(
+    status: int, code: str, expected: type[CloudError]
+) -> None:
     exc = azure_error(status, code, "from ARM", {"x-ms-request-id": "arm-req-9"})
     error = translate(exc, action="Create deployment d1")
     assert type(error) is expected
@@ -131,17 +138,27 @@ def test_azure_status_errors_map_to_project_errors(status: int, code: str, expec
 
 
 def test_sdk_specific_azure_classes_are_translated_like_their_status() -> None:
-    assert type(translate(azure_error(404, "NotFound", "gone", cls=ResourceNotFoundError), action="x")) is NotFound
-    conflict = azure_error(409, "RequestConflict", "Another operation is being performed on the parent resource",
-                           {"Retry-After": "3"}, cls=ResourceExistsError)
+    assert (
+        type(translate(azure_error(404, "NotFound", "gone", cls=ResourceNotFoundError), action="x"))
+        is NotFound
+    )
+    conflict = azure_error(
+        409,
+        "RequestConflict",
+        "Another operation is being performed on the parent resource",
+        {"Retry-After": "3"},
+        cls=ResourceExistsError,
+    )
     error = translate(conflict, action="x")
     assert isinstance(error, TransientCloudError)
     assert error.retry_after == 3.0
 
 
 def test_retry_after_comes_from_the_headers_milliseconds_first() -> None:
-    error = translate(openai_error(429, "tooManyRequests", "slow down", {"retry-after": "2", "retry-after-ms": "1500"}),
-                      action="x")
+    error = translate(
+        openai_error(429, "tooManyRequests", "slow down", {"retry-after": "2", "retry-after-ms": "1500"}),
+        action="x",
+    )
     assert isinstance(error, TransientCloudError)
     assert error.retry_after == 1.5
     assert retry_after_of({"retry-after": "7"}) == 7.0
@@ -153,7 +170,9 @@ def test_retry_after_comes_from_the_headers_milliseconds_first() -> None:
 
 def test_connection_and_timeout_errors_are_transient() -> None:
     request = httpx2.Request("GET", DATA_URL)
-    assert isinstance(translate(openai.APIConnectionError(request=request), action="List files"), TransientCloudError)
+    assert isinstance(
+        translate(openai.APIConnectionError(request=request), action="List files"), TransientCloudError
+    )
     timeout = translate(openai.APITimeoutError(request=request), action="List files")
     assert isinstance(timeout, TransientCloudError)
     assert "timed out" in timeout.message
@@ -163,7 +182,9 @@ def test_connection_and_timeout_errors_are_transient() -> None:
 
 
 def test_credential_failure_is_permanent_with_a_hint() -> None:
-    error = translate(ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token"), action="List")
+    error = translate(
+        ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token"), action="List"
+    )
     assert isinstance(error, PermanentCloudError)
     assert error.status_code is None
     assert error.hint is not None and "az login" in error.hint
@@ -186,7 +207,9 @@ def test_translated_reraises_as_project_error_and_lets_others_through() -> None:
 
 def test_request_conflict_is_recognised_by_code_or_message() -> None:
     assert is_request_conflict(azure_error(409, "RequestConflict", "busy"))
-    assert is_request_conflict(azure_error(409, "Conflict", "Another operation is being performed on the parent"))
+    assert is_request_conflict(
+        azure_error(409, "Conflict", "Another operation is being performed on the parent")
+    )
     assert not is_request_conflict(azure_error(409, "Conflict", "name taken"))
     assert not is_request_conflict(azure_error(429, "RequestConflict", "busy"))
 

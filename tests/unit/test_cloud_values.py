@@ -43,25 +43,60 @@ from tunekeeper.resources.specs import (
             {"model": "gpt-4.1-mini-2025-04-14", "training_file": "file-a", "method": {"type": "supervised"}},
         ),
         (
-            JobRequest(model="m", training_file="file-a", validation_file="file-v", seed=7, suffix="bot",
-                       hyperparameters=Hyperparameters(n_epochs=3, learning_rate_multiplier=0.1),
-                       training_type=TrainingType.GLOBAL),
-            {"model": "m", "training_file": "file-a", "validation_file": "file-v", "seed": 7, "suffix": "bot",
-             "method": {"type": "supervised"}, "hyperparameters": {"n_epochs": 3, "learning_rate_multiplier": 0.1},
-             "trainingType": "GlobalStandard"},
+            JobRequest(
+                model="m",
+                training_file="file-a",
+                validation_file="file-v",
+                seed=7,
+                suffix="bot",
+                hyperparameters=Hyperparameters(n_epochs=3, learning_rate_multiplier=0.1),
+                training_type=TrainingType.GLOBAL,
+            ),
+            {
+                "model": "m",
+                "training_file": "file-a",
+                "validation_file": "file-v",
+                "seed": 7,
+                "suffix": "bot",
+                "method": {"type": "supervised"},
+                "hyperparameters": {"n_epochs": 3, "learning_rate_multiplier": 0.1},
+                "trainingType": "GlobalStandard",
+            },
         ),
         (
-            JobRequest(model="m", training_file="f", method=Method.DPO,
-                       hyperparameters=Hyperparameters(n_epochs=2, batch_size=4, beta=0.2)),
-            {"model": "m", "training_file": "f",
-             "method": {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 2, "batch_size": 4, "beta": 0.2}}}},
+            JobRequest(
+                model="m",
+                training_file="f",
+                method=Method.DPO,
+                hyperparameters=Hyperparameters(n_epochs=2, batch_size=4, beta=0.2),
+            ),
+            {
+                "model": "m",
+                "training_file": "f",
+                "method": {
+                    "type": "dpo",
+                    "dpo": {"hyperparameters": {"n_epochs": 2, "batch_size": 4, "beta": 0.2}},
+                },
+            },
         ),
         (
-            JobRequest(model="o4-mini", training_file="f", method=Method.REINFORCEMENT,
-                       hyperparameters=Hyperparameters(n_epochs=1, grader={"type": "string_check", "name": "g"})),
-            {"model": "o4-mini", "training_file": "f",
-             "method": {"type": "reinforcement", "reinforcement": {
-                 "hyperparameters": {"n_epochs": 1}, "grader": {"type": "string_check", "name": "g"}}}},
+            JobRequest(
+                model="o4-mini",
+                training_file="f",
+                method=Method.REINFORCEMENT,
+                hyperparameters=Hyperparameters(n_epochs=1, grader={"type": "string_check", "name": "g"}),
+            ),
+            {
+                "model": "o4-mini",
+                "training_file": "f",
+                "method": {
+                    "type": "reinforcement",
+                    "reinforcement": {
+                        "hyperparameters": {"n_epochs": 1},
+                        "grader": {"type": "string_check", "name": "g"},
+                    },
+                },
+            },
         ),
     ],
 )
@@ -93,10 +128,16 @@ def test_observed_checkpoint_and_model() -> None:
     }, "ftjob-1")
     assert checkpoint.job_id == "ftjob-1"
     assert checkpoint.metrics == {"full_valid_loss": 0.5, "step": 10.0}
-    model = observed_model({
-        "id": "gpt-4.1-mini.ft-1", "created_at": 3, "model": "gpt-4.1-mini", "fine_tune": "ftjob-1",
-        "capabilities": {"fine_tune": False, "chat_completion": True}, "lifecycle_status": "generally-available",
-    })
+    model = observed_model(
+        {
+            "id": "gpt-4.1-mini.ft-1",
+            "created_at": 3,
+            "model": "gpt-4.1-mini",
+            "fine_tune": "ftjob-1",
+            "capabilities": {"fine_tune": False, "chat_completion": True},
+            "lifecycle_status": "generally-available",
+        }
+    )
     assert (model.base_model, model.fine_tune, model.can_chat, model.can_fine_tune) == (
         "gpt-4.1-mini", "ftjob-1", True, False)
 
@@ -119,7 +160,11 @@ def test_deployment_body_and_observed_deployment_round_trip() -> None:
     observed = observed_deployment(served)
     assert (observed.name, observed.sku, observed.capacity, observed.provisioning_state) == (
         "bot", "GlobalStandard", 5, "Succeeded")
-    assert (observed.model_name, observed.model_version, observed.model_format) == ("gpt-4.1-mini.ft-1", "1", "OpenAI")
+    assert (observed.model_name, observed.model_version, observed.model_format) == (
+        "gpt-4.1-mini.ft-1",
+        "1",
+        "OpenAI",
+    )
     assert observed.tags == {"a": "b"} and observed.etag == "\"1\""
     bare = observed_deployment(Deployment(sku=ArmSku(name="Standard"), properties=DeploymentProperties(
         model=DeploymentModel(name="x"))))
@@ -131,7 +176,9 @@ def test_upload_stream_adds_a_bom_streams_in_chunks_and_rewinds(tmp_path: Path) 
     path = tmp_path / "train.jsonl"
     path.write_bytes(b'{"a": 1}\n' * 10_000)
     seen: list[tuple[int, int]] = []
-    with UploadStream(path, add_bom=True, on_progress=lambda done, total: seen.append((done, total))) as stream:
+    with UploadStream(
+        path, add_bom=True, on_progress=lambda done, total: seen.append((done, total))
+    ) as stream:
         assert stream.adds_bom and stream.size == path.stat().st_size + 3
         first = stream.read(2)
         assert first == UTF8_BOM[:2]
@@ -196,9 +243,13 @@ async def test_missing_key_variable_is_named_without_any_value(monkeypatch: pyte
     assert "do-not-show-this-value" not in text
 
 
-async def test_loopback_account_connects_with_a_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_loopback_account_connects_with_a_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TK_TEST_KEY", "local-key")
-    account = _account("http://127.0.0.1:1", "http://localhost:1", AuthSpec(kind="apiKey", api_key_env="TK_TEST_KEY"))
+    account = _account(
+        "http://127.0.0.1:1", "http://localhost:1", AuthSpec(kind="apiKey", api_key_env="TK_TEST_KEY")
+    )
     cloud = await connect(account, settings=CloudSettings(max_retries=0))
     try:
         assert cloud.request_count == 0  # building the clients sends nothing

@@ -27,7 +27,9 @@ def test_transition_time_moves_only_when_status_flips() -> None:
 
 
 def test_round_trips_through_the_kubernetes_shape() -> None:
-    cond = set_condition((), Condition("Ready", "True", "Serving", "Serving m.", observed_generation=7), T1)[0]
+    cond = set_condition((), Condition("Ready", "True", "Serving", "Serving m.", observed_generation=7), T1)[
+        0
+    ]
     data = cond.to_dict()
     assert data == {"type": "Ready", "status": "True", "reason": "Serving", "message": "Serving m.",
                     "lastTransitionTime": "2026-01-01T10:00:00Z", "observedGeneration": 7}

@@ -18,14 +18,29 @@ TABLE = PriceTable(
 )
 
 
-@pytest.mark.parametrize(("model", "kind", "tokens", "text", "basis"), [
-    ("gpt-4.1-2025-04-14", None, 2_000_000, "50.00 USD", "2M billed tokens x 25.00 USD / 1M (Standard)"),
-    ("gpt-4.1-2025-04-14", "Global", 1_234_567, "27.78 USD", "1.23M billed tokens x 22.50 USD / 1M (Global)"),
-    ("gpt-4.1-2025-04-14", "Standard", 100, "<0.01 USD", "100 billed tokens x 25.00 USD / 1M (Standard)"),
-    ("gpt-4.1-2025-04-14", "Developer", 1_000, "price unknown", "no Developer training price for gpt-4.1-2025-04-14"),
-    ("o4-mini-2025-04-16", None, 1_000, "price unknown", "no training price for o4-mini-2025-04-16"),
-    (None, None, 1_000, "price unknown", "no training price for an unknown base model"),
-])
+@pytest.mark.parametrize(
+    ("model", "kind", "tokens", "text", "basis"),
+    [
+        ("gpt-4.1-2025-04-14", None, 2_000_000, "50.00 USD", "2M billed tokens x 25.00 USD / 1M (Standard)"),
+        (
+            "gpt-4.1-2025-04-14",
+            "Global",
+            1_234_567,
+            "27.78 USD",
+            "1.23M billed tokens x 22.50 USD / 1M (Global)",
+        ),
+        ("gpt-4.1-2025-04-14", "Standard", 100, "<0.01 USD", "100 billed tokens x 25.00 USD / 1M (Standard)"),
+        (
+            "gpt-4.1-2025-04-14",
+            "Developer",
+            1_000,
+            "price unknown",
+            "no Developer training price for gpt-4.1-2025-04-14",
+        ),
+        ("o4-mini-2025-04-16", None, 1_000, "price unknown", "no training price for o4-mini-2025-04-16"),
+        (None, None, 1_000, "price unknown", "no training price for an unknown base model"),
+    ],
+)
 def test_training_cost(model: str | None, kind: str | None, tokens: int, text: str, basis: str) -> None:
     estimate = training_cost(TABLE, model, kind, tokens)
     assert (estimate.text(), estimate.basis) == (text, basis)
@@ -67,7 +82,9 @@ def test_a_repository_override_replaces_only_what_it_lists(tmp_path: Path) -> No
 def test_the_environment_variable_names_the_override_and_wins(tmp_path: Path) -> None:
     (tmp_path / OVERRIDE_FILE).write_text("as_of: 2026-01-15\nsource: repo\n")
     named = tmp_path / "eur.yaml"
-    named.write_text("as_of: 2026-02-01\nsource: finance\ncurrency: EUR\nhosting:\n  gpt-4.1-2025-04-14: {Standard: 2.5}\n")
+    named.write_text(
+        "as_of: 2026-02-01\nsource: finance\ncurrency: EUR\nhosting:\n  gpt-4.1-2025-04-14: {Standard: 2.5}\n"
+    )
     table = load_prices(tmp_path, {PRICES_ENV: str(named)})
     assert (table.source, table.currency) == ("finance", "EUR")
     assert table.training == {}  # prices in another currency are not mixed with the packaged USD ones

@@ -63,12 +63,35 @@ def test_crd_is_structural(kind: str) -> None:
     (version,) = crd["spec"]["versions"]
     assert version["subresources"] == {"status": {}}
     schema = version["schema"]["openAPIV3Schema"]
-    allowed = {"type", "format", "title", "description", "enum", "maximum", "minimum", "exclusiveMinimum",
-               "maxLength", "minLength", "pattern", "maxItems", "minItems", "required", "properties", "items",
-               "additionalProperties", "example", "x-kubernetes-preserve-unknown-fields",
-               "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys", *JUNCTORS}
+    allowed = {
+        "type",
+        "format",
+        "title",
+        "description",
+        "enum",
+        "maximum",
+        "minimum",
+        "exclusiveMinimum",
+        "maxLength",
+        "minLength",
+        "pattern",
+        "maxItems",
+        "minItems",
+        "required",
+        "properties",
+        "items",
+        "additionalProperties",
+        "example",
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-int-or-string",
+        "x-kubernetes-list-type",
+        "x-kubernetes-list-map-keys",
+        *JUNCTORS,
+    }
     for path, node, in_junctor in walk(schema):
-        assert set(node) <= allowed, f"{kind}{path}: {sorted(set(node) - allowed)} is not OpenAPI v3 as CRDs know it"
+        assert set(node) <= allowed, (
+            f"{kind}{path}: {sorted(set(node) - allowed)} is not OpenAPI v3 as CRDs know it"
+        )
         int_or_string = node.get("x-kubernetes-int-or-string")
         if in_junctor:
             assert not {"description", "default", "additionalProperties", "nullable", "title"} & set(node), (
@@ -77,7 +100,9 @@ def test_crd_is_structural(kind: str) -> None:
         if int_or_string:
             assert node["anyOf"] == [{"type": "integer"}, {"type": "string"}]
             continue
-        assert node.get("type") or node.get("x-kubernetes-preserve-unknown-fields"), f"{kind}{path} has no type"
+        assert node.get("type") or node.get("x-kubernetes-preserve-unknown-fields"), (
+            f"{kind}{path} has no type"
+        )
         assert not ("properties" in node and "additionalProperties" in node), f"{kind}{path}"
         for junctor in ("allOf", "anyOf", "oneOf"):
             for branch in node.get(junctor, []):
@@ -92,7 +117,9 @@ def test_short_names_and_columns() -> None:
     # apps/v1 Deployment answers to "deploy" and "deployment(s)": ours must not
     assert not {"deploy", "deployment", "deployments"} & set(short)
     assert "ftdeploy" in names["Deployment"]["shortNames"] and "ftjob" in names["FineTuneJob"]["shortNames"]
-    columns = [c["name"] for c in crdgen.crd("FineTuneJob")["spec"]["versions"][0]["additionalPrinterColumns"]]
+    columns = [
+        c["name"] for c in crdgen.crd("FineTuneJob")["spec"]["versions"][0]["additionalPrinterColumns"]
+    ]
     assert columns[:4] == ["Ready", "Reason", "Job", "Status"] and columns[-1] == "Age"
 
 
@@ -109,8 +136,11 @@ def cluster_documents() -> list[tuple[str, Mapping[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("name,document", [(n, d) for n, d in cluster_documents() if d["apiVersion"].startswith(
-    "tunekeeper.io/")], ids=lambda v: v if isinstance(v, str) else f"{v['kind']}/{v['metadata']['name']}")
+@pytest.mark.parametrize(
+    "name,document",
+    [(n, d) for n, d in cluster_documents() if d["apiVersion"].startswith("tunekeeper.io/")],
+    ids=lambda v: v if isinstance(v, str) else f"{v['kind']}/{v['metadata']['name']}",
+)
 def test_example_crs_validate_against_the_generated_crds(name: str, document: Mapping[str, Any]) -> None:
     validator = openapi_validator(document["kind"])
     errors = sorted(validator.iter_errors(document), key=str)
@@ -132,11 +162,15 @@ def test_every_example_folder_has_its_crs() -> None:
         assert cluster.is_file(), f"{folder.name} has no custom resources in manifests/cluster/"
         local = [d for f in sorted(folder.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
         crs = [d for d in yaml.safe_load_all(cluster.read_text()) if d]
-        assert [(d["kind"], d["metadata"]["name"]) for d in crs] == [(d["kind"], d["metadata"]["name"]) for d in local]
+        assert [(d["kind"], d["metadata"]["name"]) for d in crs] == [
+            (d["kind"], d["metadata"]["name"]) for d in local
+        ]
         for mine, theirs in zip(crs, local, strict=True):
             spec = dict(mine["spec"])
             for key in ("trainingFile", "validationFile"):
                 if key in spec:
                     assert spec[key] == f"{folder.name}/{theirs['spec'][key]}"
                     spec[key] = theirs["spec"][key]
-            assert spec == theirs["spec"], f"{cluster.name}: {mine['kind']}/{mine['metadata']['name']} drifted"
+            assert spec == theirs["spec"], (
+                f"{cluster.name}: {mine['kind']}/{mine['metadata']['name']} drifted"
+            )

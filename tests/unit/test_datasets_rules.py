@@ -28,7 +28,10 @@ def filler(method: str, index: int) -> dict[str, Any]:
             "non_preferred_output": [{"role": "assistant", "content": f"bad answer {index}"}],
         }
     if method == "reinforcement":
-        return {"messages": [{"role": "user", "content": f"question {index}"}], "reference_answer": str(index)}
+        return {
+            "messages": [{"role": "user", "content": f"question {index}"}],
+            "reference_answer": str(index),
+        }
     return {"messages": [{"role": "user", "content": f"question {index}"},
                          {"role": "assistant", "content": f"answer {index}"}]}
 
@@ -83,77 +86,194 @@ CASES: list[tuple[str, str, object, object]] = [
     ("TK-D022", "supervised", chat("hi", bot()), chat(user(), bot())),
     ("TK-D023", "supervised", chat({"content": "hi"}, bot()), chat(user(), bot())),
     ("TK-D024", "supervised", chat({"role": "bot", "content": "hi"}, bot()), chat(user(), bot())),
-    ("TK-D025", "supervised", chat({"role": "user"}, bot()), chat(user(), {"role": "assistant", "tool_calls": [CALL]},
-                                                                  {"role": "tool", "tool_call_id": "call_1",
-                                                                   "content": "42"}, bot())),
+    (
+        "TK-D025",
+        "supervised",
+        chat({"role": "user"}, bot()),
+        chat(
+            user(),
+            {"role": "assistant", "tool_calls": [CALL]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+            bot(),
+        ),
+    ),
     ("TK-D026", "supervised", chat(user(5), bot()), chat(user([{"type": "text", "text": "hi"}]), bot())),  # type: ignore[arg-type]
     ("TK-D027", "supervised", chat(user(["hi"]), bot()), chat(user([{"type": "text", "text": "hi"}]), bot())),  # type: ignore[arg-type]
     ("TK-D028", "supervised", chat(user([{"type": "audio"}]), bot()), chat(user([image()]), bot())),  # type: ignore[arg-type]
-    ("TK-D029", "supervised", chat(user([{"type": "text", "text": 5}]), bot()),  # type: ignore[arg-type]
-     chat(user([{"type": "text", "text": "5"}]), bot())),  # type: ignore[arg-type]
-    ("TK-D030", "supervised", chat(user([{"type": "image_url", "image_url": "https://x/a.png"}]), bot()),  # type: ignore[arg-type]
-     chat(user([image()]), bot())),  # type: ignore[arg-type]
-    ("TK-D031", "supervised", chat(user([image("ftp://example.com/a.png")]), bot()),  # type: ignore[arg-type]
-     chat(user([image(PNG)]), bot())),  # type: ignore[arg-type]
-    ("TK-D032", "supervised", chat(user([image("data:image/gif;base64,R0lG")]), bot()),  # type: ignore[arg-type]
-     chat(user([image("data:image/webp;base64,UklG")]), bot())),  # type: ignore[arg-type]
-    ("TK-D033", "supervised", chat(user([image(detail="medium")]), bot()),  # type: ignore[arg-type]
-     chat(user([image(detail="low"), image(detail="high"), image(detail="auto")]), bot())),  # type: ignore[arg-type]
+    (
+        "TK-D029",
+        "supervised",
+        chat(user([{"type": "text", "text": 5}]), bot()),  # type: ignore[arg-type]
+        chat(user([{"type": "text", "text": "5"}]), bot()),
+    ),  # type: ignore[arg-type]
+    (
+        "TK-D030",
+        "supervised",
+        chat(user([{"type": "image_url", "image_url": "https://x/a.png"}]), bot()),  # type: ignore[arg-type]
+        chat(user([image()]), bot()),
+    ),  # type: ignore[arg-type]
+    (
+        "TK-D031",
+        "supervised",
+        chat(user([image("ftp://example.com/a.png")]), bot()),  # type: ignore[arg-type]
+        chat(user([image(PNG)]), bot()),
+    ),  # type: ignore[arg-type]
+    (
+        "TK-D032",
+        "supervised",
+        chat(user([image("data:image/gif;base64,R0lG")]), bot()),  # type: ignore[arg-type]
+        chat(user([image("data:image/webp;base64,UklG")]), bot()),
+    ),  # type: ignore[arg-type]
+    (
+        "TK-D033",
+        "supervised",
+        chat(user([image(detail="medium")]), bot()),  # type: ignore[arg-type]
+        chat(user([image(detail="low"), image(detail="high"), image(detail="auto")]), bot()),
+    ),  # type: ignore[arg-type]
     ("TK-D034", "supervised", chat(user(), bot([image()])), chat(user([image()]), bot())),  # type: ignore[arg-type]
     ("TK-D035", "supervised", chat(user(weight=1), bot()), chat(user(), bot(weight=1))),
-    ("TK-D036", "supervised", chat(user(), bot(weight=2)), chat(user(), bot(weight=0), user(), bot(weight=1))),
+    (
+        "TK-D036",
+        "supervised",
+        chat(user(), bot(weight=2)),
+        chat(user(), bot(weight=0), user(), bot(weight=1)),
+    ),
     ("TK-D036", "supervised", chat(user(), bot(weight=True)), chat(user(), bot(weight=1))),
     ("TK-D036", "supervised", chat(user(), bot(weight=0.5)), chat(user(), bot(weight=1))),
     ("TK-D037", "supervised", chat(user(), bot(weight=0)), chat(user(), bot(weight=0), user(), bot())),
     ("TK-D037", "supervised", chat(user()), chat(user(), bot())),
     ("TK-D038", "supervised", chat(user(mood="happy"), bot()), chat(user(name="ann"), bot())),
-    ("TK-D039", "supervised", chat(user(), bot("")),
-     chat(user(), bot("", tool_calls=[CALL]), {"role": "tool", "tool_call_id": "call_1", "content": "42"}, bot())),
+    (
+        "TK-D039",
+        "supervised",
+        chat(user(), bot("")),
+        chat(
+            user(),
+            bot("", tool_calls=[CALL]),
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+            bot(),
+        ),
+    ),
     ("TK-D040", "supervised", chat(user(""), bot()), chat(user("?"), bot())),
     ("TK-D041", "supervised", chat(user(name=5), bot()), chat(user(name="ann"), bot())),
-    ("TK-D041", "supervised", chat(user(), {"role": "assistant", "tool_calls": [{**CALL, "id": 7}]}, bot()),
-     chat(user(), {"role": "assistant", "tool_calls": [CALL]}, {"role": "tool", "tool_call_id": "call_1",
-                                                                 "content": "42"}, bot())),
+    (
+        "TK-D041",
+        "supervised",
+        chat(user(), {"role": "assistant", "tool_calls": [{**CALL, "id": 7}]}, bot()),
+        chat(
+            user(),
+            {"role": "assistant", "tool_calls": [CALL]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+            bot(),
+        ),
+    ),
     ("TK-D042", "supervised", chat(user(tool_calls=[CALL]), bot()), chat(user(), bot(tool_calls=[CALL]))),
     ("TK-D043", "supervised", chat(user(), bot(tool_calls=[])), chat(user(), bot(tool_calls=[CALL]))),
     ("TK-D044", "supervised", chat(user(), bot(tool_calls=["lookup"])), chat(user(), bot(tool_calls=[CALL]))),
-    ("TK-D045", "supervised", chat(user(), bot(tool_calls=[{**CALL, "type": "fn"}])),
-     chat(user(), bot(tool_calls=[CALL]))),
-    ("TK-D046", "supervised", chat(user(), bot(tool_calls=[CALL]), {"role": "tool", "content": "42"}, bot()),
-     chat(user(), bot(tool_calls=[CALL]), {"role": "tool", "tool_call_id": "call_1", "content": "42"}, bot())),
-    ("TK-D047", "supervised", chat(user(), bot(tool_calls=[CALL]), {"role": "tool", "tool_call_id": "call_9",
-                                                                    "content": "42"}, bot()),
-     chat(user(), bot(tool_calls=[CALL]), {"role": "tool", "tool_call_id": "call_1", "content": "42"}, bot())),
+    (
+        "TK-D045",
+        "supervised",
+        chat(user(), bot(tool_calls=[{**CALL, "type": "fn"}])),
+        chat(user(), bot(tool_calls=[CALL])),
+    ),
+    (
+        "TK-D046",
+        "supervised",
+        chat(user(), bot(tool_calls=[CALL]), {"role": "tool", "content": "42"}, bot()),
+        chat(
+            user(), bot(tool_calls=[CALL]), {"role": "tool", "tool_call_id": "call_1", "content": "42"}, bot()
+        ),
+    ),
+    (
+        "TK-D047",
+        "supervised",
+        chat(
+            user(), bot(tool_calls=[CALL]), {"role": "tool", "tool_call_id": "call_9", "content": "42"}, bot()
+        ),
+        chat(
+            user(), bot(tool_calls=[CALL]), {"role": "tool", "tool_call_id": "call_1", "content": "42"}, bot()
+        ),
+    ),
     ("TK-D048", "supervised", chat(user(), bot(), tools="lookup"), chat(user(), bot(), tools=TOOLS)),
-    ("TK-D048", "supervised", chat(user(), bot(), functions={"name": "f"}),
-     chat(user(), bot(), functions=[{"name": "f"}])),
-    ("TK-D049", "supervised", chat(user(), bot(), parallel_tool_calls="yes"),
-     chat(user(), bot(), parallel_tool_calls=False)),
+    (
+        "TK-D048",
+        "supervised",
+        chat(user(), bot(), functions={"name": "f"}),
+        chat(user(), bot(), functions=[{"name": "f"}]),
+    ),
+    (
+        "TK-D049",
+        "supervised",
+        chat(user(), bot(), parallel_tool_calls="yes"),
+        chat(user(), bot(), parallel_tool_calls=False),
+    ),
     ("TK-D050", "supervised", chat(user(), bot(), label="x"), chat(user(), bot())),
     # DPO
     ("TK-D060", "dpo", {"preferred_output": [bot()], "non_preferred_output": [bot("no")]}, filler("dpo", 99)),
     ("TK-D060", "dpo", {"input": {"messages": [user()]}, "preferred_output": [bot()]}, filler("dpo", 99)),
-    ("TK-D061", "dpo", {"input": "hi", "preferred_output": [bot()], "non_preferred_output": [bot("no")]},
-     filler("dpo", 99)),
-    ("TK-D062", "dpo", {"input": {"messages": [user(), bot()]}, "preferred_output": [bot()],
-                        "non_preferred_output": [bot("no")]},
-     {"input": {"messages": [user(), bot(), user("and?")], "tools": TOOLS, "parallel_tool_calls": True},
-      "preferred_output": [bot()], "non_preferred_output": [bot("no")]}),
-    ("TK-D063", "dpo", {"input": {"messages": [user()]}, "preferred_output": [bot(), bot("more")],
-                        "non_preferred_output": [bot("no")]}, filler("dpo", 99)),
-    ("TK-D064", "dpo", {"input": {"messages": [user()]}, "preferred_output": [user()],
-                        "non_preferred_output": [bot("no")]}, filler("dpo", 99)),
-    ("TK-D065", "dpo", {"input": {"messages": [user()]}, "preferred_output": [bot()],
-                        "non_preferred_output": [bot()]}, filler("dpo", 99)),
+    (
+        "TK-D061",
+        "dpo",
+        {"input": "hi", "preferred_output": [bot()], "non_preferred_output": [bot("no")]},
+        filler("dpo", 99),
+    ),
+    (
+        "TK-D062",
+        "dpo",
+        {
+            "input": {"messages": [user(), bot()]},
+            "preferred_output": [bot()],
+            "non_preferred_output": [bot("no")],
+        },
+        {
+            "input": {"messages": [user(), bot(), user("and?")], "tools": TOOLS, "parallel_tool_calls": True},
+            "preferred_output": [bot()],
+            "non_preferred_output": [bot("no")],
+        },
+    ),
+    (
+        "TK-D063",
+        "dpo",
+        {
+            "input": {"messages": [user()]},
+            "preferred_output": [bot(), bot("more")],
+            "non_preferred_output": [bot("no")],
+        },
+        filler("dpo", 99),
+    ),
+    (
+        "TK-D064",
+        "dpo",
+        {"input": {"messages": [user()]}, "preferred_output": [user()], "non_preferred_output": [bot("no")]},
+        filler("dpo", 99),
+    ),
+    (
+        "TK-D065",
+        "dpo",
+        {"input": {"messages": [user()]}, "preferred_output": [bot()], "non_preferred_output": [bot()]},
+        filler("dpo", 99),
+    ),
     ("TK-D050", "dpo", {**filler("dpo", 99), "messages": []}, filler("dpo", 99)),
-    ("TK-D021", "dpo", {"input": {"messages": []}, "preferred_output": [bot()], "non_preferred_output": [bot("no")]},
-     filler("dpo", 99)),
+    (
+        "TK-D021",
+        "dpo",
+        {"input": {"messages": []}, "preferred_output": [bot()], "non_preferred_output": [bot("no")]},
+        filler("dpo", 99),
+    ),
     # reinforcement
-    ("TK-D070", "reinforcement", {"messages": [user(), bot()], "reference_answer": "1"},
-     {"messages": [user(), bot(), user("again")], "reference_answer": "1"}),
+    (
+        "TK-D070",
+        "reinforcement",
+        {"messages": [user(), bot()], "reference_answer": "1"},
+        {"messages": [user(), bot(), user("again")], "reference_answer": "1"},
+    ),
     ("TK-D071", "reinforcement", {"messages": [user()]}, {"messages": [user()], "reference_answer": "7"}),
-    ("TK-D072", "reinforcement", {"messages": [user()], "expected": "7"},
-     {"messages": [user()], "reference_answer": "7"}),
+    (
+        "TK-D072",
+        "reinforcement",
+        {"messages": [user()], "expected": "7"},
+        {"messages": [user()], "reference_answer": "7"},
+    ),
     ("TK-D020", "reinforcement", {"reference_answer": "7"}, {"messages": [user()], "reference_answer": "7"}),
 ]
 
@@ -171,7 +291,8 @@ def test_every_line_rule_has_a_case() -> None:
     file_rules = {"TK-D001", "TK-D002", "TK-D003", "TK-D004", "TK-D005", "TK-D014", "TK-D015", "TK-D016",
                   "TK-D017"}  # the last three: test_datasets_tokens
     covered = {case[0] for case in CASES} | file_rules
-    training_rules = {code for code in RULES if code.startswith("TK-D")}  # TK-E0xx: eval files, test_eval_file.py
+    # TK-E0xx: eval files, test_eval_file.py
+    training_rules = {code for code in RULES if code.startswith("TK-D")}
     assert covered == training_rules, training_rules ^ covered
 
 

@@ -17,7 +17,24 @@ from tunekeeper.datasets._examples import check_example, plain_chat
 
 BOM = b"\xef\xbb\xbf"
 DATA = Path(__file__).resolve().parent.parent / "data" / "datasets"
-WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "refund", "order", "invoice", "password", "é", "東京", "🙂"]
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "refund",
+    "order",
+    "invoice",
+    "password",
+    "é",
+    "東京",
+    "🙂",
+]
 
 
 def text(rng: random.Random, words: int) -> str:
@@ -54,7 +71,12 @@ def test_fast_path_declines_what_it_does_not_cover() -> None:
     for example in [
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]},
         {"messages": [{"role": "user", "content": "q", "weight": 1}, {"role": "assistant", "content": "a"}]},
-        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": True}]},
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a", "weight": True},
+            ]
+        },
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "x": 1},
         {"messages": [{"role": "tool", "content": "q"}, {"role": "assistant", "content": "a"}]},
@@ -244,8 +266,10 @@ def test_binary_garbage_file(tmp_path: Path) -> None:
     path.write_bytes(bytes(rng.randrange(256) for _ in range(200_000)))
     report = validate_dataset(path, workers=2)
     assert not report.ok and report.stats.bytes == 200_000
-    assert all(d.code in {"TK-D010", "TK-D011", "TK-D012", "TK-D013", "TK-D003", "TK-D004", "TK-D005", "TK-D014"}
-               for d in report.diagnostics)
+    assert all(
+        d.code in {"TK-D010", "TK-D011", "TK-D012", "TK-D013", "TK-D003", "TK-D004", "TK-D005", "TK-D014"}
+        for d in report.diagnostics
+    )
 
 
 def test_duplicate_search_with_a_set_and_with_numpy_agree() -> None:

@@ -21,13 +21,24 @@ from tunekeeper.datasets._tokens import MAX_TOKEN_BYTES, O200K_SHA256, TokenCoun
 BOM = b"\xef\xbb\xbf"
 
 
-@pytest.mark.parametrize(("model", "limit"), [
-    (None, 65536), ("gpt-4.1", 65536), ("gpt-4.1-2025-04-14", 65536), ("gpt-4.1-2025-04-14.ft-abc123", 65536),
-    ("gpt-4.1-mini-2025-04-14", 65536), ("gpt-4.1-nano-2025-04-14", 32768),
-    ("gpt-4.1-nano-2025-04-14.ft-0f1e2d", 32768), ("gpt-4o-2024-08-06", 65536), ("gpt-4o-mini-2024-07-18", 65536),
-    ("gpt-35-turbo-0125", 16385), ("gpt-35-turbo-1106.ft-x", 16385), ("o4-mini-2025-04-16", 65536),
-    ("some-future-model", 65536),
-])
+@pytest.mark.parametrize(
+    ("model", "limit"),
+    [
+        (None, 65536),
+        ("gpt-4.1", 65536),
+        ("gpt-4.1-2025-04-14", 65536),
+        ("gpt-4.1-2025-04-14.ft-abc123", 65536),
+        ("gpt-4.1-mini-2025-04-14", 65536),
+        ("gpt-4.1-nano-2025-04-14", 32768),
+        ("gpt-4.1-nano-2025-04-14.ft-0f1e2d", 32768),
+        ("gpt-4o-2024-08-06", 65536),
+        ("gpt-4o-mini-2024-07-18", 65536),
+        ("gpt-35-turbo-0125", 16385),
+        ("gpt-35-turbo-1106.ft-x", 16385),
+        ("o4-mini-2025-04-16", 65536),
+        ("some-future-model", 65536),
+    ],
+)
 def test_context_limits(model: str | None, limit: int) -> None:
     assert context_limit(model)[0] == limit
 
@@ -40,14 +51,16 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     socket.create_connection = refuse
     from tunekeeper.datasets._tokens import O200K_FILE, O200K_PATTERN, O200K_SPECIAL_TOKENS, o200k_base
     encoding = o200k_base()
-    assert encoding.encode_ordinary("Hello, world!") == [13225, 11, 2375, 0], encoding.encode_ordinary("Hello, world!")
+    hello = encoding.encode_ordinary("Hello, world!")
+    assert hello == [13225, 11, 2375, 0], hello
     cached = os.path.join(os.environ["TUNEKEEPER_CACHE_DIR"], O200K_FILE)
     assert os.path.exists(cached)
     assert os.listdir(os.environ["TIKTOKEN_CACHE_DIR"]) == []
     # tiktoken's own definition of o200k_base, fed from its offline cache with our converted file:
     url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
     key = hashlib.sha1(url.encode()).hexdigest()
-    with open(cached, "rb") as source, open(os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], key), "wb") as target:
+    target_path = os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], key)
+    with open(cached, "rb") as source, open(target_path, "wb") as target:
         target.write(source.read())
     from tiktoken_ext.openai_public import o200k_base as definition
     reference = definition()
@@ -68,21 +81,35 @@ def test_o200k_base_loads_offline_and_matches_tiktoken(tmp_path: Path) -> None:
     assert "offline ok" in result.stdout
     import hashlib
 
-    assert hashlib.sha256((tmp_path / "tunekeeper" / "o200k_base.tiktoken").read_bytes()).hexdigest() == O200K_SHA256
+    assert (
+        hashlib.sha256((tmp_path / "tunekeeper" / "o200k_base.tiktoken").read_bytes()).hexdigest()
+        == O200K_SHA256
+    )
 
 
 def test_counts_follow_the_cookbook() -> None:
     encode = o200k_base().encode_ordinary
     counter = TokenCounter()
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there", "name": "ann"},
-                {"role": "assistant", "content": "Hello!"}]
-    expected = 3 + sum(3 + len(encode(m["role"])) + len(encode(m["content"])) for m in messages) + len(encode("ann")) + 1
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi there", "name": "ann"},
+        {"role": "assistant", "content": "Hello!"},
+    ]
+    expected = (
+        3
+        + sum(3 + len(encode(m["role"])) + len(encode(m["content"])) for m in messages)
+        + len(encode("ann"))
+        + 1
+    )
     assert counter.messages(messages) == expected
     with_images = [{"role": "user", "content": [{"type": "text", "text": "What is it?"},
                                                  {"type": "image_url", "image_url": {"url": "https://x/a.png"}},
                                                  {"type": "image_url", "image_url": {"url": "https://x/b.png",
                                                                                      "detail": "low"}}]}]
-    assert counter.messages(with_images) == 3 + 3 + 1 + len(encode("What is it?")) + IMAGE_TOKENS + IMAGE_TOKENS_LOW
+    assert (
+        counter.messages(with_images)
+        == 3 + 3 + 1 + len(encode("What is it?")) + IMAGE_TOKENS + IMAGE_TOKENS_LOW
+    )
 
 
 WORDS = ["alpha", "beta", "Straße", "東京", "🙂", "{\"json\": true}", "  ", "\n", "x" * 40, "12345678"]
@@ -96,10 +123,19 @@ def random_example(rng: random.Random) -> dict[str, Any]:
     for turn in range(rng.randint(1, 3)):
         content: Any = text()
         if rng.random() < 0.3:
-            content = [{"type": "text", "text": text()},
-                       {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * rng.randint(0, 9000),
-                                                           "detail": rng.choice(["low", "high", "auto"])}}]
-        messages.append({"role": "user", "content": content, **({"name": "ann"} if rng.random() < 0.3 else {})})
+            content = [
+                {"type": "text", "text": text()},
+                {
+                    "type": "image_url",
+                    "image_url": {
+                        "url": "data:image/png;base64," + "A" * rng.randint(0, 9000),
+                        "detail": rng.choice(["low", "high", "auto"]),
+                    },
+                },
+            ]
+        messages.append(
+            {"role": "user", "content": content, **({"name": "ann"} if rng.random() < 0.3 else {})}
+        )
         if rng.random() < 0.3:
             call = {"id": f"c{turn}", "type": "function", "function": {"name": "f", "arguments": orjson.dumps(
                 {"q": text()}).decode()}}
@@ -127,14 +163,20 @@ def test_byte_bound_never_undercounts() -> None:
 
 
 def dataset_with(example: dict[str, Any]) -> bytes:
-    rows = [orjson.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]})
-            for i in range(60)]
+    rows = [
+        orjson.dumps(
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        )
+        for i in range(60)
+    ]
     rows[7] = orjson.dumps(example)
     return BOM + b"\n".join(rows) + b"\n"
 
 
 def test_example_over_the_context_is_an_error_for_that_model_only() -> None:
-    long = {"messages": [{"role": "user", "content": "hello " * 20_000}, {"role": "assistant", "content": "ok"}]}
+    long = {
+        "messages": [{"role": "user", "content": "hello " * 20_000}, {"role": "assistant", "content": "ok"}]
+    }
     data = dataset_with(long)
     small = validate_bytes(data, filename="t.jsonl", model="gpt-35-turbo-0125.ft-abc")
     (error,) = small.errors
@@ -165,7 +207,12 @@ def test_longest_o200k_token_is_the_bound_the_floor_assumes() -> None:
 
 
 def huge_example(chars: int) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": "hello " * (chars // 6)}, {"role": "assistant", "content": "ok"}]}
+    return {
+        "messages": [
+            {"role": "user", "content": "hello " * (chars // 6)},
+            {"role": "assistant", "content": "ok"},
+        ]
+    }
 
 
 def test_floor_proves_a_huge_example_over_the_context_without_the_tokenizer() -> None:
@@ -183,7 +230,9 @@ def test_floor_proves_a_huge_example_over_the_context_without_the_tokenizer() ->
         print([(d.code, d.line, d.message) for d in report.errors])
         print("tiktoken" in sys.modules)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
     errors, tokenizer_loaded = done.stdout.strip().splitlines()
     assert tokenizer_loaded == "False"
     assert "'TK-D016', 4" in errors and "at least 93762 tokens" in errors, errors
@@ -203,7 +252,17 @@ def test_counting_stops_once_the_context_is_exceeded() -> None:
 def test_budgeted_count_is_exact_when_the_example_fits() -> None:
     """Long texts are counted in pieces cut at word boundaries, which changes no count."""
     rng = random.Random(5)
-    words = ["naïve", "日本語", "hello", "world's", "x" * 40, "123456", "def f(x):\n    return x", "¿qué?", "🙂"]
+    words = [
+        "naïve",
+        "日本語",
+        "hello",
+        "world's",
+        "x" * 40,
+        "123456",
+        "def f(x):\n    return x",
+        "¿qué?",
+        "🙂",
+    ]
     counter = TokenCounter()
     for _ in range(5):
         text = " ".join(rng.choice(words) for _ in range(60_000))
@@ -222,8 +281,7 @@ def test_a_line_longer_than_the_scanner_holds_is_reported_not_read(tmp_path: Pat
     with open(path, "wb") as out:
         out.write(BOM + good * 3 + b'{"messages": [{"role": "user", "content": "')
         block = b"hello " * (1 << 16)
-        for _ in range(MAX_LINE_BYTES // len(block) + 10):
-            out.write(block)
+        out.writelines(block for _ in range(MAX_LINE_BYTES // len(block) + 10))
         out.write(b'"}, {"role": "assistant", "content": "ok"}]}\n' + b"{oops\n" + good * 12)
     script = textwrap.dedent(f"""
         import re
@@ -235,7 +293,9 @@ def test_a_line_longer_than_the_scanner_holds_is_reported_not_read(tmp_path: Pat
         peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1])
         print(report.stats.lines, peak_kb // 1024)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
     errors, figures = done.stdout.strip().splitlines()
     assert errors == "[('TK-D017', 4), ('TK-D011', 5)]"
     lines, peak_mb = map(int, figures.split())

@@ -36,43 +36,108 @@ def check(tmp_path: Path, lines: list[str], training: list[str] | None = None) -
     return [(d.line, d.severity, f"{d.code}: {d.message}") for d in report.diagnostics]
 
 
-@pytest.mark.parametrize(("lines", "expected"), [
-    ([GOOD, GOOD.replace("France", "Spain").replace("Paris", "Madrid")], []),
-    ([GOOD, chat(("user", "Hi?"), ("assistant", "Hello"), ("user", "Bye?"))],
-     [(2, "error", "TK-E002: messages[2] must be the expected answer, an assistant message; got a user message")]),
-    ([chat(("user", "Hi?"), ("assistant", "  "))],
-     [(1, "error", "TK-E003: messages[1].content is empty: the expected answer has no text")]),
-    ([chat(("system", SYSTEM), ("assistant", "Paris"))],
-     [(1, "error", "TK-E004: example has no user message before the expected answer")]),
-    ([GOOD, "{not json", "[1, 2]"],
-     [(2, "error", "TK-D011: line is not valid JSON: unexpected character, expected a string key"),
-      (3, "error", "TK-D012: line holds a JSON list, not an object")]),
-    ([GOOD, "", GOOD], [(2, "warning", "TK-D013: line is blank")]),
-    ([], [(0, "error", "TK-E001: file has no eval examples")]),
-    ([json.dumps({"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]})],
-     [(1, "error", "TK-D025: messages[0].content is missing")]),
-])
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([GOOD, GOOD.replace("France", "Spain").replace("Paris", "Madrid")], []),
+        (
+            [GOOD, chat(("user", "Hi?"), ("assistant", "Hello"), ("user", "Bye?"))],
+            [
+                (
+                    2,
+                    "error",
+                    (
+                        "TK-E002: messages[2] must be the expected answer, an assistant message; "
+                        "got a user message"
+                    ),
+                )
+            ],
+        ),
+        (
+            [chat(("user", "Hi?"), ("assistant", "  "))],
+            [(1, "error", "TK-E003: messages[1].content is empty: the expected answer has no text")],
+        ),
+        (
+            [chat(("system", SYSTEM), ("assistant", "Paris"))],
+            [(1, "error", "TK-E004: example has no user message before the expected answer")],
+        ),
+        (
+            [GOOD, "{not json", "[1, 2]"],
+            [
+                (2, "error", "TK-D011: line is not valid JSON: unexpected character, expected a string key"),
+                (3, "error", "TK-D012: line holds a JSON list, not an object"),
+            ],
+        ),
+        ([GOOD, "", GOOD], [(2, "warning", "TK-D013: line is blank")]),
+        ([], [(0, "error", "TK-E001: file has no eval examples")]),
+        (
+            [json.dumps({"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]})],
+            [(1, "error", "TK-D025: messages[0].content is missing")],
+        ),
+    ],
+)
 def test_eval_examples_are_checked_line_by_line(tmp_path: Path, lines: list[str],
                                                 expected: list[tuple[int, str, str]]) -> None:
     assert check(tmp_path, lines) == expected
 
 
 
-@pytest.mark.parametrize(("lines", "training", "expected"), [
-    ([GOOD], [GOOD] * 3, []),
-    ([GOOD.replace("sarcastic", "friendly")], [GOOD] * 3,
-     [(1, "error", ('TK-E010: system message "Clippy is a friendly chatbot." differs from the one FineTuneJob/clippy '
-                   'was trained with (data/train.jsonl:1: "Clippy is a sarcastic chatbot.")'))]),
-    ([chat(("user", "Capital of France?"), ("assistant", "Paris"))], [GOOD] * 3,
-     [(1, "error", ("TK-E011: example has no system message, but FineTuneJob/clippy was trained with one "
-                   '(data/train.jsonl:1: "Clippy is a sarcastic chatbot.")'))]),
-    ([GOOD], [chat(("user", "Capital of France?"), ("assistant", "Paris"))] * 3,
-     [(1, "error", ('TK-E012: system message "Clippy is a sarcastic chatbot." is not in the training data of '
-                   "FineTuneJob/clippy, which has none (data/train.jsonl)"))]),
-    # training data that varies its system message: any of them will do, and so does none when some have none
-    ([GOOD.replace("sarcastic", "friendly"), chat(("user", "Hi?"), ("assistant", "Hello"))],
-     [GOOD, GOOD.replace("sarcastic", "friendly"), chat(("user", "Hi?"), ("assistant", "Hello"))], []),
-])
+@pytest.mark.parametrize(
+    ("lines", "training", "expected"),
+    [
+        ([GOOD], [GOOD] * 3, []),
+        (
+            [GOOD.replace("sarcastic", "friendly")],
+            [GOOD] * 3,
+            [
+                (
+                    1,
+                    "error",
+                    (
+                        'TK-E010: system message "Clippy is a friendly chatbot." differs from the one '
+                        'FineTuneJob/clippy was trained with '
+                        '(data/train.jsonl:1: "Clippy is a sarcastic chatbot.")'
+                    ),
+                )
+            ],
+        ),
+        (
+            [chat(("user", "Capital of France?"), ("assistant", "Paris"))],
+            [GOOD] * 3,
+            [
+                (
+                    1,
+                    "error",
+                    (
+                        "TK-E011: example has no system message, but FineTuneJob/clippy was trained with one "
+                        '(data/train.jsonl:1: "Clippy is a sarcastic chatbot.")'
+                    ),
+                )
+            ],
+        ),
+        (
+            [GOOD],
+            [chat(("user", "Capital of France?"), ("assistant", "Paris"))] * 3,
+            [
+                (
+                    1,
+                    "error",
+                    (
+                        'TK-E012: system message "Clippy is a sarcastic chatbot." is not in the training '
+                        "data of FineTuneJob/clippy, which has none (data/train.jsonl)"
+                    ),
+                )
+            ],
+        ),
+        # training data that varies its system message: any of them will do, and so does none when some
+        # have none
+        (
+            [GOOD.replace("sarcastic", "friendly"), chat(("user", "Hi?"), ("assistant", "Hello"))],
+            [GOOD, GOOD.replace("sarcastic", "friendly"), chat(("user", "Hi?"), ("assistant", "Hello"))],
+            [],
+        ),
+    ],
+)
 def test_the_system_message_must_be_one_the_model_was_trained_with(
         tmp_path: Path, lines: list[str], training: list[str], expected: list[tuple[int, str, str]]) -> None:
     assert check(tmp_path, lines, training) == expected

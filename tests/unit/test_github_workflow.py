@@ -16,8 +16,13 @@ WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "github-actions" /
 
 
 def check_schema(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-                           str(path)], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def workflow() -> dict[Any, Any]:
@@ -42,7 +47,10 @@ def test_the_workflow_matches_the_published_schema(tmp_path: Path) -> None:
 def test_it_plans_on_pull_requests_applies_on_merge_and_checks_drift_on_a_schedule() -> None:
     flow = workflow()
     assert set(flow["on"]) >= {"pull_request", "push", "schedule"}
-    assert flow["concurrency"] == {"group": "tunekeeper-${{ github.repository }}-ml", "cancel-in-progress": False}
+    assert flow["concurrency"] == {
+        "group": "tunekeeper-${{ github.repository }}-ml",
+        "cancel-in-progress": False,
+    }
 
     plan = "\n".join(s.get("run", "") for s in steps("plan"))
     assert "tunekeeper plan" in plan and "-o markdown" in plan and "--detailed-exitcode" in plan

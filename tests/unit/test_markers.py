@@ -15,7 +15,9 @@ SPEC = FineTuneJobSpec(name="support-bot", account=None, base_model="gpt-4.1", f
 
 
 def fp(spec: FineTuneJobSpec, training: str = "a" * 64) -> str:
-    return markers.job_fingerprint(spec, base=spec.base_model or "", training_digest=training, validation_digest=None)
+    return markers.job_fingerprint(
+        spec, base=spec.base_model or "", training_digest=training, validation_digest=None
+    )
 
 
 def test_file_names_carry_the_content_hash() -> None:
@@ -40,8 +42,10 @@ def test_fingerprint_covers_everything_that_needs_new_training() -> None:
     base = fp(SPEC)
     assert fp(SPEC) == base
     for changed in (
-        dataclasses.replace(SPEC, base_model="gpt-4.1-mini"), dataclasses.replace(SPEC, method=Method.DPO),
-        dataclasses.replace(SPEC, hyperparameters=Hyperparameters(n_epochs=3)), dataclasses.replace(SPEC, seed=1),
+        dataclasses.replace(SPEC, base_model="gpt-4.1-mini"),
+        dataclasses.replace(SPEC, method=Method.DPO),
+        dataclasses.replace(SPEC, hyperparameters=Hyperparameters(n_epochs=3)),
+        dataclasses.replace(SPEC, seed=1),
         dataclasses.replace(SPEC, suffix="other"),
     ):
         assert fp(changed) != base
@@ -57,9 +61,17 @@ def test_derived_seed_is_deterministic_int32_and_explicit_seed_wins() -> None:
 
 
 def job(**kw: object) -> ObservedJob:
-    values: dict[str, object] = {"id": "ftjob-1", "status": "succeeded", "model": "gpt-4.1", "training_file": "file-1",
-                                     "created_at": 1, "suffix": "support-bot", "seed": 7, "method": "supervised",
-                                     "hyperparameters": {"n_epochs": 2, "batch_size": 8}}
+    values: dict[str, object] = {
+        "id": "ftjob-1",
+        "status": "succeeded",
+        "model": "gpt-4.1",
+        "training_file": "file-1",
+        "created_at": 1,
+        "suffix": "support-bot",
+        "seed": 7,
+        "method": "supervised",
+        "hyperparameters": {"n_epochs": 2, "batch_size": 8},
+    }
     values.update(kw)
     return ObservedJob(**values)  # type: ignore[arg-type]
 
@@ -88,8 +100,20 @@ def test_deployment_tags_mark_ownership() -> None:
     tags = markers.deployment_tags("bot", spec_hash="h", deletion_policy=DeletionPolicy.RETAIN)
     assert tags == {"tunekeeper.io/managed-by": "tunekeeper", "tunekeeper.io/resource": "Deployment/bot",
                     "tunekeeper.io/spec-hash": "h", "tunekeeper.io/deletion-policy": "Retain"}
-    dep = ObservedDeployment(name="bot", model_name="m", model_version="1", model_format="OpenAI", sku="Standard",
-                             capacity=1, provisioning_state="Succeeded", tags=tags)
+    dep = ObservedDeployment(
+        name="bot",
+        model_name="m",
+        model_version="1",
+        model_format="OpenAI",
+        sku="Standard",
+        capacity=1,
+        provisioning_state="Succeeded",
+        tags=tags,
+    )
     assert markers.owner_of(dep) == "bot"
-    assert markers.owner_of(dataclasses.replace(dep, tags={"tunekeeper.io/resource": "Deployment/bot"})) is None
-    assert markers.deployment_spec_hash("m", "1", "Standard", 1) != markers.deployment_spec_hash("m", "1", "Standard", 2)
+    assert (
+        markers.owner_of(dataclasses.replace(dep, tags={"tunekeeper.io/resource": "Deployment/bot"})) is None
+    )
+    assert markers.deployment_spec_hash("m", "1", "Standard", 1) != markers.deployment_spec_hash(
+        "m", "1", "Standard", 2
+    )

@@ -23,9 +23,14 @@ from tunekeeper.resources.specs import (
 )
 
 SPEC = FineTuneJobSpec(
-    name="support-bot", account=None, base_model="gpt-4.1-2025-04-14", from_job=None, method=Method.SUPERVISED,
+    name="support-bot",
+    account=None,
+    base_model="gpt-4.1-2025-04-14",
+    from_job=None,
+    method=Method.SUPERVISED,
     hyperparameters=Hyperparameters(n_epochs=3, learning_rate_multiplier=0.5),
-    training_file=DataRef(path=Path("/r/data/train.jsonl")), validation_file=DataRef(path=Path("/r/data/valid.jsonl")),
+    training_file=DataRef(path=Path("/r/data/train.jsonl")),
+    validation_file=DataRef(path=Path("/r/data/valid.jsonl")),
 )
 SPEC_FINGERPRINT = "3564875ebab7a3f4f75607746a531f09bb2fe655c9b802f37b016fc79f895f62"
 
@@ -72,8 +77,12 @@ def test_file_names() -> None:
 
 def test_deployment_spec_hash_and_tags() -> None:
     assert markers.deployment_spec_hash("gpt-4.1-2025-04-14.ft-abc", "1", "Standard", 2) == "988cef694531b1f5"
-    assert markers.deployment_tags("support-bot", spec_hash="0123456789abcdef", deletion_policy=DeletionPolicy.DELETE,
-                                   manifest="manifests/bot.yaml") == {
+    assert markers.deployment_tags(
+        "support-bot",
+        spec_hash="0123456789abcdef",
+        deletion_policy=DeletionPolicy.DELETE,
+        manifest="manifests/bot.yaml",
+    ) == {
         "tunekeeper.io/managed-by": "tunekeeper",
         "tunekeeper.io/resource": "Deployment/support-bot",
         "tunekeeper.io/spec-hash": "0123456789abcdef",

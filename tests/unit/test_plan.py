@@ -41,8 +41,13 @@ OTHER_NAME = f"tk-{'c' * 16}-other.jsonl"
 
 def job_spec(name: str = "bot", **kw: object) -> FineTuneJobSpec:
     values: dict[str, object] = {
-        "name": name, "account": None, "base_model": BASE, "from_job": None, "method": Method.SUPERVISED,
-        "hyperparameters": Hyperparameters(n_epochs=3), "training_file": DataRef(path=TRAIN, display="data/train.jsonl"),
+        "name": name,
+        "account": None,
+        "base_model": BASE,
+        "from_job": None,
+        "method": Method.SUPERVISED,
+        "hyperparameters": Hyperparameters(n_epochs=3),
+        "training_file": DataRef(path=TRAIN, display="data/train.jsonl"),
         "validation_file": DataRef(path=VALID, display="data/valid.jsonl"),
         "source": SourceRef("manifests/bot.yaml", 3, 1),
     }
@@ -62,24 +67,52 @@ def desired(jobs: Sequence[FineTuneJobSpec] = (), deployments: Sequence[Deployme
 
 
 def file(name: str, status: str = "processed", id: str | None = None, created: int = 1) -> ObservedFile:
-    return ObservedFile(id=id or f"file-{name[3:11]}", filename=name, purpose="fine-tune", bytes=10, status=status,
-                        created_at=created, status_details="bad line 3" if status == "error" else None)
+    return ObservedFile(
+        id=id or f"file-{name[3:11]}",
+        filename=name,
+        purpose="fine-tune",
+        bytes=10,
+        status=status,
+        created_at=created,
+        status_details="bad line 3" if status == "error" else None,
+    )
 
 
-def job_for(spec: FineTuneJobSpec, status: str = "succeeded", *, id: str = "ftjob-1", model: str = BASE,
-            training: str | None = None, seed: int | None = None, created: int = 10, **kw: object) -> ObservedJob:
+def job_for(
+    spec: FineTuneJobSpec,
+    status: str = "succeeded",
+    *,
+    id: str = "ftjob-1",
+    model: str = BASE,
+    training: str | None = None,
+    seed: int | None = None,
+    created: int = 10,
+    **kw: object,
+) -> ObservedJob:
     """The job tunekeeper would have created for ``spec`` (the markers come from the same functions)."""
     base = spec.base_model or ""
     if spec.from_job:
         base = "job:" + fingerprint(job_spec(spec.from_job))
-    fp = markers.job_fingerprint(spec, base=base, training_digest=DIGESTS[spec.training_file.path],  # type: ignore[index]
-                                 validation_digest=DIGESTS[spec.validation_file.path] if spec.validation_file else None)  # type: ignore[index]
+    fp = markers.job_fingerprint(
+        spec,
+        base=base,
+        training_digest=DIGESTS[spec.training_file.path],  # type: ignore[index]
+        validation_digest=DIGESTS[spec.validation_file.path] if spec.validation_file else None,
+    )  # type: ignore[index]
     values: dict[str, object] = {
-        "id": id, "status": status, "model": model, "training_file": training or f"file-{'a' * 8}", "created_at": created,
+        "id": id,
+        "status": status,
+        "model": model,
+        "training_file": training or f"file-{'a' * 8}",
+        "created_at": created,
         "validation_file": f"file-{'b' * 8}" if spec.validation_file else None,
-        "fine_tuned_model": f"{model}.ft-{id}-{markers.effective_suffix(spec)}" if status == "succeeded" else None,
-        "suffix": markers.effective_suffix(spec), "seed": seed if seed is not None else markers.effective_seed(spec, fp),
-        "method": spec.method.value, "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0},
+        "fine_tuned_model": f"{model}.ft-{id}-{markers.effective_suffix(spec)}"
+        if status == "succeeded"
+        else None,
+        "suffix": markers.effective_suffix(spec),
+        "seed": seed if seed is not None else markers.effective_seed(spec, fp),
+        "method": spec.method.value,
+        "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0},
     }
     values.update(kw)
     return ObservedJob(**values)  # type: ignore[arg-type]
@@ -90,13 +123,33 @@ def fingerprint(spec: FineTuneJobSpec) -> str:
                                    validation_digest=DIGESTS[VALID])
 
 
-def deployment(name: str = "bot", *, model: str, sku: str = "Standard", capacity: int = 1, state: str = "Succeeded",
-               tags: dict[str, str] | None = None, version: str = "1") -> ObservedDeployment:
+def deployment(
+    name: str = "bot",
+    *,
+    model: str,
+    sku: str = "Standard",
+    capacity: int = 1,
+    state: str = "Succeeded",
+    tags: dict[str, str] | None = None,
+    version: str = "1",
+) -> ObservedDeployment:
     if tags is None:
-        tags = markers.deployment_tags(name, spec_hash=markers.deployment_spec_hash(model, version, sku, capacity),
-                                       deletion_policy=DeletionPolicy.DELETE, manifest="manifests/bot.yaml")
-    return ObservedDeployment(name=name, model_name=model, model_version=version, model_format="OpenAI", sku=sku,
-                              capacity=capacity, provisioning_state=state, tags=tags)
+        tags = markers.deployment_tags(
+            name,
+            spec_hash=markers.deployment_spec_hash(model, version, sku, capacity),
+            deletion_policy=DeletionPolicy.DELETE,
+            manifest="manifests/bot.yaml",
+        )
+    return ObservedDeployment(
+        name=name,
+        model_name=model,
+        model_version=version,
+        model_format="OpenAI",
+        sku=sku,
+        capacity=capacity,
+        provisioning_state=state,
+        tags=tags,
+    )
 
 
 def observed(files: Sequence[ObservedFile] = (), jobs: Sequence[ObservedJob] = (),
@@ -117,84 +170,190 @@ assert FT_MODEL
 
 # -- the table -----------------------------------------------------------------------------------------
 CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str, Reason]]]] = [
-    ("nothing exists: upload both files, then create job and deployment",
-     desired([SPEC], [deployment_spec()]), observed(), Known(),
-     [(K.UPLOAD_FILE, f"File/{TRAIN_NAME}", Reason.NOT_IN_ACCOUNT),
-      (K.UPLOAD_FILE, f"File/{VALID_NAME}", Reason.NOT_IN_ACCOUNT),
-      (K.CREATE_JOB, "FineTuneJob/bot", Reason.WAITING_FOR_FILES),
-      (K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT)]),
-    ("files still processing: wait for them",
-     desired([SPEC]), observed([file(TRAIN_NAME, "running"), file(VALID_NAME)]), Known(),
-     [(K.WAIT_FILE, f"File/{TRAIN_NAME}", Reason.FILE_PROCESSING),
-      (K.CREATE_JOB, "FineTuneJob/bot", Reason.WAITING_FOR_FILES)]),
-    ("files processed (a crash after upload): adopt them, create the job",
-     desired([SPEC]), observed(READY_FILES), Known(),
-     [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)]),
-    ("job running: follow it",
-     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [job_for(SPEC, "running")]), Known(),
-     [(K.WAIT_JOB, "FineTuneJob/bot", Reason.JOB_RUNNING),
-      (K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT)]),
-    ("job adopted after a crash even when the data files were deleted since",
-     desired([SPEC]), observed([], [DONE]), Known(), []),
-    ("job succeeded: deploy its model",
-     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE]), Known(),
-     [(K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.NOT_IN_ACCOUNT)]),
-    ("deployment vanished after it was provisioned: drift",
-     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE]), Known(deployments=frozenset({"bot"})),
-     [(K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)]),
-    ("everything matches",
-     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]), Known(), []),
-    ("capacity changed in the manifest",
-     desired([SPEC], [deployment_spec(capacity=5)]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
-     Known(), [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)]),
-    ("capacity changed outside tunekeeper",
-     desired([SPEC], [deployment_spec()]),
-     observed(READY_FILES, [DONE], [dataclasses.replace(deployment(model=FT_MODEL), capacity=9)]), Known(),
-     [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)]),
-    ("deployment provisioning",
-     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Creating")]),
-     Known(), [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.PROVISIONING)]),
-    ("deployment being deleted by someone else: wait, then recreate",
-     desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Deleting")]),
-     Known(), [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)]),
-    ("owned deployment no longer declared is deleted; retained and foreign ones are not",
-     desired([SPEC]),
-     observed(READY_FILES, [DONE], [
-         deployment("old", model=FT_MODEL),
-         deployment("kept", model=FT_MODEL, tags=markers.deployment_tags(
-             "kept", spec_hash="x", deletion_policy=DeletionPolicy.RETAIN)),
-         deployment("theirs", model=FT_MODEL, tags={"team": "search"}),
-     ]), Known(),
-     [(K.DELETE_DEPLOYMENT, "Deployment/old", Reason.NO_LONGER_DECLARED)]),
-    ("a spec change with allowReplacement: delete the succeeded job, train again",
-     desired([job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)]),
-     observed(READY_FILES, [DONE]), Known(),
-     [(K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-      (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)]),
-    ("replacing a running job cancels it first",
-     desired([job_spec(seed=7, allow_replacement=True)]), observed(READY_FILES, [job_for(SPEC, "running")]), Known(),
-     [(K.CANCEL_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-      (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-      (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)]),
-    ("the previous job failed: a spec change simply trains again (nothing paid for is lost)",
-     desired([job_spec(seed=7)]), observed(READY_FILES, [job_for(SPEC, "failed")]), Known(),
-     [(K.CREATE_JOB, "FineTuneJob/bot", Reason.SPEC_CHANGED)]),
-    ("previous job known from the state file even with another suffix",
-     desired([job_spec(suffix="v2", allow_replacement=True)]), observed(READY_FILES, [DONE]),
-     Known(jobs={"bot": "ftjob-1"}),
-     [(K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-      (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)]),
-    ("a create the service ran twice: the newer twin is cancelled, one training is enough",
-     desired([SPEC]), observed(READY_FILES, [job_for(SPEC, "running", id="ftjob-1", created=10),
-                                             job_for(SPEC, "running", id="ftjob-2", created=11)]), Known(),
-     [(K.CANCEL_JOB, "FineTuneJob/bot", Reason.DUPLICATE), (K.WAIT_JOB, "FineTuneJob/bot", Reason.JOB_RUNNING)]),
-    ("an upload the service ran twice: the unused copy is deleted",
-     desired([SPEC]), observed([*READY_FILES, file(TRAIN_NAME, id="file-twin", created=5)], [DONE]), Known(),
-     [(K.DELETE_FILE, f"File/{TRAIN_NAME}", Reason.DUPLICATE)]),
-    ("a job with our files but another seed is not ours to adopt",
-     desired([job_spec(suffix="x")]),
-     observed(READY_FILES, [job_for(job_spec(suffix="y"), seed=1)]), Known(),
-     [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)]),
+    (
+        "nothing exists: upload both files, then create job and deployment",
+        desired([SPEC], [deployment_spec()]),
+        observed(),
+        Known(),
+        [
+            (K.UPLOAD_FILE, f"File/{TRAIN_NAME}", Reason.NOT_IN_ACCOUNT),
+            (K.UPLOAD_FILE, f"File/{VALID_NAME}", Reason.NOT_IN_ACCOUNT),
+            (K.CREATE_JOB, "FineTuneJob/bot", Reason.WAITING_FOR_FILES),
+            (K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT),
+        ],
+    ),
+    (
+        "files still processing: wait for them",
+        desired([SPEC]),
+        observed([file(TRAIN_NAME, "running"), file(VALID_NAME)]),
+        Known(),
+        [
+            (K.WAIT_FILE, f"File/{TRAIN_NAME}", Reason.FILE_PROCESSING),
+            (K.CREATE_JOB, "FineTuneJob/bot", Reason.WAITING_FOR_FILES),
+        ],
+    ),
+    (
+        "files processed (a crash after upload): adopt them, create the job",
+        desired([SPEC]),
+        observed(READY_FILES),
+        Known(),
+        [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)],
+    ),
+    (
+        "job running: follow it",
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [job_for(SPEC, "running")]),
+        Known(),
+        [
+            (K.WAIT_JOB, "FineTuneJob/bot", Reason.JOB_RUNNING),
+            (K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT),
+        ],
+    ),
+    (
+        "job adopted after a crash even when the data files were deleted since",
+        desired([SPEC]),
+        observed([], [DONE]),
+        Known(),
+        [],
+    ),
+    (
+        "job succeeded: deploy its model",
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [DONE]),
+        Known(),
+        [(K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.NOT_IN_ACCOUNT)],
+    ),
+    (
+        "deployment vanished after it was provisioned: drift",
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [DONE]),
+        Known(deployments=frozenset({"bot"})),
+        [(K.CREATE_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)],
+    ),
+    (
+        "everything matches",
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+        Known(),
+        [],
+    ),
+    (
+        "capacity changed in the manifest",
+        desired([SPEC], [deployment_spec(capacity=5)]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+        Known(),
+        [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)],
+    ),
+    (
+        "capacity changed outside tunekeeper",
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [DONE], [dataclasses.replace(deployment(model=FT_MODEL), capacity=9)]),
+        Known(),
+        [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)],
+    ),
+    (
+        "deployment provisioning",
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Creating")]),
+        Known(),
+        [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.PROVISIONING)],
+    ),
+    (
+        "deployment being deleted by someone else: wait, then recreate",
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Deleting")]),
+        Known(),
+        [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)],
+    ),
+    (
+        "owned deployment no longer declared is deleted; retained and foreign ones are not",
+        desired([SPEC]),
+        observed(
+            READY_FILES,
+            [DONE],
+            [
+                deployment("old", model=FT_MODEL),
+                deployment(
+                    "kept",
+                    model=FT_MODEL,
+                    tags=markers.deployment_tags(
+                        "kept", spec_hash="x", deletion_policy=DeletionPolicy.RETAIN
+                    ),
+                ),
+                deployment("theirs", model=FT_MODEL, tags={"team": "search"}),
+            ],
+        ),
+        Known(),
+        [(K.DELETE_DEPLOYMENT, "Deployment/old", Reason.NO_LONGER_DECLARED)],
+    ),
+    (
+        "a spec change with allowReplacement: delete the succeeded job, train again",
+        desired([job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)]),
+        observed(READY_FILES, [DONE]),
+        Known(),
+        [
+            (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+            (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+        ],
+    ),
+    (
+        "replacing a running job cancels it first",
+        desired([job_spec(seed=7, allow_replacement=True)]),
+        observed(READY_FILES, [job_for(SPEC, "running")]),
+        Known(),
+        [
+            (K.CANCEL_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+            (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+            (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+        ],
+    ),
+    (
+        "the previous job failed: a spec change simply trains again (nothing paid for is lost)",
+        desired([job_spec(seed=7)]),
+        observed(READY_FILES, [job_for(SPEC, "failed")]),
+        Known(),
+        [(K.CREATE_JOB, "FineTuneJob/bot", Reason.SPEC_CHANGED)],
+    ),
+    (
+        "previous job known from the state file even with another suffix",
+        desired([job_spec(suffix="v2", allow_replacement=True)]),
+        observed(READY_FILES, [DONE]),
+        Known(jobs={"bot": "ftjob-1"}),
+        [
+            (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+            (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
+        ],
+    ),
+    (
+        "a create the service ran twice: the newer twin is cancelled, one training is enough",
+        desired([SPEC]),
+        observed(
+            READY_FILES,
+            [
+                job_for(SPEC, "running", id="ftjob-1", created=10),
+                job_for(SPEC, "running", id="ftjob-2", created=11),
+            ],
+        ),
+        Known(),
+        [
+            (K.CANCEL_JOB, "FineTuneJob/bot", Reason.DUPLICATE),
+            (K.WAIT_JOB, "FineTuneJob/bot", Reason.JOB_RUNNING),
+        ],
+    ),
+    (
+        "an upload the service ran twice: the unused copy is deleted",
+        desired([SPEC]),
+        observed([*READY_FILES, file(TRAIN_NAME, id="file-twin", created=5)], [DONE]),
+        Known(),
+        [(K.DELETE_FILE, f"File/{TRAIN_NAME}", Reason.DUPLICATE)],
+    ),
+    (
+        "a job with our files but another seed is not ours to adopt",
+        desired([job_spec(suffix="x")]),
+        observed(READY_FILES, [job_for(job_spec(suffix="y"), seed=1)]),
+        Known(),
+        [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)],
+    ),
 ]
 
 
@@ -231,7 +390,9 @@ def test_failed_job_is_not_retried_and_blocks_its_deployment() -> None:
 
 
 def test_replacement_refused_names_manifest_and_fields() -> None:
-    changed = job_spec(hyperparameters=Hyperparameters(n_epochs=4), training_file=DataRef(path=OTHER, display="o"))
+    changed = job_spec(
+        hyperparameters=Hyperparameters(n_epochs=4), training_file=DataRef(path=OTHER, display="o")
+    )
     with pytest.raises(ReplacementNotAllowed) as info:
         plan(desired([changed]), observed(READY_FILES, [DONE]), digests=DIGESTS)
     text = info.value.message
@@ -241,7 +402,9 @@ def test_replacement_refused_names_manifest_and_fields() -> None:
 
 
 def test_from_job_waits_for_parent_then_trains_from_its_model() -> None:
-    child = job_spec("child", base_model=None, from_job="bot", training_file=DataRef(path=OTHER), validation_file=None)
+    child = job_spec(
+        "child", base_model=None, from_job="bot", training_file=DataRef(path=OTHER), validation_file=None
+    )
     running = plan(desired([SPEC, child]), observed(READY_FILES, [job_for(SPEC, "running")]), digests=DIGESTS)
     create = next(a for a in running.actions if a.target.name == "child")
     assert (create.kind, create.reason, create.depth) == (K.CREATE_JOB, Reason.WAITING_FOR_PARENT, 1)
@@ -262,8 +425,14 @@ def ckpt(step: int, valid: float, full: float | None = None) -> ObservedCheckpoi
     metrics = {"valid_loss": valid, "train_loss": 0.1, "valid_mean_token_accuracy": 1 - valid}
     if full is not None:
         metrics["full_valid_loss"] = full
-    return ObservedCheckpoint(id=f"ftchkpt-{step}", job_id="ftjob-1", fine_tuned_model_checkpoint=f"m:ckpt-step-{step}",
-                              step_number=step, metrics=metrics, created_at=step)
+    return ObservedCheckpoint(
+        id=f"ftchkpt-{step}",
+        job_id="ftjob-1",
+        fine_tuned_model_checkpoint=f"m:ckpt-step-{step}",
+        step_number=step,
+        metrics=metrics,
+        created_at=step,
+    )
 
 
 CHECKPOINTS = (ckpt(20, 0.5, 0.55), ckpt(30, 0.4, 0.60), ckpt(40, 0.45, 0.58))  # epochs 2, 3, 4 of 4
@@ -284,7 +453,11 @@ def test_checkpoint_choice(checkpoint: object, model: str) -> None:
 def test_best_falls_back_to_valid_loss() -> None:
     plain = tuple(ckpt(s, v) for s, v in ((10, 0.3), (20, 0.2), (30, 0.25)))
     spec = deployment_spec(model=ModelRef(from_job="bot", checkpoint="best"))
-    p = plan(desired([SPEC], [spec]), observed(READY_FILES, [DONE], checkpoints={"ftjob-1": plain}), digests=DIGESTS)
+    p = plan(
+        desired([SPEC], [spec]),
+        observed(READY_FILES, [DONE], checkpoints={"ftjob-1": plain}),
+        digests=DIGESTS,
+    )
     assert p.actions[0].after and p.actions[0].after["model"] == "ftchkpt-20"
 
 
@@ -342,7 +515,10 @@ def test_base_model_deployment() -> None:
 
 
 def test_order_is_total_and_deterministic() -> None:
-    jobs = [job_spec(f"j{i}", training_file=DataRef(path=ROOT / f"d{i}.jsonl"), validation_file=None) for i in range(6)]
+    jobs = [
+        job_spec(f"j{i}", training_file=DataRef(path=ROOT / f"d{i}.jsonl"), validation_file=None)
+        for i in range(6)
+    ]
     deps = [deployment_spec(f"d{i}", model=ModelRef(from_job=f"j{i}")) for i in range(6)]
     digests = {ROOT / f"d{i}.jsonl": f"{i}" * 64 for i in range(6)}
     first = plan(desired(jobs, deps), observed(), digests=digests)
@@ -374,12 +550,18 @@ def test_missing_digest_is_an_error() -> None:
 
 
 def test_fingerprint_moves_when_a_touched_object_changes() -> None:
-    before = plan(desired([SPEC], [deployment_spec(capacity=5)]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
-                  digests=DIGESTS)
+    before = plan(
+        desired([SPEC], [deployment_spec(capacity=5)]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+        digests=DIGESTS,
+    )
     moved = plan(desired([SPEC], [deployment_spec(capacity=5)]),
                  observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, capacity=2)]), digests=DIGESTS)
-    progressed = plan(desired([SPEC], [deployment_spec(capacity=5)]),
-                      observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Updating")]), digests=DIGESTS)
+    progressed = plan(
+        desired([SPEC], [deployment_spec(capacity=5)]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Updating")]),
+        digests=DIGESTS,
+    )
     assert before.observed_fingerprint != moved.observed_fingerprint
     assert before.observed_fingerprint == progressed.observed_fingerprint
 
@@ -395,11 +577,17 @@ def test_replaced_job_is_deleted_only_once_its_deployment_moved() -> None:
 
     new = job_for(changed, id="ftjob-2", created=20, hyperparameters={"n_epochs": 4})
     assert new.fine_tuned_model
-    training = plan(desired([changed], [deployment_spec()]), observed(READY_FILES, [DONE, new], [serving_old]),
-                    digests=DIGESTS)
+    training = plan(
+        desired([changed], [deployment_spec()]),
+        observed(READY_FILES, [DONE, new], [serving_old]),
+        digests=DIGESTS,
+    )
     assert rows(training) == [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)]
-    moved = plan(desired([changed], [deployment_spec()]),
-                 observed(READY_FILES, [DONE, new], [deployment(model=new.fine_tuned_model)]), digests=DIGESTS)
+    moved = plan(
+        desired([changed], [deployment_spec()]),
+        observed(READY_FILES, [DONE, new], [deployment(model=new.fine_tuned_model)]),
+        digests=DIGESTS,
+    )
     assert [(a.kind, a.before and a.before["job_id"]) for a in moved.actions] == [(K.DELETE_JOB, "ftjob-1")]
 
 
@@ -417,8 +605,11 @@ def test_failed_provisioning_is_not_retried_with_the_same_spec() -> None:
                                                                                             state="Failed")]),
              digests=DIGESTS)
     assert p.actions == () and [b.reason for b in p.blocked] == [Reason.DEPLOYMENT_FAILED]
-    changed = plan(desired([SPEC], [deployment_spec(capacity=2)]),
-                   observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Failed")]), digests=DIGESTS)
+    changed = plan(
+        desired([SPEC], [deployment_spec(capacity=2)]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL, state="Failed")]),
+        digests=DIGESTS,
+    )
     assert rows(changed) == [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)]
 
 
@@ -471,14 +662,19 @@ def test_a_new_resource_sharing_a_suffix_does_not_take_anothers_job_as_its_previ
     a = job_spec("a", suffix="shared", hyperparameters=Hyperparameters(n_epochs=5), allow_replacement=True)
     b = job_spec("b", suffix="shared", allow_replacement=True)
     old_a = job_for(job_spec("a", suffix="shared"), id="ftjob-a")
-    p = plan(desired([a, b]), observed(READY_FILES, [old_a]), digests=DIGESTS, known=Known(jobs={"a": "ftjob-a"}))
+    p = plan(
+        desired([a, b]), observed(READY_FILES, [old_a]), digests=DIGESTS, known=Known(jobs={"a": "ftjob-a"})
+    )
     assert rows(p) == [(K.DELETE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
                        (K.CREATE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
                        (K.CREATE_JOB, "FineTuneJob/b", Reason.NOT_IN_ACCOUNT)]
 
 
 def test_the_oldest_running_twin_is_kept() -> None:
-    twins = [job_for(SPEC, "running", id="ftjob-1", created=10), job_for(SPEC, "running", id="ftjob-2", created=11)]
+    twins = [
+        job_for(SPEC, "running", id="ftjob-1", created=10),
+        job_for(SPEC, "running", id="ftjob-2", created=11),
+    ]
     p = plan(desired([SPEC]), observed(READY_FILES, twins), digests=DIGESTS)
     assert [(a.kind, (a.before or {})["job_id"]) for a in p.actions] == [
         (K.CANCEL_JOB, "ftjob-2"), (K.WAIT_JOB, "ftjob-1")]
@@ -499,23 +695,39 @@ def test_actions_carry_everything_apply_needs() -> None:
     waiting = next(a.payload for a in fresh.actions if a.kind is K.CREATE_DEPLOYMENT)
     assert isinstance(waiting, DeploymentPayload) and waiting.request is None  # the model is not known yet
 
-    trained = plan(desired([SPEC], [deployment_spec(capacity=3)]), observed(READY_FILES, [DONE]), digests=DIGESTS)
+    trained = plan(
+        desired([SPEC], [deployment_spec(capacity=3)]), observed(READY_FILES, [DONE]), digests=DIGESTS
+    )
     (put,) = trained.actions
     assert isinstance(put.payload, DeploymentPayload)
     assert put.payload.request == DeploymentRequest(
-        name="bot", model_name=FT_MODEL, model_version="1", sku=Sku.STANDARD, capacity=3,
-        tags=markers.deployment_tags("bot", spec_hash=markers.deployment_spec_hash(FT_MODEL, "1", "Standard", 3),
-                                     deletion_policy=DeletionPolicy.DELETE, manifest="manifests/bot.yaml"))
+        name="bot",
+        model_name=FT_MODEL,
+        model_version="1",
+        sku=Sku.STANDARD,
+        capacity=3,
+        tags=markers.deployment_tags(
+            "bot",
+            spec_hash=markers.deployment_spec_hash(FT_MODEL, "1", "Standard", 3),
+            deletion_policy=DeletionPolicy.DELETE,
+            manifest="manifests/bot.yaml",
+        ),
+    )
 
-    replaced = plan(desired([job_spec(seed=7, allow_replacement=True)]), observed(READY_FILES, [job_for(SPEC, "running")]),
-                    digests=DIGESTS)
+    replaced = plan(
+        desired([job_spec(seed=7, allow_replacement=True)]),
+        observed(READY_FILES, [job_for(SPEC, "running")]),
+        digests=DIGESTS,
+    )
     assert [a.payload for a in replaced.actions[:2]] == [JobRefPayload("ftjob-1", "running", BASE, None)] * 2
 
 
 def test_child_job_names_its_parent_while_the_parent_trains() -> None:
     from tunekeeper.reconcile.model import JobPayload
 
-    child = job_spec("child", base_model=None, from_job="bot", training_file=DataRef(path=OTHER), validation_file=None)
+    child = job_spec(
+        "child", base_model=None, from_job="bot", training_file=DataRef(path=OTHER), validation_file=None
+    )
     p = plan(desired([SPEC, child]), observed(READY_FILES, [job_for(SPEC, "running")]), digests=DIGESTS)
     payload = next(a.payload for a in p.actions if a.target.name == "child")
     assert isinstance(payload, JobPayload)
@@ -529,10 +741,20 @@ def test_every_payload_survives_a_plan_file() -> None:
     cases = [
         plan(desired([SPEC], [deployment_spec()]), observed(), digests=DIGESTS),
         plan(desired([SPEC], [spec]), observed(READY_FILES, [DONE]), digests=EVAL_DIGESTS),
-        plan(desired([job_spec(seed=7, allow_replacement=True)]), observed(READY_FILES, [job_for(SPEC, "running")]),
-             digests=DIGESTS),
-        plan(desired([SPEC]), observed([*READY_FILES, file(TRAIN_NAME, id="file-twin", created=5)], [DONE],
-                                       [deployment("old", model=FT_MODEL)]), digests=DIGESTS),
+        plan(
+            desired([job_spec(seed=7, allow_replacement=True)]),
+            observed(READY_FILES, [job_for(SPEC, "running")]),
+            digests=DIGESTS,
+        ),
+        plan(
+            desired([SPEC]),
+            observed(
+                [*READY_FILES, file(TRAIN_NAME, id="file-twin", created=5)],
+                [DONE],
+                [deployment("old", model=FT_MODEL)],
+            ),
+            digests=DIGESTS,
+        ),
     ]
     for p in cases:
         assert PlanType.from_dict(p.to_dict()) == p

@@ -36,8 +36,13 @@ def job(name: str, extra: str = "", source: str = "  baseModel: gpt-4.1-2025-04-
 
 
 def account(name: str) -> str:
-    return doc("Account", name, "  endpoint: https://contoso.openai.azure.com\n"
-               "  subscriptionId: 00000000-0000-0000-0000-000000000000\n  resourceGroup: rg\n  accountName: contoso\n")
+    return doc(
+        "Account",
+        name,
+        "  endpoint: https://contoso.openai.azure.com\n"
+        "  subscriptionId: 00000000-0000-0000-0000-000000000000\n"
+        "  resourceGroup: rg\n  accountName: contoso\n",
+    )
 
 
 def problems(repo: Path, *docs: str, name: str = "m.yaml") -> tuple[Diagnostic, ...]:
@@ -80,9 +85,15 @@ def test_specs_are_built_with_defaults_and_resolved_paths(repo: Path) -> None:
     assert desired.files == ("jobs/j.yaml",)
     (j,) = desired.jobs
     assert j.method is Method.DPO and j.account is None and j.base_model == "gpt-4.1-2025-04-14"
-    assert (j.hyperparameters.n_epochs, j.hyperparameters.batch_size, j.hyperparameters.beta) == (2, None, 0.2)
+    assert (j.hyperparameters.n_epochs, j.hyperparameters.batch_size, j.hyperparameters.beta) == (
+        2,
+        None,
+        0.2,
+    )
     assert j.hyperparameters.learning_rate_multiplier == 1.0
-    assert j.training_file == DataRef(path=(repo / "data" / "train.jsonl").resolve(), display="../data/train.jsonl")
+    assert j.training_file == DataRef(
+        path=(repo / "data" / "train.jsonl").resolve(), display="../data/train.jsonl"
+    )
     assert j.training_file.path is not None and j.training_file.path.is_absolute()
     assert j.training_type is TrainingType.GLOBAL and j.seed == 7 and j.suffix == "bot"
     assert j.source.path.endswith("j.yaml") and j.source.line == 1
@@ -161,7 +172,9 @@ def test_self_reference_is_a_cycle(repo: Path) -> None:
 
 
 def test_chain_is_fine(repo: Path) -> None:
-    assert problems(repo, job("a"), job("b", source="  fromJob: a\n"), job("c", source="  fromJob: b\n")) == ()
+    assert (
+        problems(repo, job("a"), job("b", source="  fromJob: a\n"), job("c", source="  fromJob: b\n")) == ()
+    )
 
 
 def test_parent_in_other_account(repo: Path) -> None:
@@ -171,7 +184,8 @@ def test_parent_in_other_account(repo: Path) -> None:
 
 
 def test_dpo_after_reinforcement(repo: Path) -> None:
-    rft = ("  method:\n    type: reinforcement\n    grader: {type: python, source: 'def grade(s, i): return 1'}\n")
+    rft = ("  method:\n    type: reinforcement\n"
+           "    grader: {type: python, source: 'def grade(s, i): return 1'}\n")
     found = problems(repo, job("a", rft, source="  baseModel: o4-mini-2025-04-16\n"),
                      job("b", "  method: {type: dpo}\n", source="  fromJob: a\n"))
     only_error(found, "cannot be trained further with method dpo")
@@ -179,7 +193,8 @@ def test_dpo_after_reinforcement(repo: Path) -> None:
 
 
 def test_method_and_model_family_warnings(repo: Path) -> None:
-    rft = "  method:\n    type: reinforcement\n    grader: {type: python, source: 'def grade(s, i): return 1'}\n"
+    rft = ("  method:\n    type: reinforcement\n"
+           "    grader: {type: python, source: 'def grade(s, i): return 1'}\n")
     found = problems(repo, job("a", rft))
     assert [d.severity for d in found] == ["warning"]
     assert "reinforcement fine-tuning is offered for reasoning models" in found[0].message
@@ -202,7 +217,9 @@ def test_missing_data_is_fine_without_check_data(repo: Path) -> None:
 
 
 def test_data_path_is_a_folder(repo: Path) -> None:
-    only_error(problems(repo, job("a").replace("data/train.jsonl", "data")), "spec.trainingFile 'data' is not a file")
+    only_error(
+        problems(repo, job("a").replace("data/train.jsonl", "data")), "spec.trainingFile 'data' is not a file"
+    )
 
 
 def test_dotdot_escape(repo: Path) -> None:
@@ -261,13 +278,22 @@ def test_validation_metric_gate_needs_validation_file(repo: Path) -> None:
 
 
 def test_metric_gates_on_a_base_model(repo: Path) -> None:
-    found = problems(repo, doc("Deployment", "d", "  model: {name: gpt-4.1}\n  gates:\n"
-                                                  "    metrics: [{metric: train_loss, op: '<', threshold: 1}]\n"))
+    found = problems(
+        repo,
+        doc(
+            "Deployment",
+            "d",
+            "  model: {name: gpt-4.1}\n  gates:\n"
+            "    metrics: [{metric: train_loss, op: '<', threshold: 1}]\n",
+        ),
+    )
     only_error(found, "spec.gates.metrics need a fine-tuned model")
 
 
 def test_eval_file_must_exist(repo: Path) -> None:
-    found = problems(repo, job("a"), doc("Deployment", "d", "  model: {fromJob: a}\n  gates: {evalFile: data/e.jsonl}\n"))
+    found = problems(
+        repo, job("a"), doc("Deployment", "d", "  model: {fromJob: a}\n  gates: {evalFile: data/e.jsonl}\n")
+    )
     only_error(found, "spec.gates.evalFile 'data/e.jsonl' does not exist")
 
 
@@ -275,7 +301,9 @@ def test_eval_file_must_exist(repo: Path) -> None:
 
 
 def test_duplicate_keys_are_errors(repo: Path) -> None:
-    d = only_error(problems(repo, job("a", "  seed: 1\n  seed: 2\n")), "duplicate key 'seed' (first defined at line 8)")
+    d = only_error(
+        problems(repo, job("a", "  seed: 1\n  seed: 2\n")), "duplicate key 'seed' (first defined at line 8)"
+    )
     assert d.line == 9
 
 
@@ -326,7 +354,8 @@ def test_folders_are_recursive_and_skip_other_yaml(repo: Path) -> None:
     (repo / "x" / "y" / "deep.yml").write_text(job("deep").replace("data/", "../../data/"))
     (repo / "ci.yaml").write_text("on: push\njobs: {build: {runs-on: ubuntu-latest}}\n")
     (repo / "chart.yaml").write_text("{{ if .Values.x }}\nkind: ConfigMap\n{{ end }}\n")
-    (repo / "broken-other.yaml").write_text("kind: ConfigMap\nx: [\n")  # not ours: its syntax is not our business
+    # not ours: its syntax is not our business
+    (repo / "broken-other.yaml").write_text("kind: ConfigMap\nx: [\n")
     (repo / "flow.yaml").write_text('{"apiVersion": "tunekeeper.io/v1alpha1", "kind": "Deployment", '
                                     '"metadata": {"name": "flow"}, "spec": {"model": {"name": "gpt-4.1"}}}\n')
     (repo / ".hidden").mkdir()

@@ -99,7 +99,9 @@ def test_png_is_written_with_both_charts(tmp_path: Path) -> None:
 def test_figure_draws_exactly_the_parsed_series() -> None:
     fig = build_figure(parse_results(RESULTS_CSV), title="clippy")
     loss_ax, acc_ax = fig.axes
-    lines = {line.get_label(): (tuple(line.get_xdata()), tuple(line.get_ydata())) for line in loss_ax.get_lines()}
+    lines = {
+        line.get_label(): (tuple(line.get_xdata()), tuple(line.get_ydata())) for line in loss_ax.get_lines()
+    }
     assert lines["train"] == ((1, 2, 3, 4, 5, 6), (2.5, 2.1, 1.7, 1.2, 0.9, 0.8))
     assert lines["validation"] == ((2, 4, 6), (2.3, 1.5, 1.1))
     assert lines["full validation"] == ((4, 6), (1.45, 1.2))

@@ -26,8 +26,13 @@ KIND_FILES = {"Account": "account.schema.json", "FineTuneJob": "finetunejob.sche
 
 
 def check_jsonschema(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", *args], capture_output=True, text=True, check=False,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -68,7 +73,12 @@ def test_examples_validate_with_check_jsonschema(kind: str, tmp_path: Path) -> N
     # and the same CLI rejects a wrong instance
     bad = dict(instances[0], apiVersion="tunekeeper.io/v1")
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    assert check_jsonschema("--schemafile", str(SCHEMAS / KIND_FILES[kind]), str(tmp_path / "bad.json")).returncode == 1
+    assert (
+        check_jsonschema(
+            "--schemafile", str(SCHEMAS / KIND_FILES[kind]), str(tmp_path / "bad.json")
+        ).returncode
+        == 1
+    )
 
 
 @pytest.mark.parametrize("name", sorted(KIND_FILES.values()))
@@ -109,11 +119,31 @@ def test_packaged_schemas_equal_the_contract() -> None:
 def test_wheel_ships_the_schemas(tmp_path: Path) -> None:
     """Build a wheel from a copy of the sources (the symlink is followed) and compare its schemas."""
     source = tmp_path / "src"
-    shutil.copytree(REPO, source, symlinks=True,
-                    ignore=shutil.ignore_patterns(".git", ".venv", "*.egg-info", "__pycache__", ".tunekeeper",
-                                                  "build", "dist", ".pytest_cache", ".mypy_cache", "bench", "tests"))
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-                            str(source)], capture_output=True, text=True, timeout=300, check=False)
+    shutil.copytree(
+        REPO,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "*.egg-info",
+            "__pycache__",
+            ".tunekeeper",
+            "build",
+            "dist",
+            ".pytest_cache",
+            ".mypy_cache",
+            "bench",
+            "tests",
+        ),
+    )
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if build.returncode != 0:
         pytest.skip(f"cannot build a wheel here: {build.stderr.strip().splitlines()[-1:]}")
     (wheel,) = (tmp_path / "dist").glob("tunekeeper-*.whl")

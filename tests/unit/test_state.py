@@ -65,10 +65,12 @@ def test_a_format_1_file_keeps_what_later_runs_read(tmp_path: Path) -> None:
     """Version 0.1 stored the status display per resource; its job id, provisioned flag and
     conditions are still read, and the next save writes typed entries only."""
     path = tmp_path / "state.json"
-    path.write_text('{"format": 1, "resources": {"FineTuneJob/bot": {"job_id": "ftjob-1", "job_status": "running",'
-                    ' "phase": "TrainingRunning", "conditions": [{"type": "Ready", "status": "False",'
-                    ' "reason": "TrainingRunning", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00+00:00"}]},'
-                    ' "Deployment/bot": {"provisioned": true, "model": "m"}}}')
+    path.write_text(
+        '{"format": 1, "resources": {"FineTuneJob/bot": {"job_id": "ftjob-1", "job_status": "running",'
+        ' "phase": "TrainingRunning", "conditions": [{"type": "Ready", "status": "False",'
+        ' "reason": "TrainingRunning", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00+00:00"}]},'
+        ' "Deployment/bot": {"provisioned": true, "model": "m"}}}'
+    )
     state = StateFile(path)
     assert state.known().jobs == {"bot": "ftjob-1"} and state.known().deployments == frozenset({"bot"})
     assert [c.reason for c in state.conditions("FineTuneJob/bot")] == ["TrainingRunning"]

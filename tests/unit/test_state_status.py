@@ -40,7 +40,11 @@ def test_running_job_reports_epochs_and_keeps_transition_time() -> None:
     assert later is not None and later.last_transition_time == "2026-01-01T10:00:00Z"
     done = status(desired([SPEC]), observed(READY_FILES, [DONE]), state, digests=DIGESTS, now=T2)[0]
     flipped = done.condition("Ready")
-    assert flipped is not None and flipped.status == "True" and flipped.last_transition_time == "2026-01-01T11:00:00Z"
+    assert (
+        flipped is not None
+        and flipped.status == "True"
+        and flipped.last_transition_time == "2026-01-01T11:00:00Z"
+    )
 
 
 def test_failed_job_carries_azure_error() -> None:
@@ -52,10 +56,17 @@ def test_failed_job_carries_azure_error() -> None:
 
 
 def test_deployment_row_and_json_shape() -> None:
-    rows = status(desired([SPEC], [deployment_spec()]), observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
-                  None, digests=DIGESTS, now=T1)
+    rows = status(
+        desired([SPEC], [deployment_spec()]),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+        None,
+        digests=DIGESTS,
+        now=T1,
+    )
     dep = rows[1].to_dict()
-    assert dep["kind"] == "Deployment" and dep["phase"] == "Serving" and dep["provisioning_state"] == "Succeeded"
+    assert (
+        dep["kind"] == "Deployment" and dep["phase"] == "Serving" and dep["provisioning_state"] == "Succeeded"
+    )
     assert dep["model"] == FT_MODEL and dep["sku"] == "Standard" and dep["capacity"] == 1
     assert [c["type"] for c in dep["conditions"]] == ["GatesPassed", "Ready"]  # type: ignore[index]
     job = rows[0].to_dict()
@@ -64,4 +75,7 @@ def test_deployment_row_and_json_shape() -> None:
 
 def test_every_condition_is_written_on_the_first_visit() -> None:
     rows = status(desired([SPEC], [deployment_spec()]), observed(), None, digests=DIGESTS, now=T1)
-    assert [[c.status for c in r.conditions] for r in rows] == [["Unknown", "Unknown", "False"], ["Unknown", "False"]]
+    assert [[c.status for c in r.conditions] for r in rows] == [
+        ["Unknown", "Unknown", "False"],
+        ["Unknown", "False"],
+    ]

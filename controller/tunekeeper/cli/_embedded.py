@@ -132,7 +132,8 @@ async def open_target(desired: Desired) -> AsyncIterator[Target]:
     clouds: dict[str, Cloud] = {}
     try:
         if desired.accounts:
-            for spec in desired.accounts:  # connect sends nothing yet; one at a time so a failure closes the rest
+            # connect sends nothing yet; one at a time so a failure closes the rest
+            for spec in desired.accounts:
                 clouds[spec.name] = await connect(spec)
         else:
             emulator = start_embedded(desired.root)

@@ -154,7 +154,8 @@ class ProgressEvents:
         self._progress.console.print(escape(text), style="dim")
 
     def settle(self) -> None:
-        """Everything converged: fill every bar (a job that finished between two looks reports no last step)."""
+        """Everything converged: fill every bar (a job that finished between two looks reports no
+        last step)."""
         for task in self._progress.tasks:
             total = task.total or 1.0
             self._progress.update(task.id, total=total, completed=total)
@@ -206,11 +207,16 @@ def _metric_lines(final: Mapping[str, Any], last_step: object) -> list[tuple[str
     for label, suffix in (("loss", "loss"), ("accuracy", "mean_token_accuracy")):
         parts = [f"{name} {final[prefix + suffix]:.4f}" for name, prefix in _SPLITS
                  if isinstance(final.get(prefix + suffix), (int, float))]
-        if suffix == "mean_token_accuracy" and isinstance(final.get("validation_mean_token_accuracy"), (int, float)) \
-                and not any(p.startswith("valid ") for p in parts):
+        if (
+            suffix == "mean_token_accuracy"
+            and isinstance(final.get("validation_mean_token_accuracy"), (int, float))
+            and not any(p.startswith("valid ") for p in parts)
+        ):
             parts.insert(1, f"valid {final['validation_mean_token_accuracy']:.4f}")
         if parts:
-            lines.append((label, ", ".join(parts) + (f" (step {last_step})" if last_step is not None else "")))
+            lines.append(
+                (label, ", ".join(parts) + (f" (step {last_step})" if last_step is not None else ""))
+            )
     return lines
 
 
@@ -225,9 +231,16 @@ def status_details(row: Mapping[str, Any]) -> list[tuple[str, str]]:
             lines.append(("model", str(row["fine_tuned_model"])))
         checkpoints = [c for c in row.get("checkpoints") or () if isinstance(c, Mapping)]
         if checkpoints:
-            lines.append(("checkpoints", ", ".join(
-                f"epoch {c['epoch']}" if c.get("epoch") is not None else f"step {c.get('step')}" for c in checkpoints
-            ) + f" ({checkpoints[-1].get('id')} last)"))
+            lines.append(
+                (
+                    "checkpoints",
+                    ", ".join(
+                        f"epoch {c['epoch']}" if c.get("epoch") is not None else f"step {c.get('step')}"
+                        for c in checkpoints
+                    )
+                    + f" ({checkpoints[-1].get('id')} last)",
+                )
+            )
         metrics = row.get("metrics")
         if isinstance(metrics, Mapping) and isinstance(metrics.get("final"), Mapping):
             lines += _metric_lines(metrics["final"], metrics.get("last_step"))
@@ -246,7 +259,9 @@ def status_details(row: Mapping[str, Any]) -> list[tuple[str, str]]:
         gates = _condition(row, "GatesPassed")
         if gates and gates.get("status") != "True":
             lines.append(("gates", str(gates.get("message", ""))))
-    conditions = [c for c in row.get("conditions") or () if isinstance(c, Mapping) and c.get("type") != "Ready"]
+    conditions = [
+        c for c in row.get("conditions") or () if isinstance(c, Mapping) and c.get("type") != "Ready"
+    ]
     if conditions:
         lines.append(("conditions", ", ".join(f"{c.get('type')}={c.get('status')}" for c in conditions)))
     if row.get("error"):

@@ -29,25 +29,48 @@ API_VERSION = "2025-04-01-preview"
 
 
 @click.command("emulator")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default)."
+)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0 picks a free one).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep state in DIR/emulator.sqlite3 so it survives restarts (default: memory only).")
-@click.option("--api-key", default="emulator-key", show_default=True, help="The data-plane api-key to accept.")
+@click.option(
+    "--api-key", default="emulator-key", show_default=True, help="The data-plane api-key to accept."
+)
 @click.option("--speed", default=1.0, show_default=True, type=float,
               help="Run simulated work (training, provisioning) this many times faster than Azure.")
 @click.option("--faults", "faults_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="YAML/JSON file of fault rules to inject (429, 5xx, latency, dropped connections).")
-@click.option("--import-dir", "import_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A folder whose files may be imported with file:// URLs (repeatable; the data dir always may).")
-@click.option("--account", "accounts", multiple=True, metavar="[SUBSCRIPTION/RESOURCE_GROUP/]NAME",
-              help="Serve one more Azure OpenAI account (repeatable), at URL/accounts/NAME and its own ARM path; "
-                   "default subscription and resource group: the default account's.")
+@click.option(
+    "--import-dir",
+    "import_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder whose files may be imported with file:// URLs (repeatable; the data dir always may).",
+)
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="[SUBSCRIPTION/RESOURCE_GROUP/]NAME",
+    help="Serve one more Azure OpenAI account (repeatable), at URL/accounts/NAME and its own ARM path; "
+    "default subscription and resource group: the default account's.",
+)
 @click.option("--allow-remote", is_flag=True,
               help="Allow a non-loopback --host. The admin endpoints have no auth: only on trusted networks.")
-def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: float, faults_file: Path | None,
-             import_dirs: tuple[Path, ...], accounts: tuple[str, ...], allow_remote: bool) -> None:
+def emulator(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    api_key: str,
+    speed: float,
+    faults_file: Path | None,
+    import_dirs: tuple[Path, ...],
+    accounts: tuple[str, ...],
+    allow_remote: bool,
+) -> None:
     """Serve the Azure OpenAI fine-tuning emulator until Ctrl-C."""
     from tunekeeper.emulator import Emulator, EmulatorConfig
     from tunekeeper.emulator.context import AccountConfig
@@ -63,9 +86,13 @@ def emulator(host: str, port: int, data_dir: Path | None, api_key: str, speed: f
     for text in accounts:
         parts = text.split("/")
         if len(parts) not in (1, 3):
-            raise click.BadParameter(f"{text!r}: write NAME or SUBSCRIPTION/RESOURCE_GROUP/NAME", param_hint="--account")
+            raise click.BadParameter(
+                f"{text!r}: write NAME or SUBSCRIPTION/RESOURCE_GROUP/NAME", param_hint="--account"
+            )
         defaults = EmulatorConfig()
-        sub, rg, name = parts if len(parts) == 3 else (defaults.subscription_id, defaults.resource_group, parts[0])
+        sub, rg, name = (
+            parts if len(parts) == 3 else (defaults.subscription_id, defaults.resource_group, parts[0])
+        )
         try:
             extra.append(AccountConfig(name, sub, rg))
         except ValueError as exc:

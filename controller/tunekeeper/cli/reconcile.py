@@ -98,7 +98,9 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             if os.environ.get(DEBUG_ENV):
                 raise
             stderr_console().print(f"[red]error:[/] unexpected {type(error).__name__}: {error}")
-            stderr_console().print(f"  hint: set {DEBUG_ENV}=1 to see the traceback, and report it", style="dim")
+            stderr_console().print(
+                f"  hint: set {DEBUG_ENV}=1 to see the traceback, and report it", style="dim"
+            )
             raise click.exceptions.Exit(EXIT_FAILURE) from None
 
     return wrapper
@@ -115,8 +117,10 @@ def load_desired(paths: Sequence[Path]) -> Desired:
     if not (desired.jobs or desired.deployments or desired.accounts):
         where = ", ".join(str(p) for p in given)
         stderr_console().print(f"[yellow]warning:[/] no tunekeeper manifests found in {where}")
-        stderr_console().print("  hint: manifests have apiVersion: tunekeeper.io/v1alpha1; pass the folder that "
-                               "holds them", style="dim")
+        stderr_console().print(
+            "  hint: manifests have apiVersion: tunekeeper.io/v1alpha1; pass the folder that holds them",
+            style="dim",
+        )
     return desired
 
 
@@ -204,8 +208,14 @@ def _echo(text: str) -> None:
 # -- plan ----------------------------------------------------------------------------------------------
 @click.command(short_help="Show what apply would change; changes nothing.")
 @paths_argument
-@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="How to print the plan.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan.",
+)
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there is nothing to change, 3 when changes are pending, 4 when a resource is "
                    "blocked or failed (wins over 3), 1 on error.")
@@ -222,7 +232,9 @@ def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: 
     if out is not None:
         given = [str(p) for p in paths] or ["."]
         out.write_bytes(dump_plan(SavedPlan(result, plan_inputs(desired, digests, given))))
-        stderr_console().print(f'Saved the plan to {display_path(out)}; apply it with "tunekeeper apply {out}".')
+        stderr_console().print(
+            f'Saved the plan to {display_path(out)}; apply it with "tunekeeper apply {out}".'
+        )
     if detailed_exitcode and result.blocked:
         raise click.exceptions.Exit(EXIT_BLOCKED)
     if detailed_exitcode and result.has_changes:
@@ -243,12 +255,20 @@ async def _plan(desired: Desired, digests: dict[Path, str]) -> Plan:
               help="Block until every resource converged (jobs trained, deployments serving).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="With --wait: give up after this many seconds (exit 1); run apply again to continue.")
-@click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="How to print what was done and what is still in progress.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print what was done and what is still in progress.",
+)
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @reports_errors
-def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: str, progress: bool | None) -> None:
+def apply(
+    paths: tuple[Path, ...], wait: bool, timeout: float | None, output: str, progress: bool | None
+) -> None:
     """Make the account match the manifests in PATHS: upload data, train, deploy.
 
     Everything is validated locally first; nothing is sent unless manifests and datasets pass.
@@ -287,8 +307,16 @@ async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events:
                  saved: SavedPlan | None = None) -> ConvergeResult:
     async with open_target(desired) as target:
         if saved is not None:
-            return await apply_saved(saved.plan, target.desired, target.clouds, state=_state_file(desired),
-                                     events=events, wait=wait, timeout=timeout, poll_interval=_poll_interval(target))
+            return await apply_saved(
+                saved.plan,
+                target.desired,
+                target.clouds,
+                state=_state_file(desired),
+                events=events,
+                wait=wait,
+                timeout=timeout,
+                poll_interval=_poll_interval(target),
+            )
         return await converge(target.desired, target.clouds, state=_state_file(desired), events=events,
                               wait=wait, timeout=timeout, poll_interval=_poll_interval(target))
 
@@ -367,8 +395,10 @@ async def _chat(desired: Desired, account: str | None, name: str, messages: list
         try:
             return await cloud.chat(name, messages)
         except NotFound:
-            raise TunekeeperError(f"Deployment {name} is not serving yet",
-                                  hint='run "tunekeeper apply --wait", then "tunekeeper status" to follow it') from None
+            raise TunekeeperError(
+                f"Deployment {name} is not serving yet",
+                hint='run "tunekeeper apply --wait", then "tunekeeper status" to follow it',
+            ) from None
 
 
 # -- results -------------------------------------------------------------------------------------------
@@ -413,8 +443,10 @@ async def _results(desired: Desired, spec: FineTuneJobSpec) -> tuple[str, bytes]
         cloud = target.clouds[account.name]
         observed = await cloud.get_job(job_id)
         if observed.status != "succeeded" or not observed.result_files:
-            raise TunekeeperError(f"FineTuneJob/{spec.name} has no results yet: job {observed.id} is {observed.status}",
-                                  hint='results.csv appears when the job succeeds; "tunekeeper apply --wait" waits')
+            raise TunekeeperError(
+                f"FineTuneJob/{spec.name} has no results yet: job {observed.id} is {observed.status}",
+                hint='results.csv appears when the job succeeds; "tunekeeper apply --wait" waits',
+            )
         try:
             return observed.id, await cloud.download_file(observed.result_files[0])
         except NotFound:

@@ -1,4 +1,5 @@
-"""``tunekeeper validate [PATH ...]``: check manifests and the datasets they reference, before a cent is spent.
+"""``tunekeeper validate [PATH ...]``: check manifests and the datasets they reference, before a cent is
+spent.
 
 A thin adapter: ``tunekeeper.resources.load`` checks the manifests, ``tunekeeper.datasets.
 validate_dataset`` checks each local training / validation file with the job's method, base
@@ -74,10 +75,14 @@ class EvalCheck:
               help="text for people, json (one document on stdout) for machines.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes per dataset (large files are split at line boundaries).")
-@click.option("--exact-tokens", is_flag=True, help="Count every token with the tokenizer (slower; default estimates).")
+@click.option(
+    "--exact-tokens", is_flag=True, help="Count every token with the tokenizer (slower; default estimates)."
+)
 @click.option("--method", type=click.Choice(["supervised", "dpo", "reinforcement"]), default="supervised",
               show_default=True, help="Method for .jsonl files named directly.")
-@click.option("--model", default=None, help="Base model for .jsonl files named directly (context-length check).")
+@click.option(
+    "--model", default=None, help="Base model for .jsonl files named directly (context-length check)."
+)
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Repository root that data paths must stay inside (default: nearest folder with .git).")
 def validate(paths: tuple[Path, ...], output: str, workers: int, exact_tokens: bool, method: str,
@@ -94,10 +99,19 @@ def validate(paths: tuple[Path, ...], output: str, workers: int, exact_tokens: b
     except Exception as exc:  # never a traceback for any input: report it as a diagnostic
         if os.environ.get("TUNEKEEPER_DEBUG"):
             raise
-        result = _Result(diagnostics=[Diagnostic("<validate>", 0, 0, "error",
-                                                 f"unexpected {type(exc).__name__}: {exc}",
-                                                 hint="this is a bug in tunekeeper; set TUNEKEEPER_DEBUG=1 for details",
-                                                 code="TK-V999")])
+        result = _Result(
+            diagnostics=[
+                Diagnostic(
+                    "<validate>",
+                    0,
+                    0,
+                    "error",
+                    f"unexpected {type(exc).__name__}: {exc}",
+                    hint="this is a bug in tunekeeper; set TUNEKEEPER_DEBUG=1 for details",
+                    code="TK-V999",
+                )
+            ]
+        )
     errors, _ = count(result.diagnostics)
     if output == "json":
         _print_json(result)
@@ -123,7 +137,11 @@ def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str
         result.desired = desired
         result.diagnostics += diagnostics
         checks += _dataset_checks(desired, result)
-        if count(diagnostics)[0] == 0 and not (desired.accounts or desired.jobs or desired.deployments) and not datasets:
+        if (
+            count(diagnostics)[0] == 0
+            and not (desired.accounts or desired.jobs or desired.deployments)
+            and not datasets
+        ):
             where = ", ".join(str(p) for p in manifests)
             result.diagnostics.append(Diagnostic(
                 where, 0, 0, "error",
@@ -172,8 +190,14 @@ def eval_checks(desired: Desired) -> list[EvalCheck]:
         training = None
         if job is not None and job.method is Method.SUPERVISED and job.training_file.path is not None \
                 and _readable_inside(job.training_file.path, desired.root):
-            training = (job.training_file.path, display_path(job.training_file.path), f"FineTuneJob/{job.name}")
-        checks.append(EvalCheck(ref.path, display_path(ref.path), f"Deployment/{dep.name} gates.evalFile", training))
+            training = (
+                job.training_file.path,
+                display_path(job.training_file.path),
+                f"FineTuneJob/{job.name}",
+            )
+        checks.append(
+            EvalCheck(ref.path, display_path(ref.path), f"Deployment/{dep.name} gates.evalFile", training)
+        )
     return checks
 
 
@@ -181,7 +205,10 @@ def check_evals(desired: Desired) -> list[tuple[EvalCheck, EvalReport]]:
     """Every eval gate file checked (format, and system message against the training data)."""
     from tunekeeper.datasets import validate_eval_file
 
-    return [(c, validate_eval_file(c.path, display_path=c.display, training=c.training)) for c in eval_checks(desired)]
+    return [
+        (c, validate_eval_file(c.path, display_path=c.display, training=c.training))
+        for c in eval_checks(desired)
+    ]
 
 
 def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
@@ -251,7 +278,9 @@ def _print_text(result: _Result) -> None:
         for check, report in result.datasets:
             stats = report.stats
             errors, warnings = count(report.diagnostics)
-            verdict = "[red]invalid[/]" if errors else ("[yellow]ok (warnings)[/]" if warnings else "[green]ok[/]")
+            verdict = (
+                "[red]invalid[/]" if errors else ("[yellow]ok (warnings)[/]" if warnings else "[green]ok[/]")
+            )
             approx = "" if stats.tokens_exact else "~"
             billed = (f"{approx}{stats.billed_tokens:,}" if check.training and stats.billed_tokens is not None
                       else "-")
@@ -261,8 +290,17 @@ def _print_text(result: _Result) -> None:
                 epochs = str(check.epochs)
             else:
                 epochs = f"auto ({stats.epochs})" if stats.epochs else "auto"
-            table.add_row(escape(check.display), check.method, f"{stats.examples:,}", f"{stats.assistant_turns:,}",
-                          f"{approx}{stats.tokens:,}", epochs, billed, _cost(prices, check, report), verdict)
+            table.add_row(
+                escape(check.display),
+                check.method,
+                f"{stats.examples:,}",
+                f"{stats.assistant_turns:,}",
+                f"{approx}{stats.tokens:,}",
+                epochs,
+                billed,
+                _cost(prices, check, report),
+                verdict,
+            )
         out.print(table)
         if prices is not None and any(c.training and c.model for c, _ in result.datasets):
             err.print(escape(f"note: estimated costs use {prices.citation}"), style="dim")
@@ -275,10 +313,17 @@ def _print_text(result: _Result) -> None:
         table.add_column("result")
         for gate, eval_report in result.evals:
             errors, warnings = count(eval_report.diagnostics)
-            verdict = "[red]invalid[/]" if errors else ("[yellow]ok (warnings)[/]" if warnings else "[green]ok[/]")
+            verdict = (
+                "[red]invalid[/]" if errors else ("[yellow]ok (warnings)[/]" if warnings else "[green]ok[/]")
+            )
             against = f"{gate.training[1]} ({gate.training[2]})" if gate.training else "-"
-            table.add_row(escape(gate.display), escape(gate.used_by), f"{eval_report.examples:,}", escape(against),
-                          verdict)
+            table.add_row(
+                escape(gate.display),
+                escape(gate.used_by),
+                f"{eval_report.examples:,}",
+                escape(against),
+                verdict,
+            )
         out.print(table)
     for url, used_by in result.remote:
         err.print(escape(f"note: {used_by} {url} is imported by the service; its content is checked there"),
@@ -302,7 +347,9 @@ def _prices(result: _Result) -> PriceTable | None:
     try:
         return load_prices(result.desired.root if result.desired else None)
     except TunekeeperError as exc:
-        result.diagnostics.append(Diagnostic("<prices>", 0, 0, "warning", exc.message, hint=exc.hint, code="TK-V010"))
+        result.diagnostics.append(
+            Diagnostic("<prices>", 0, 0, "warning", exc.message, hint=exc.hint, code="TK-V010")
+        )
         return None
 
 
@@ -350,8 +397,12 @@ def _print_json(result: _Result) -> None:
         if prices is None or not check.training or check.model is None:
             return None
         estimate = training_cost(prices, check.model, check.training_type, report.stats.billed_tokens)
-        return {"amount": None if estimate.amount is None else str(estimate.amount), "currency": estimate.currency,
-                "basis": estimate.basis, "prices": prices.citation}
+        return {
+            "amount": None if estimate.amount is None else str(estimate.amount),
+            "currency": estimate.currency,
+            "basis": estimate.basis,
+            "prices": prices.citation,
+        }
 
     errors, warnings = count(result.diagnostics)
     document = {
@@ -361,17 +412,29 @@ def _print_json(result: _Result) -> None:
         "root": str(result.desired.root) if result.desired else None,
         "resources": resources,
         "datasets": [
-            {"path": check.display, "method": check.method, "model": check.model, "used_by": list(check.used_by),
-             "role": "training" if check.training else "validation",
-             "ok": report.ok, "stats": report.stats.to_dict(), "has_bom": report.has_bom,
-             "estimated_cost": cost(check, report),
-             "diagnostics": [d.to_dict() for d in report.diagnostics]}
+            {
+                "path": check.display,
+                "method": check.method,
+                "model": check.model,
+                "used_by": list(check.used_by),
+                "role": "training" if check.training else "validation",
+                "ok": report.ok,
+                "stats": report.stats.to_dict(),
+                "has_bom": report.has_bom,
+                "estimated_cost": cost(check, report),
+                "diagnostics": [d.to_dict() for d in report.diagnostics],
+            }
             for check, report in result.datasets
         ],
         "remote_datasets": [{"url": url, "used_by": used_by} for url, used_by in result.remote],
-        "eval_files": [{**report.to_dict(), "used_by": gate.used_by,
-                        "trained_with": gate.training[1] if gate.training else None}
-                       for gate, report in result.evals],
+        "eval_files": [
+            {
+                **report.to_dict(),
+                "used_by": gate.used_by,
+                "trained_with": gate.training[1] if gate.training else None,
+            }
+            for gate, report in result.evals
+        ],
         "diagnostics": [d.to_dict() for d in result.diagnostics],
     }
     sys.stdout.buffer.write(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2) + b"\n")

@@ -140,7 +140,9 @@ class ArmDeployments:
                     new_capacity = new_capacity if new_capacity is not None else (
                         current.sku.capacity if current.sku else None)
                 patch.sku = ArmSku(name=sku_name, capacity=new_capacity)
-            return await self._client.deployments.begin_update(self._resource_group, self._account, name, patch)
+            return await self._client.deployments.begin_update(
+                self._resource_group, self._account, name, patch
+            )
 
         return await self._begin(action, start, observed_deployment)
 

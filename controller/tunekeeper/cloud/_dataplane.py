@@ -55,7 +55,9 @@ class UploadStream(io.RawIOBase):
     after every read; on a retry ``done`` starts again from 0.
     """
 
-    def __init__(self, path: Path, *, add_bom: bool = False, on_progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self, path: Path, *, add_bom: bool = False, on_progress: ProgressCallback | None = None
+    ) -> None:
         super().__init__()
         self._file: io.BufferedReader = path.open("rb")
         head = self._file.read(len(UTF8_BOM))

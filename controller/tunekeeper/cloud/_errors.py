@@ -100,7 +100,9 @@ def translate(exc: BaseException, *, action: str, redact: Sequence[str] = ()) ->
         )
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return TransientCloudError(
-            _redact(f"{action} failed: could not reach the service ({_first_line(str(exc.message))})", redact),
+            _redact(
+                f"{action} failed: could not reach the service ({_first_line(str(exc.message))})", redact
+            ),
             hint=HINT_TRANSIENT,
         )
     return PermanentCloudError(_redact(f"{action} failed: {_first_line(str(exc))}", redact))

@@ -120,7 +120,10 @@ class AzureCloud:
         self._counter = counter
         self._owned_credentials = tuple(owned_credentials)
         self._data = DataPlane(
-            openai_client, page_size=settings.page_size, files_page_size=settings.files_page_size, redact=redact,
+            openai_client,
+            page_size=settings.page_size,
+            files_page_size=settings.files_page_size,
+            redact=redact,
         )
         self._arm = ArmDeployments(
             arm_client,

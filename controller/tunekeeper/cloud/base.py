@@ -94,7 +94,8 @@ class ObservedDeployment:
     tags: Mapping[str, str] = field(default_factory=dict)
     etag: str | None = None
     deployment_state: str | None = None  # Running | Paused
-    model_source: str | None = None  # the training account's ARM resource id, for a model from another account
+    # the training account's ARM resource id, for a model from another account
+    model_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,9 @@ DEV_TOKEN = "tunekeeper-emulator-dev-token"
 
 def require_loopback(url: str) -> None:
     if not is_loopback_url(url):
-        raise ValueError(f"plain http and development tokens are allowed for loopback endpoints only, not {url!r}")
+        raise ValueError(
+            f"plain http and development tokens are allowed for loopback endpoints only, not {url!r}"
+        )
 
 
 class AllowHttpForLoopback(SansIOHTTPPolicy[Any, Any]):

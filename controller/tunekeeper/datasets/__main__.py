@@ -16,7 +16,9 @@ from tunekeeper.datasets import METHODS, validate_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tunekeeper.datasets", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tunekeeper.datasets", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSONL dataset files")
     parser.add_argument("--method", choices=METHODS, default="supervised")
     parser.add_argument("--model", default=None, help="base or fine-tuned model (sets the context limit)")
@@ -39,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.output == "json":
         import orjson
 
-        sys.stdout.write(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
     else:
         for report in reports:
             s = report.stats

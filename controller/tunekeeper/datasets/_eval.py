@@ -66,12 +66,19 @@ def text_of(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
     return ""
 
 
 def _system_of(messages: object) -> str | None:
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+    if (
+        isinstance(messages, list)
+        and messages
+        and isinstance(messages[0], dict)
+        and messages[0].get("role") == "system"
+    ):
         return text_of(messages[0].get("content"))
     return None
 
@@ -111,7 +118,9 @@ def validate_eval(path: Path, *, display_path: str, trained: TrainedPrompts | No
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return EvalReport(display_path, (diagnose("TK-D001", display_path, 0, reason=exc.strerror or str(exc)),), 0)
+        return EvalReport(
+            display_path, (diagnose("TK-D001", display_path, 0, reason=exc.strerror or str(exc)),), 0
+        )
     examples = 0
     for number, raw in enumerate(data.removeprefix(BOM).splitlines(), start=1):
         if not raw.strip():
@@ -151,7 +160,9 @@ def _check(example: dict[str, Any], path: str, line: int, trained: TrainedPrompt
         _check_system(_system_of(messages), path, line, trained, out)
 
 
-def _check_system(system: str | None, path: str, line: int, trained: TrainedPrompts, out: list[Diagnostic]) -> None:
+def _check_system(
+    system: str | None, path: str, line: int, trained: TrainedPrompts, out: list[Diagnostic]
+) -> None:
     if system is None:
         if trained.prompts and not trained.without:
             text, first = next(iter(trained.prompts.items()))
@@ -161,9 +172,28 @@ def _check_system(system: str | None, path: str, line: int, trained: TrainedProm
     if system in trained.prompts:
         return
     if not trained.prompts:
-        out.append(diagnose("TK-E012", path, line, field="messages[0].content", value=show(system), job=trained.job,
-                            where=trained.path))
+        out.append(
+            diagnose(
+                "TK-E012",
+                path,
+                line,
+                field="messages[0].content",
+                value=show(system),
+                job=trained.job,
+                where=trained.path,
+            )
+        )
         return
     text, first = next(iter(trained.prompts.items()))
-    out.append(diagnose("TK-E010", path, line, field="messages[0].content", value=show(system), job=trained.job,
-                        where=f"{trained.path}:{first}", expected=show(text)))
+    out.append(
+        diagnose(
+            "TK-E010",
+            path,
+            line,
+            field="messages[0].content",
+            value=show(system),
+            job=trained.job,
+            where=f"{trained.path}:{first}",
+            expected=show(text),
+        )
+    )

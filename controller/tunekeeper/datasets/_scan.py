@@ -320,7 +320,9 @@ def _fork_scan(path: str, start: int, end: int, settings: Settings) -> tuple[int
         status = 1
         try:
             os.close(read_end)
-            payload = pickle.dumps(_scan_file_range(path, start, end, settings), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(
+                _scan_file_range(path, start, end, settings), protocol=pickle.HIGHEST_PROTOCOL
+            )
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
             status = 0

@@ -11,10 +11,10 @@ ships the same vocabulary in a binary form. The first use converts it to tiktoke
 tiktoken publishes (its SHA-256 is below), and keeps it in a cache directory so later runs only
 read it back (and check it again). With no writable cache directory the conversion stays in
 memory. Loading the encoding takes about half a second and some 80 MB (tiktoken's tables), once
-per process; parallel scans load it before forking, so their workers share it. Counting follows the OpenAI cookbook's ``num_tokens_from_messages``: 3 tokens per
-message, the tokens of its role, content and name (+1 for a name), 3 to prime the reply; images
-count a fixed allowance (``_examples.IMAGE_TOKENS``), tool calls the tokens of their name and
-arguments, tool definitions the tokens of their compact JSON.
+per process; parallel scans load it before forking, so their workers share it. Counting follows the OpenAI
+cookbook's ``num_tokens_from_messages``: 3 tokens per message, the tokens of its role, content and name (+1
+for a name), 3 to prime the reply; images count a fixed allowance (``_examples.IMAGE_TOKENS``), tool calls the
+tokens of their name and arguments, tool definitions the tokens of their compact JSON.
 
 One huge example must cost bounded time and memory. ``TokenCounter.floor`` proves an example
 over the context from the lengths of its texts alone (no o200k token is longer than

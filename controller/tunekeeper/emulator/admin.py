@@ -54,7 +54,9 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(await request.read() or b"{}")
     except ValueError as exc:
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": {"code": "invalidPayload", "message": f"The body is not valid JSON: {exc}"}}),
+            text=json.dumps(
+                {"error": {"code": "invalidPayload", "message": f"The body is not valid JSON: {exc}"}}
+            ),
             content_type="application/json",
         ) from None
 
@@ -100,7 +102,7 @@ async def _advance_clock(request: web.Request) -> web.Response:
     body = await _json_body(request)
     seconds = body.get("seconds") if isinstance(body, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        return _error(400, "invalidPayload", "Send {\"seconds\": N} with N >= 0; the clock only moves forward.")
+        return _error(400, "invalidPayload", 'Send {"seconds": N} with N >= 0; the clock only moves forward.')
     request.app[CONTEXT].clock.advance(float(seconds))
     return web.json_response(_clock_body(request))
 
@@ -136,8 +138,12 @@ async def _add_account(request: web.Request) -> web.Response:
     body = await _json_body(request)
     root = request.app[CONTEXT]
     if not isinstance(body, dict) or not isinstance(body.get("accountName"), str):
-        return _error(400, "invalidPayload", 'Send {"accountName": "...", "subscriptionId"?, "resourceGroup"?, '
-                                             '"region"?}; the others default to the default account\'s.')
+        return _error(
+            400,
+            "invalidPayload",
+            'Send {"accountName": "...", "subscriptionId"?, "resourceGroup"?, '
+            '"region"?}; the others default to the default account\'s.',
+        )
     fields = {"subscriptionId": root.config.subscription_id, "resourceGroup": root.config.resource_group,
               "region": root.config.region}
     for key, default in list(fields.items()):

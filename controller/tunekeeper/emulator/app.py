@@ -53,7 +53,12 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("tunekeeper_request_id", str)
 
 def build_app(ctx: EmulatorContext) -> web.Application:
     app = web.Application(
-        middlewares=[_request_id_middleware, faults.faults_middleware, _auth_middleware, _api_version_middleware],
+        middlewares=[
+            _request_id_middleware,
+            faults.faults_middleware,
+            _auth_middleware,
+            _api_version_middleware,
+        ],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[CONTEXT] = ctx

@@ -241,8 +241,9 @@ def _route(request: web.Request, root: EmulatorContext) -> tuple[Handler, _Targe
         if what == "usages" and not location["op"]:
             return _only(method, "GET", _location_usages, path), target
         if what in ("operationstatuses", "operationresults") and location["op"]:
-            return _only(method, "GET", _operation_status if what == "operationstatuses" else _operation_result,
-                         path), target
+            return _only(
+                method, "GET", _operation_status if what == "operationstatuses" else _operation_result, path
+            ), target
         raise _not_found_path(path)
 
     listing = _ACCOUNTS_LIST_PATH.match(path)
@@ -265,10 +266,13 @@ def _route(request: web.Request, root: EmulatorContext) -> tuple[Handler, _Targe
     _check_resource_group(root, account["sub"], account["rg"])
     found_account = root.accounts.find(account["sub"], account["rg"], account["account"])
     if found_account is None:
-        raise ArmError(404, "ResourceNotFound",
-                       f"The Resource 'Microsoft.CognitiveServices/accounts/{account['account']}' under resource group "
-                       f"'{account['rg']}' was not found. For more details please go to "
-                       "https://aka.ms/ARMResourceNotFoundFix")
+        raise ArmError(
+            404,
+            "ResourceNotFound",
+            f"The Resource 'Microsoft.CognitiveServices/accounts/{account['account']}' under resource group "
+            f"'{account['rg']}' was not found. For more details please go to "
+            "https://aka.ms/ARMResourceNotFoundFix",
+        )
     ctx = found_account
     version = _api_version(request, ctx.config.region)
     rest = tuple(s for s in account["rest"].split("/") if s)
@@ -279,15 +283,21 @@ def _route(request: web.Request, root: EmulatorContext) -> tuple[Handler, _Targe
     if head == "deployments" and len(rest) == 1:
         return _only(method, "GET", _list_deployments, path), target
     if head == "deployments" and len(rest) == 2:
-        handlers: dict[str, Handler] = {"GET": _get_deployment, "PUT": _put_deployment, "PATCH": _patch_deployment,
-                                        "DELETE": _delete_deployment}
+        handlers: dict[str, Handler] = {
+            "GET": _get_deployment,
+            "PUT": _put_deployment,
+            "PATCH": _patch_deployment,
+            "DELETE": _delete_deployment,
+        }
         if method not in handlers:
             raise _method_not_allowed(method, path)
         return handlers[method], target
     if head == "deployments" and len(rest) == 3:
         action = rest[2].lower()
         if action in ("pause", "resume"):
-            return _only(method, "POST", _pause_deployment if action == "pause" else _resume_deployment, path), target
+            return _only(
+                method, "POST", _pause_deployment if action == "pause" else _resume_deployment, path
+            ), target
         if action == "skus":
             return _only(method, "GET", _list_deployment_skus, path), target
     if head == "models" and len(rest) == 1:
@@ -409,7 +419,9 @@ def _advance_deployment(ctx: EmulatorContext, doc: dict[str, Any], now: float) -
         return
     last_used = max(float(doc.get("_last_used_at") or 0.0), float(doc["_created_at"]))
     expired_idle = now - last_used >= IDLE_LIMIT_SECONDS
-    expired_developer = doc.get("_sku_key") == "Developer" and now - doc["_created_at"] >= DEVELOPER_LIFETIME_SECONDS
+    expired_developer = (
+        doc.get("_sku_key") == "Developer" and now - doc["_created_at"] >= DEVELOPER_LIFETIME_SECONDS
+    )
     if expired_idle or expired_developer:
         ctx.store.delete("deployment", doc["name"])
 
@@ -436,10 +448,17 @@ def _check_not_busy(ctx: EmulatorContext) -> None:
                        headers={"retry-after-ms": str(max(1, math.ceil(remaining * 1000)))})
 
 
-def _start_operation(ctx: EmulatorContext, doc: dict[str, Any], action: str, seconds: float) -> dict[str, Any]:
+def _start_operation(
+    ctx: EmulatorContext, doc: dict[str, Any], action: str, seconds: float
+) -> dict[str, Any]:
     now = ctx.clock.now()
     op_id = uuid.uuid4().hex
-    op: dict[str, Any] = {"id": op_id, "action": action, "started": now, "ready_at": now + ctx.clock.scaled(seconds)}
+    op: dict[str, Any] = {
+        "id": op_id,
+        "action": action,
+        "started": now,
+        "ready_at": now + ctx.clock.scaled(seconds),
+    }
     doc["_op"] = op
     ctx.store.put("arm_operation", op_id, {
         "name": op_id, "_deployment": doc["name"], "_action": action, "_started": now,
@@ -455,8 +474,10 @@ def _retry_after(ctx: EmulatorContext, ready_at: float) -> str:
 
 def _operation_headers(ctx: EmulatorContext, target: _Target, op: Mapping[str, Any], *,
                        location: bool) -> dict[str, str]:
-    base = (f"{target.origin}/subscriptions/{ctx.config.subscription_id}/providers/Microsoft.CognitiveServices"
-            f"/locations/{ctx.config.region}")
+    base = (
+        f"{target.origin}/subscriptions/{ctx.config.subscription_id}/providers/Microsoft.CognitiveServices"
+        f"/locations/{ctx.config.region}"
+    )
     query = f"?api-version={target.api_version}"
     headers = {
         "Azure-AsyncOperation": f"{base}/operationStatuses/{op['id']}{query}",
@@ -478,33 +499,47 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise ArmError(400, "InvalidRequestContent",
                        f"The request content was invalid and could not be deserialized: '{exc}'.") from None
     if not isinstance(body, dict):
-        raise ArmError(400, "InvalidRequestContent",
-                       "The request content was invalid and could not be deserialized: expected a JSON object.")
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized: expected a JSON object.",
+        )
     return body
 
 
 def _sku(raw: Any) -> tuple[str, str, int]:
     """(ARM sku name, catalog key, capacity) from a request's ``sku``."""
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
-        raise ArmError(400, "InvalidResourceProperties",
-                       "The 'sku' of the account deployment is required, e.g. {\"name\": \"Standard\", \"capacity\": 1}.")
+        raise ArmError(
+            400,
+            "InvalidResourceProperties",
+            'The \'sku\' of the account deployment is required, e.g. {"name": "Standard", "capacity": 1}.',
+        )
     known = _SKUS.get(raw["name"].lower())
     if known is None:
-        raise ArmError(400, "InvalidResourceProperties",
-                       f"The specified SKU '{raw['name']}' of account deployment is not supported. Supported SKUs: "
-                       f"{', '.join(sorted({v[0] for v in _SKUS.values()}))}.")
+        raise ArmError(
+            400,
+            "InvalidResourceProperties",
+            f"The specified SKU '{raw['name']}' of account deployment is not supported. Supported SKUs: "
+            f"{', '.join(sorted({v[0] for v in _SKUS.values()}))}.",
+        )
     capacity = raw.get("capacity", 1)
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-        raise ArmError(400, "InvalidResourceProperties",
-                       f"The specified capacity '{capacity}' of account deployment is invalid; it must be a whole "
-                       "number of at least 1.")
+        raise ArmError(
+            400,
+            "InvalidResourceProperties",
+            f"The specified capacity '{capacity}' of account deployment is invalid; it must be a whole "
+            "number of at least 1.",
+        )
     return known[0], known[1], capacity
 
 
 def _tags(raw: Any) -> dict[str, str] | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
         raise ArmError(400, "InvalidRequestContent", "The 'tags' must be an object of string values.")
     if len(raw) > 50:
         raise ArmError(400, "InvalidTagCount", "The number of tags exceeds the limit of 50.")
@@ -526,15 +561,21 @@ class _ModelChoice:
 def _source_account(ctx: EmulatorContext, source: object) -> EmulatorContext:
     """The account ``properties.model.source`` names (a Microsoft.CognitiveServices account id)."""
     if not isinstance(source, str) or ACCOUNT_RESOURCE_ID.match(source) is None:
-        raise ArmError(400, "LinkedInvalidPropertyId",
-                       f"Property id '{source}' at path 'properties.model.source' is invalid. Expect fully qualified "
-                       "resource Id that start with '/subscriptions/{subscriptionId}' and name a "
-                       "'Microsoft.CognitiveServices/accounts' resource.")
+        raise ArmError(
+            400,
+            "LinkedInvalidPropertyId",
+            f"Property id '{source}' at path 'properties.model.source' is invalid. Expect fully qualified "
+            "resource Id that start with '/subscriptions/{subscriptionId}' and name a "
+            "'Microsoft.CognitiveServices/accounts' resource.",
+        )
     found = ctx.accounts.by_resource_id(source)
     if found is None:
-        raise ArmError(400, "InvalidResourceProperties",
-                       f"The source account '{source}' of the deployment model could not be found. The source must be "
-                       "an existing Azure OpenAI resource that holds the fine-tuned model.")
+        raise ArmError(
+            400,
+            "InvalidResourceProperties",
+            f"The source account '{source}' of the deployment model could not be found. The source must be "
+            "an existing Azure OpenAI resource that holds the fine-tuned model.",
+        )
     return found
 
 
@@ -580,7 +621,9 @@ def _check_sku_supported(model: _ModelChoice, sku_name: str, sku_key: str) -> No
                        f"'{model.name}' version: '{model.version}'.")
 
 
-def _check_quota(ctx: EmulatorContext, sku_name: str, sku_key: str, capacity: int, *, exclude: str | None) -> None:
+def _check_quota(
+    ctx: EmulatorContext, sku_name: str, sku_key: str, capacity: int, *, exclude: str | None
+) -> None:
     limit = int(ctx.config.quota.get(sku_key, 0))
     used = sum(
         int(d["sku"].get("capacity", 0))
@@ -589,10 +632,13 @@ def _check_quota(ctx: EmulatorContext, sku_name: str, sku_key: str, capacity: in
     )
     if used + capacity > limit:
         quota = f"Tokens Per Minute (thousands) - {sku_name}"
-        raise ArmError(400, "InsufficientQuota",
-                       f"This operation require {capacity} new capacity in quota {quota}, which is bigger than the "
-                       f"current available capacity {max(0, limit - used)}. The current quota usage is {used} and "
-                       f"the quota limit is {limit} for quota {quota}.")
+        raise ArmError(
+            400,
+            "InsufficientQuota",
+            f"This operation require {capacity} new capacity in quota {quota}, which is bigger than the "
+            f"current available capacity {max(0, limit - used)}. The current quota usage is {used} and "
+            f"the quota limit is {limit} for quota {quota}.",
+        )
 
 
 def _capabilities(model: _ModelChoice) -> dict[str, str]:
@@ -624,7 +670,9 @@ async def _list_deployments(request: web.Request, target: _Target) -> web.Stream
     page = docs[start:start + PAGE_SIZE]
     body: dict[str, Any] = {"value": [_public(d) for d in page]}
     if start + PAGE_SIZE < len(docs):
-        url = request.url.with_query({"api-version": target.api_version, "$skipToken": str(start + PAGE_SIZE)})
+        url = request.url.with_query(
+            {"api-version": target.api_version, "$skipToken": str(start + PAGE_SIZE)}
+        )
         body["nextLink"] = f"{target.origin}{url.path_qs}"
     return _json(body)
 
@@ -642,7 +690,9 @@ async def _put_deployment(request: web.Request, target: _Target) -> web.StreamRe
         _check_not_busy(ctx)
         props = body.get("properties") or {}
         if not isinstance(props, dict):
-            raise ArmError(400, "InvalidRequestContent", "The 'properties' of the account deployment must be an object.")
+            raise ArmError(
+                400, "InvalidRequestContent", "The 'properties' of the account deployment must be an object."
+            )
         raw_sku = body.get("sku")
         scale = props.get("scaleSettings")
         if raw_sku is None and isinstance(scale, dict):
@@ -654,8 +704,12 @@ async def _put_deployment(request: web.Request, target: _Target) -> web.StreamRe
         tags = _tags(body.get("tags"))
         upgrade = props.get("versionUpgradeOption") or DEFAULT_UPGRADE_OPTION
         if upgrade not in UPGRADE_OPTIONS:
-            raise ArmError(400, "InvalidResourceProperties",
-                           f"The versionUpgradeOption '{upgrade}' is not valid; use one of {', '.join(UPGRADE_OPTIONS)}.")
+            raise ArmError(
+                400,
+                "InvalidResourceProperties",
+                f"The versionUpgradeOption '{upgrade}' is not valid; use one of "
+                f"{', '.join(UPGRADE_OPTIONS)}.",
+            )
         rai = props.get("raiPolicyName") or DEFAULT_RAI_POLICY
         if not isinstance(rai, str):
             raise ArmError(400, "InvalidResourceProperties", "The raiPolicyName must be a string.")
@@ -669,8 +723,12 @@ async def _put_deployment(request: web.Request, target: _Target) -> web.StreamRe
                 "name": name,
                 "type": DEPLOYMENT_TYPE,
                 "systemData": {
-                    "createdBy": "tunekeeper-emulator", "createdByType": "User", "createdAt": stamp,
-                    "lastModifiedBy": "tunekeeper-emulator", "lastModifiedByType": "User", "lastModifiedAt": stamp,
+                    "createdBy": "tunekeeper-emulator",
+                    "createdByType": "User",
+                    "createdAt": stamp,
+                    "lastModifiedBy": "tunekeeper-emulator",
+                    "lastModifiedByType": "User",
+                    "lastModifiedAt": stamp,
                 },
                 "_created_at": now,
                 "_last_used_at": None,
@@ -685,8 +743,12 @@ async def _put_deployment(request: web.Request, target: _Target) -> web.StreamRe
         elif existing is None:
             doc.pop("tags", None)
         doc["properties"] = {
-            "model": {"format": model.format, "name": model.name, "version": model.version,
-                      **({"source": model.source} if model.source else {})},
+            "model": {
+                "format": model.format,
+                "name": model.name,
+                "version": model.version,
+                **({"source": model.source} if model.source else {}),
+            },
             "provisioningState": "Accepted",
             "capabilities": _capabilities(model),
             "rateLimits": _rate_limits(capacity),
@@ -694,7 +756,9 @@ async def _put_deployment(request: web.Request, target: _Target) -> web.StreamRe
             "versionUpgradeOption": upgrade,
             "raiPolicyName": rai,
             "deploymentState": (existing or {}).get("properties", {}).get("deploymentState", "Running"),
-            "serviceTier": props.get("serviceTier") if props.get("serviceTier") in ("Default", "Priority") else "Default",
+            "serviceTier": props.get("serviceTier")
+            if props.get("serviceTier") in ("Default", "Priority")
+            else "Default",
             "dynamicThrottlingEnabled": False,
         }
         doc["etag"] = _etag()
@@ -775,9 +839,12 @@ async def _set_state(target: _Target, state: str) -> web.StreamResponse:
         doc = _require(ctx, target.rest[1])
         sku = doc["sku"]["name"]
         if sku not in PAUSABLE_SKUS:
-            raise ArmError(400, "OperationNotSupported",
-                           f"Pausing and resuming is supported for Standard, DataZoneStandard and GlobalStandard "
-                           f"deployments only, not '{sku}'.")
+            raise ArmError(
+                400,
+                "OperationNotSupported",
+                f"Pausing and resuming is supported for Standard, DataZoneStandard and GlobalStandard "
+                f"deployments only, not '{sku}'.",
+            )
         _check_not_busy(ctx)
         if doc["properties"]["provisioningState"] != "Succeeded":
             raise ArmError(409, "RequestConflict",
@@ -808,11 +875,16 @@ async def _list_deployment_skus(request: web.Request, target: _Target) -> web.St
     for key in sorted(allowed):
         arm_name = _arm_sku_name(key)
         limit = int(ctx.config.quota.get(key, 0))
-        value.append({
-            "resourceType": DEPLOYMENT_TYPE,
-            "sku": {"name": arm_name, "capacity": doc["sku"]["capacity"] if key == doc.get("_sku_key") else 1},
-            "capacity": {"minimum": 1, "maximum": limit, "step": 1, "default": 1},
-        })
+        value.append(
+            {
+                "resourceType": DEPLOYMENT_TYPE,
+                "sku": {
+                    "name": arm_name,
+                    "capacity": doc["sku"]["capacity"] if key == doc.get("_sku_key") else 1,
+                },
+                "capacity": {"minimum": 1, "maximum": limit, "step": 1, "default": 1},
+            }
+        )
     return _json({"value": value})
 
 
@@ -968,21 +1040,30 @@ def _usages(ctx: EmulatorContext, *, with_current: bool) -> list[dict[str, Any]]
     used: dict[str, int] = {}
     if with_current:
         for d in ctx.store.list("deployment"):
-            used[d.get("_sku_key", "")] = used.get(d.get("_sku_key", ""), 0) + int(d["sku"].get("capacity", 0))
+            used[d.get("_sku_key", "")] = used.get(d.get("_sku_key", ""), 0) + int(
+                d["sku"].get("capacity", 0)
+            )
     value = []
     for key, limit in sorted(cfg.quota.items()):
         arm_name = _arm_sku_name(key)
-        scope = "Global" if key.startswith("Global") else "DataZone" if key.startswith("DataZone") else "Regional"
-        value.append({
-            "name": {"value": f"OpenAI.{arm_name}", "localizedValue": f"Tokens Per Minute (thousands) - {arm_name}"},
-            "unit": "Count",
-            "currentValue": float(used.get(key, 0)),
-            "limit": float(limit),
-            "status": "Included",
-            "quotaPeriod": "00:01:00",
-            "scopeType": scope,
-            "scopeId": cfg.region,
-        })
+        scope = (
+            "Global" if key.startswith("Global") else "DataZone" if key.startswith("DataZone") else "Regional"
+        )
+        value.append(
+            {
+                "name": {
+                    "value": f"OpenAI.{arm_name}",
+                    "localizedValue": f"Tokens Per Minute (thousands) - {arm_name}",
+                },
+                "unit": "Count",
+                "currentValue": float(used.get(key, 0)),
+                "limit": float(limit),
+                "status": "Included",
+                "quotaPeriod": "00:01:00",
+                "scopeType": scope,
+                "scopeId": cfg.region,
+            }
+        )
     return value
 
 

@@ -126,16 +126,20 @@ def arm_unauthorized(missing: bool) -> ArmError:
             401,
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is missing.",
-            headers={"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", '
-                                         'error="invalid_token", error_description="The authentication failed '
-                                         'because of missing \'Authorization\' header."'},
+            headers={
+                "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", '
+                'error="invalid_token", error_description="The authentication failed '
+                "because of missing 'Authorization' header.\""
+            },
         )
     return ArmError(
         401,
         "InvalidAuthenticationToken",
         "The access token is invalid.",
-        headers={"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", '
-                                     'error="invalid_token", error_description="The access token is invalid."'},
+        headers={
+            "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", '
+            'error="invalid_token", error_description="The access token is invalid."'
+        },
     )
 
 

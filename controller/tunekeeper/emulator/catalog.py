@@ -38,22 +38,60 @@ _SFT_DPO = frozenset({"supervised", "dpo"})
 
 MODELS: tuple[BaseModel, ...] = (
     BaseModel("gpt-4.1-2025-04-14", "gpt-4.1", "2025-04-14", _SFT_DPO, 65_536, created_at=1_744_588_800),
-    BaseModel("gpt-4.1-mini-2025-04-14", "gpt-4.1-mini", "2025-04-14", _SFT_DPO, 65_536, created_at=1_744_588_800),
-    BaseModel("gpt-4.1-nano-2025-04-14", "gpt-4.1-nano", "2025-04-14", frozenset({"supervised"}), 32_768,
-              created_at=1_744_588_800),
+    BaseModel(
+        "gpt-4.1-mini-2025-04-14", "gpt-4.1-mini", "2025-04-14", _SFT_DPO, 65_536, created_at=1_744_588_800
+    ),
+    BaseModel(
+        "gpt-4.1-nano-2025-04-14",
+        "gpt-4.1-nano",
+        "2025-04-14",
+        frozenset({"supervised"}),
+        32_768,
+        created_at=1_744_588_800,
+    ),
     BaseModel("gpt-4o-2024-08-06", "gpt-4o", "2024-08-06", _SFT_DPO, 65_536, created_at=1_722_902_400),
-    BaseModel("gpt-4o-mini-2024-07-18", "gpt-4o-mini", "2024-07-18", _SFT_DPO, 65_536, created_at=1_721_260_800),
-    BaseModel("gpt-35-turbo-0125", "gpt-35-turbo", "0125", frozenset({"supervised"}), 16_385,
-              created_at=1_706_140_800),
-    BaseModel("o4-mini-2025-04-16", "o4-mini", "2025-04-16", frozenset({"reinforcement"}), 65_536,
-              skus=frozenset({"GlobalStandard", "Developer"}), created_at=1_744_761_600,
-              lifecycle_status="preview"),
+    BaseModel(
+        "gpt-4o-mini-2024-07-18", "gpt-4o-mini", "2024-07-18", _SFT_DPO, 65_536, created_at=1_721_260_800
+    ),
+    BaseModel(
+        "gpt-35-turbo-0125",
+        "gpt-35-turbo",
+        "0125",
+        frozenset({"supervised"}),
+        16_385,
+        created_at=1_706_140_800,
+    ),
+    BaseModel(
+        "o4-mini-2025-04-16",
+        "o4-mini",
+        "2025-04-16",
+        frozenset({"reinforcement"}),
+        65_536,
+        skus=frozenset({"GlobalStandard", "Developer"}),
+        created_at=1_744_761_600,
+        lifecycle_status="preview",
+    ),
     # Present but not fine-tunable.
     BaseModel("gpt-4o-2024-05-13", "gpt-4o", "2024-05-13", frozenset(), 128_000, created_at=1_715_558_400),
-    BaseModel("gpt-4-0613", "gpt-4", "0613", frozenset(), 8_192, created_at=1_686_614_400,
-              lifecycle_status="deprecating"),
-    BaseModel("text-embedding-3-small", "text-embedding-3-small", "1", frozenset(), 8_191, chat=False,
-              skus=frozenset({"Standard", "GlobalStandard"}), created_at=1_706_140_800),
+    BaseModel(
+        "gpt-4-0613",
+        "gpt-4",
+        "0613",
+        frozenset(),
+        8_192,
+        created_at=1_686_614_400,
+        lifecycle_status="deprecating",
+    ),
+    BaseModel(
+        "text-embedding-3-small",
+        "text-embedding-3-small",
+        "1",
+        frozenset(),
+        8_191,
+        chat=False,
+        skus=frozenset({"Standard", "GlobalStandard"}),
+        created_at=1_706_140_800,
+    ),
 )
 
 _BY_ID = {m.id: m for m in MODELS}

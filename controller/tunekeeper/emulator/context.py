@@ -53,8 +53,10 @@ class AccountConfig:
 
     def __post_init__(self) -> None:
         if not ACCOUNT_NAME.match(self.account_name):
-            raise ValueError(f"account name {self.account_name!r} must be 2-64 letters, digits, '_', '.' or '-', "
-                             "starting with a letter or digit")
+            raise ValueError(
+                f"account name {self.account_name!r} must be 2-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
         for label, value in (("subscription", self.subscription_id), ("resource group", self.resource_group),
                              ("region", self.region)):
             if not value or "/" in value:
@@ -137,7 +139,9 @@ class Accounts:
         by an account with another identity."""
         existing = self.get(account.account_name)
         if existing is not None:
-            if existing is not self.find(account.subscription_id, account.resource_group, account.account_name):
+            if existing is not self.find(
+                account.subscription_id, account.resource_group, account.account_name
+            ):
                 raise ValueError(f"an account named {account.account_name!r} already exists "
                                  f"({existing.resource_id}); account names are unique on one emulator")
             return existing

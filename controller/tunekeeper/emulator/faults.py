@@ -60,7 +60,11 @@ _ERRORS: Mapping[int, tuple[str, str, str]] = {
     429: ("TooManyRequests", "tooManyRequests", "Too many requests. Please retry later (injected fault)."),
     500: ("InternalServerError", "internalFailure", "An internal error occurred (injected fault)."),
     502: ("BadGateway", "internalFailure", "Bad gateway (injected fault)."),
-    503: ("ServiceUnavailable", "serviceUnavailable", "The service is temporarily unavailable (injected fault)."),
+    503: (
+        "ServiceUnavailable",
+        "serviceUnavailable",
+        "The service is temporarily unavailable (injected fault).",
+    ),
     504: ("GatewayTimeout", "internalFailure", "The gateway timed out (injected fault)."),
 }
 
@@ -130,7 +134,9 @@ def parse_pattern(pattern: str) -> tuple[str, str]:
     else:
         raise ValueError(f"pattern {pattern!r} has no path; write e.g. '{parts[0].upper()} /openai/*'")
     if method not in METHODS:
-        raise ValueError(f"pattern {pattern!r}: unknown method {method!r}; use one of {', '.join(sorted(METHODS))}")
+        raise ValueError(
+            f"pattern {pattern!r}: unknown method {method!r}; use one of {', '.join(sorted(METHODS))}"
+        )
     if not path.startswith(("/", "*")):
         raise ValueError(f"pattern {pattern!r}: the path must start with '/' (or be a glob such as '*')")
     return method, path
@@ -173,7 +179,9 @@ class Faults:
         with self._lock:
             self._counter += 1
             rule_id = f"fault-{self._counter}"
-            rule_seed = int(seed) if seed is not None else zlib.crc32(f"{self._counter}:{method} {path}".encode())
+            rule_seed = (
+                int(seed) if seed is not None else zlib.crc32(f"{self._counter}:{method} {path}".encode())
+            )
             rule = FaultRule(
                 id=rule_id,
                 method=method,
@@ -195,7 +203,9 @@ class Faults:
         """Add a rule from its JSON/YAML form (the admin endpoint and rule files use this)."""
         unknown = set(spec) - _RULE_FIELDS
         if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_RULE_FIELDS))}")
+            raise ValueError(
+                f"unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_RULE_FIELDS))}"
+            )
         if "pattern" not in spec:
             raise ValueError("missing field 'pattern' (e.g. 'POST /openai/fine_tuning/jobs')")
         pattern = spec["pattern"]
@@ -252,23 +262,44 @@ class Faults:
         try:
             text = Path(path).read_text(encoding="utf-8-sig")
         except OSError as exc:
-            raise ManifestError([Diagnostic(display, 0, message=f"cannot read the faults file: {exc.strerror}",
-                                            hint="check the path given to --faults")]) from None
+            raise ManifestError(
+                [
+                    Diagnostic(
+                        display,
+                        0,
+                        message=f"cannot read the faults file: {exc.strerror}",
+                        hint="check the path given to --faults",
+                    )
+                ]
+            ) from None
         items, lines = _parse_rule_file(text, display)
         staged = Faults()
         problems: list[Diagnostic] = []
         for index, item in enumerate(items):
             where = f"faults[{index}]"
             if not isinstance(item, Mapping):
-                problems.append(Diagnostic(display, lines[index], message=f"{where} must be a mapping",
-                                           field_path=where, hint="write e.g. {pattern: 'POST /openai/files', status: 500}"))
+                problems.append(
+                    Diagnostic(
+                        display,
+                        lines[index],
+                        message=f"{where} must be a mapping",
+                        field_path=where,
+                        hint="write e.g. {pattern: 'POST /openai/files', status: 500}",
+                    )
+                )
                 continue
             try:
                 staged.add_dict(item)
             except ValueError as exc:
-                problems.append(Diagnostic(display, lines[index], message=f"{where}: {exc}", field_path=where,
-                                           hint="fields: pattern, status, probability, retry_after, latency, drop, "
-                                                "times, seed"))
+                problems.append(
+                    Diagnostic(
+                        display,
+                        lines[index],
+                        message=f"{where}: {exc}",
+                        field_path=where,
+                        hint="fields: pattern, status, probability, retry_after, latency, drop, times, seed",
+                    )
+                )
         if problems:
             raise ManifestError(problems)
         ids = [self.add_dict(item) for item in items]
@@ -294,7 +325,9 @@ class Faults:
         return None
 
 
-_RULE_FIELDS = frozenset({"pattern", "status", "probability", "retry_after", "latency", "drop", "times", "seed"})
+_RULE_FIELDS = frozenset(
+    {"pattern", "status", "probability", "retry_after", "latency", "drop", "times", "seed"}
+)
 
 
 def _typed(spec: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -314,13 +347,30 @@ def _parse_rule_file(text: str, display: str) -> tuple[list[Any], list[int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
-        raise ManifestError([Diagnostic(display, line, message=f"not valid YAML/JSON: {getattr(exc, 'problem', exc)}",
-                                        hint="a faults file is a YAML or JSON list of rules")]) from None
+        raise ManifestError(
+            [
+                Diagnostic(
+                    display,
+                    line,
+                    message=f"not valid YAML/JSON: {getattr(exc, 'problem', exc)}",
+                    hint="a faults file is a YAML or JSON list of rules",
+                )
+            ]
+        ) from None
     seq_node = node
     if isinstance(data, Mapping):
         if set(data) != {"faults"} or not isinstance(data["faults"], list):
-            raise ManifestError([Diagnostic(display, 1, message="expected a list of rules or a mapping with only 'faults:'",
-                                            field_path="faults", hint="write 'faults:' followed by a list of rules")])
+            raise ManifestError(
+                [
+                    Diagnostic(
+                        display,
+                        1,
+                        message="expected a list of rules or a mapping with only 'faults:'",
+                        field_path="faults",
+                        hint="write 'faults:' followed by a list of rules",
+                    )
+                ]
+            )
         seq_node = node.value[0][1] if isinstance(node, yaml.MappingNode) else None
         data = data["faults"]
     elif data is None:
@@ -350,7 +400,9 @@ def fault_response(status: int, path: str, retry_after: float | None) -> web.Res
         headers["retry-after-ms"] = str(round(retry_after * 1000))
         if arm:
             headers["x-ms-retry-after-ms"] = headers["retry-after-ms"]
-    return web.Response(status=status, body=json.dumps(body), content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, body=json.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -120,11 +120,20 @@ class Emulator:
         return self.url + self.account(name).endpoint_path
 
     def _open_account(self, account: AccountConfig) -> EmulatorContext:
-        config = dataclasses.replace(self.config, account_name=account.account_name,
-                                     subscription_id=account.subscription_id,
-                                     resource_group=account.resource_group, region=account.region, accounts=())
+        config = dataclasses.replace(
+            self.config,
+            account_name=account.account_name,
+            subscription_id=account.subscription_id,
+            resource_group=account.resource_group,
+            region=account.region,
+            accounts=(),
+        )
         data_dir = self.config.data_dir
-        database = None if data_dir is None else Path(data_dir) / ACCOUNTS_DIR / f"{account.account_name.lower()}.sqlite3"
+        database = (
+            None
+            if data_dir is None
+            else Path(data_dir) / ACCOUNTS_DIR / f"{account.account_name.lower()}.sqlite3"
+        )
         ctx = EmulatorContext(config=config, store=Store(database), clock=self.clock, faults=self.faults,
                               default=False)
         self._persist_accounts(extra=account)
@@ -215,7 +224,9 @@ class Emulator:
         accounts themselves stay)."""
         admin.reset_state(self.app)
 
-    def fail_job(self, job_id: str, message: str = "The training run was interrupted by an internal error.") -> None:
+    def fail_job(
+        self, job_id: str, message: str = "The training run was interrupted by an internal error."
+    ) -> None:
         """Make a pending or running fine-tuning job fail now (tests of failure handling).
 
         Raises KeyError for an unknown job and ValueError for a finished one.

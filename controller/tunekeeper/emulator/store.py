@@ -68,7 +68,9 @@ class Store:
             row = self._db.execute("SELECT seq FROM docs WHERE kind=? AND id=?", (kind, id)).fetchone()
             if row is None:
                 seq = self._next_seq()
-                self._db.execute("INSERT INTO docs (kind, id, seq, body) VALUES (?, ?, ?, ?)", (kind, id, seq, body))
+                self._db.execute(
+                    "INSERT INTO docs (kind, id, seq, body) VALUES (?, ?, ?, ?)", (kind, id, seq, body)
+                )
             else:
                 self._db.execute("UPDATE docs SET body=? WHERE kind=? AND id=?", (body, kind, id))
 
@@ -114,7 +116,9 @@ class Store:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, orjson.dumps(value)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, orjson.dumps(value))
+            )
 
     def reset(self) -> None:
         """Forget everything (tests reset state between cases)."""

@@ -3,9 +3,9 @@
 Called by ``converge`` (with the observations the plan was made from) and by the CLI for a
 saved plan (then ``apply`` observes again and refuses the plan if what it would change moved:
 ``StalePlan``). Each action runs from its typed payload alone: apply never re-resolves the
-manifests and never reads an action's display fields. Every object it creates carries the ownership markers of ``markers.py``, so a
-crash between any two requests is adopted by the next run. Prerequisites are checked at the
-moment an action runs (a file still processing, a parent still training): the action is then
+manifests and never reads an action's display fields. Every object it creates carries the ownership markers of
+``markers.py``, so a crash between any two requests is adopted by the next run. Prerequisites are checked at
+the moment an action runs (a file still processing, a parent still training): the action is then
 DEFERRED to the next loop, never forced. A transient cloud error makes the action RETRY on the
 next loop; a permanent one FAILS that resource only, and the other resources carry on.
 Waits are single checks, not loops: ``converge`` does the waiting.
@@ -102,7 +102,12 @@ def trained_epochs(job: ObservedJob, checkpoints: Sequence[ObservedCheckpoint],
     for event in listed if total is not None else ():
         data = event.data or {}
         step, steps = data.get("step"), data.get("total_steps")
-        if event.type == "metrics" and isinstance(step, (int, float)) and isinstance(steps, (int, float)) and steps > 0:
+        if (
+            event.type == "metrics"
+            and isinstance(step, (int, float))
+            and isinstance(steps, (int, float))
+            and steps > 0
+        ):
             from_metrics = max(from_metrics, (total or 0.0) * min(float(step), float(steps)) / float(steps))
     ordered = sorted(checkpoints, key=lambda c: c.step_number)
     per_epoch = gates.steps_per_epoch(job, ordered)
@@ -156,8 +161,15 @@ async def apply(
             run.errors[label] = outcome.message
         if outcome.outcome is Outcome.RETRY:
             run.retry_after = max(run.retry_after or 0.0, outcome.retry_after or 0.0)
-    return ApplyResult(tuple(outcomes), executed, stopped, dict(run.errors), run.retry_after, dict(run.created_jobs),
-                       dict(run.evals))
+    return ApplyResult(
+        tuple(outcomes),
+        executed,
+        stopped,
+        dict(run.errors),
+        run.retry_after,
+        dict(run.created_jobs),
+        dict(run.evals),
+    )
 
 
 def check_fresh(plan: Plan, desired: Desired, observations: Mapping[str, Observation], *,
@@ -168,8 +180,10 @@ def check_fresh(plan: Plan, desired: Desired, observations: Mapping[str, Observa
     for label, value in sorted(plan.touched.items()):
         if now.get(label) != value:
             target = label.partition(":")[2]
-            raise StalePlan(f'Plan is stale: {target} changed after the plan was made. Run "tunekeeper plan" again.',
-                            hint="a saved plan applies only to the account as it was observed")
+            raise StalePlan(
+                f'Plan is stale: {target} changed after the plan was made. Run "tunekeeper plan" again.',
+                hint="a saved plan applies only to the account as it was observed",
+            )
 
 
 class _Run:
@@ -322,8 +336,9 @@ class _Run:
         job = await cloud.get_job(p.job_id)
         listed = await cloud.list_job_events(p.job_id)  # newest first, as the service lists them
         observed = self.observations.get(action.account)
-        self._report_training(action, job, observed.checkpoints.get(job.id, ()) if observed is not None else (),
-                              listed)
+        self._report_training(
+            action, job, observed.checkpoints.get(job.id, ()) if observed is not None else (), listed
+        )
         oldest_first = sorted(enumerate(listed), key=lambda pair: (pair[1].created_at, -pair[0]))
         for _, event in oldest_first:
             if event.id not in self.seen_events:
@@ -342,7 +357,9 @@ class _Run:
         """Epochs trained so far, of the job's resolved n_epochs (the unit the CLI shows for a job)."""
         total = trained_epochs_total(job)
         if job.status == "succeeded":
-            self.events.progress(str(action.target), f"Training {action.target.name}", total or 1.0, total or 1.0)
+            self.events.progress(
+                str(action.target), f"Training {action.target.name}", total or 1.0, total or 1.0
+            )
         elif job.status == "running":
             self.events.progress(str(action.target), f"Training {action.target.name}",
                                  trained_epochs(job, checkpoints, listed), total)
@@ -367,7 +384,8 @@ class _Run:
             raise PermanentCloudError(f"Deployment {request.name} failed to provision")
         self.events.progress(key, f"Provisioning {request.name}", 1, 1)
         verb = "Created" if action.kind is ActionKind.CREATE_DEPLOYMENT else "Updated"
-        return f"{verb} Deployment {request.name} ({request.model_name}, {request.sku.value} x{request.capacity})"
+        return (f"{verb} Deployment {request.name} ({request.model_name}, "
+                f"{request.sku.value} x{request.capacity})")
 
     async def _follow_deployment(self, action: Action, p: DeploymentRefPayload, cloud: Cloud) -> str:
         try:

@@ -55,7 +55,9 @@ def set_condition(conditions: Sequence[Condition], new: Condition, now: datetime
             out.append(cond)
             continue
         found = True
-        transition = cond.last_transition_time if cond.status == new.status and cond.last_transition_time else stamp
+        transition = (
+            cond.last_transition_time if cond.status == new.status and cond.last_transition_time else stamp
+        )
         out.append(replace(new, last_transition_time=transition))
     if not found:
         out.append(replace(new, last_transition_time=stamp))

@@ -5,10 +5,10 @@ Called by ``tunekeeper apply`` (and, later, by the operator's handlers); ``apply
 makes all the progress possible now (uploads, job creation once files are processed,
 deployments of finished jobs) and returns; with ``wait`` it polls until nothing is left to do
 (or ``timeout``): the result is ``converged`` when the accounts match the manifests, and only
-``settled`` when what is left waits on a person (a failed job, a failed gate, an error). A resource whose action failed permanently is left alone for the rest of the
-run and reported in status; transient errors are retried on the next loop after their
-Retry-After. The state file is written after every loop. Each loop observes once and
-resolves once; plan, status and error propagation share that one ``Resolution``.
+``settled`` when what is left waits on a person (a failed job, a failed gate, an error). A resource whose
+action failed permanently is left alone for the rest of the run and reported in status; transient errors are
+retried on the next loop after their Retry-After. The state file is written after every loop. Each loop
+observes once and resolves once; plan, status and error propagation share that one ``Resolution``.
 """
 
 from __future__ import annotations
@@ -54,9 +54,16 @@ class ConvergeResult:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "converged": self.converged, "ok": self.converged, "settled": self.settled, "loops": self.loops, "actions": self.actions,
-            "stopped": self.stopped, "timed_out": self.timed_out, "errors": dict(self.errors),
-            "remaining": self.remaining.to_dict(), "status": [s.to_dict() for s in self.statuses],
+            "converged": self.converged,
+            "ok": self.converged,
+            "settled": self.settled,
+            "loops": self.loops,
+            "actions": self.actions,
+            "stopped": self.stopped,
+            "timed_out": self.timed_out,
+            "errors": dict(self.errors),
+            "remaining": self.remaining.to_dict(),
+            "status": [s.to_dict() for s in self.statuses],
         }
 
 
@@ -80,7 +87,9 @@ async def converge(
 
     def finish(*, settled: bool, stopped: bool = False, timed_out: bool = False) -> ConvergeResult:
         assert last_plan is not None
-        return ConvergeResult(settled, last_plan, tuple(rows), loops, actions, stopped, timed_out, dict(errors))
+        return ConvergeResult(
+            settled, last_plan, tuple(rows), loops, actions, stopped, timed_out, dict(errors)
+        )
 
     while True:
         loops += 1
@@ -104,9 +113,18 @@ async def converge(
             return finish(settled=True)
         if remaining_budget is not None and remaining_budget <= 0:
             return finish(settled=False, stopped=True)
-        result = await apply(last_plan, desired, clouds, events=events, stop_after=remaining_budget, known=known,
-                             observations=observations, digests=digests, skip=frozenset(errors),
-                             seen_events=seen_events)
+        result = await apply(
+            last_plan,
+            desired,
+            clouds,
+            events=events,
+            stop_after=remaining_budget,
+            known=known,
+            observations=observations,
+            digests=digests,
+            skip=frozenset(errors),
+            seen_events=seen_events,
+        )
         actions += result.executed
         if remaining_budget is not None:
             remaining_budget -= result.executed
@@ -156,7 +174,9 @@ async def apply_saved(
     persist = state is not None
     state = state if state is not None else StateFile(None)
     started = time.monotonic()
-    observations = await observe_accounts(desired, clouds, also={a.account for a in saved.actions}, cache=state)
+    observations = await observe_accounts(
+        desired, clouds, also={a.account for a in saved.actions}, cache=state
+    )
     check_fresh(saved, desired, observations, digests=digests, known=state.known())
     pending = list(saved.actions)
     errors: dict[str, str] = {}
@@ -190,7 +210,9 @@ async def apply_saved(
         if not wait and not result.progressed and not result.retrying:
             break
         await sleep(max(poll_interval, result.retry_after or 0.0))
-        observations = await observe_accounts(desired, clouds, also={a.account for a in saved.actions}, cache=state)
+        observations = await observe_accounts(
+            desired, clouds, also={a.account for a in saved.actions}, cache=state
+        )
     resolution = resolve(desired, observations, digests=digests, known=state.known())
     rows = status(desired, observations, state, digests=digests, errors=errors, resolution=resolution)
     record_status(state, rows)
@@ -228,7 +250,10 @@ def _propagate(errors: dict[str, str], res: Resolution) -> None:
                 continue
             for need in (r.training, r.validation):
                 if need is not None and f"File/{need.name}" in errors:
-                    errors[key] = f"Data file {need.ref.display or need.name} was refused: {errors[f'File/{need.name}']}"
+                    errors[key] = (
+                        f"Data file {need.ref.display or need.name} was refused: "
+                        f"{errors[f'File/{need.name}']}"
+                    )
                     changed = True
                     break
             else:

@@ -92,16 +92,25 @@ def training_cost(prices: PriceTable, base_model: str | None, training_type: str
                else f"no training price for {base_model or 'an unknown base model'}")
         return Estimate(None, prices.currency, why)
     amount = per_million * billed_tokens / TOKENS_PER_PRICE_UNIT
-    return Estimate(amount, prices.currency,
-                    f"{tokens_text(billed_tokens)} billed tokens x {price_text(per_million)} {prices.currency} / 1M "
-                    f"({kind})")
+    return Estimate(
+        amount,
+        prices.currency,
+        f"{tokens_text(billed_tokens)} billed tokens x {price_text(per_million)} {prices.currency} / 1M "
+        f"({kind})",
+    )
 
 
-def hosting_cost(prices: PriceTable, base_model: str | None, sku: str, *, fine_tuned: bool = True) -> Estimate:
+def hosting_cost(
+    prices: PriceTable, base_model: str | None, sku: str, *, fine_tuned: bool = True
+) -> Estimate:
     """The hourly cost of hosting one deployment of a model fine-tuned from ``base_model``."""
     if not fine_tuned:
-        return Estimate(Decimal(0), prices.currency, "a base model has no hosting fee; it is billed per token")
+        return Estimate(
+            Decimal(0), prices.currency, "a base model has no hosting fee; it is billed per token"
+        )
     per_hour = prices.hosting.get(base_model or "", {}).get(sku)
     if per_hour is None:
-        return Estimate(None, prices.currency, f"no {sku} hosting price for {base_model or 'an unknown model'}")
+        return Estimate(
+            None, prices.currency, f"no {sku} hosting price for {base_model or 'an unknown model'}"
+        )
     return Estimate(per_hour, prices.currency, f"{price_text(per_hour)} {prices.currency} per hour ({sku})")

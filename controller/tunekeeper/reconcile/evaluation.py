@@ -49,9 +49,10 @@ def read_cases(path: Path, display: str) -> list[EvalCase]:
                 raise ValueError("the last message must be the expected assistant answer")
             cases.append(EvalCase(tuple(prompt), str(last.get("content") or "")))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise TunekeeperError(f"{display}:{number}: not an eval example ({exc})",
-                                  hint='write {"messages": [..., {"role": "assistant", "content": "expected"}]}') \
-                from None
+            raise TunekeeperError(
+                f"{display}:{number}: not an eval example ({exc})",
+                hint='write {"messages": [..., {"role": "assistant", "content": "expected"}]}',
+            ) from None
     if not cases:
         raise TunekeeperError(f"{display}: no eval examples", hint="add at least one chat example")
     return cases
@@ -71,7 +72,9 @@ def judge(cases: Sequence[EvalCase], answers: Sequence[str]) -> Verdict:
 async def evaluate(cloud: Cloud, payload: EvalPayload, root: Path) -> Verdict:
     """Deploy the candidate under its temporary name, ask it every example, delete it, judge."""
     if not payload.eval_path:
-        raise TunekeeperError(f"Deployment {payload.deployment}: spec.gates.evalFile must be a file in the repository")
+        raise TunekeeperError(
+            f"Deployment {payload.deployment}: spec.gates.evalFile must be a file in the repository"
+        )
     cases = read_cases(root / payload.eval_path, payload.eval_display or payload.eval_path)
     name = payload.candidate.name
     operation = await cloud.begin_create_deployment(payload.candidate)

@@ -67,8 +67,10 @@ def select_model(
             metrics.update(ordered[-1].metrics)
         return Selection(job.fine_tuned_model, FINE_TUNED_VERSION, "final", metrics)
     if not ordered:
-        return Refusal(Reason.CHECKPOINT_NOT_RETAINED,
-                       f"Job {job.id} reports no checkpoints, so checkpoint {ref.checkpoint!r} cannot be chosen.")
+        return Refusal(
+            Reason.CHECKPOINT_NOT_RETAINED,
+            f"Job {job.id} reports no checkpoints, so checkpoint {ref.checkpoint!r} cannot be chosen.",
+        )
     if ref.checkpoint == "best":
         key = "full_valid_loss" if any("full_valid_loss" in c.metrics for c in ordered) else "valid_loss"
         scored = [c for c in ordered if key in c.metrics]
@@ -77,14 +79,18 @@ def select_model(
                            f"No checkpoint of job {job.id} reports full_valid_loss or valid_loss; "
                            "add a validationFile to choose the best checkpoint.")
         best = min(scored, key=lambda c: (c.metrics[key], -c.step_number))
-        return Selection(best.id, FINE_TUNED_VERSION, f"best (step {best.step_number})", dict(best.metrics), best.id)
+        return Selection(
+            best.id, FINE_TUNED_VERSION, f"best (step {best.step_number})", dict(best.metrics), best.id
+        )
     epoch = int(ref.checkpoint)
     chosen = checkpoint_of_epoch(job, ordered, epoch)
     if chosen is None:
         kept = ", ".join(str(e) for e in epochs_of(job, ordered).values())
-        return Refusal(Reason.CHECKPOINT_NOT_RETAINED,
-                       f"The checkpoint of epoch {epoch} of job {job.id} is not retained (Azure keeps the last "
-                       f"three; retained epochs: {kept or 'none'}). Choose one of those or 'final'.")
+        return Refusal(
+            Reason.CHECKPOINT_NOT_RETAINED,
+            f"The checkpoint of epoch {epoch} of job {job.id} is not retained (Azure keeps the last "
+            f"three; retained epochs: {kept or 'none'}). Choose one of those or 'final'.",
+        )
     return Selection(chosen.id, FINE_TUNED_VERSION, f"epoch {epoch} (step {chosen.step_number})",
                      dict(chosen.metrics), chosen.id)
 
@@ -99,7 +105,12 @@ def steps_per_epoch(job: ObservedJob, ordered: Sequence[ObservedCheckpoint]) -> 
     if not ordered:
         return None
     n_epochs = job.hyperparameters.get("n_epochs")
-    if job.status == "succeeded" and isinstance(n_epochs, int) and not isinstance(n_epochs, bool) and n_epochs > 0:
+    if (
+        job.status == "succeeded"
+        and isinstance(n_epochs, int)
+        and not isinstance(n_epochs, bool)
+        and n_epochs > 0
+    ):
         per_epoch = ordered[-1].step_number / n_epochs
     elif len(ordered) >= 2:
         per_epoch = float(ordered[-1].step_number - ordered[-2].step_number)
@@ -116,7 +127,9 @@ def epochs_of(job: ObservedJob, ordered: Sequence[ObservedCheckpoint]) -> dict[s
     return {c.id: max(1, round(c.step_number / per_epoch)) for c in ordered}
 
 
-def checkpoint_of_epoch(job: ObservedJob, ordered: Sequence[ObservedCheckpoint], epoch: int) -> ObservedCheckpoint | None:
+def checkpoint_of_epoch(
+    job: ObservedJob, ordered: Sequence[ObservedCheckpoint], epoch: int
+) -> ObservedCheckpoint | None:
     epochs = epochs_of(job, ordered)
     for checkpoint in ordered:
         if epochs.get(checkpoint.id) == epoch:
@@ -130,7 +143,9 @@ def failed_gates(gates: Sequence[MetricGate], metrics: Mapping[str, float]) -> l
     for gate in gates:
         value = metrics.get(canonical_metric(gate.metric))
         if value is None:
-            failures.append(f"{gate.metric} was not reported (gate {gate.metric} {gate.op} {gate.threshold:g})")
+            failures.append(
+                f"{gate.metric} was not reported (gate {gate.metric} {gate.op} {gate.threshold:g})"
+            )
             continue
         ok = {"<": value < gate.threshold, "<=": value <= gate.threshold,
               ">": value > gate.threshold, ">=": value >= gate.threshold}[gate.op]

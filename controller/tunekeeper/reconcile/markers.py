@@ -20,9 +20,9 @@ Jobs
     files carrying the content-hashed names), seed, suffix and method are equal to the
     desired ones, and every hyperparameter the manifest sets has the same value (values the
     service chose for "auto" are not compared). Among several matches the succeeded one wins
-    (the newest), then a running one (the oldest: the others are cancelled as duplicates). When the data files were deleted from the account
-    after training, a job whose file ids are no longer listed still matches if its seed was
-    derived (the derived seed encodes the data digests) or the state file recorded it for the
+    (the newest), then a running one (the oldest: the others are cancelled as duplicates). When the data files
+    were deleted from the account after training, a job whose file ids are no longer listed still matches if
+    its seed was derived (the derived seed encodes the data digests) or the state file recorded it for the
     resource.
 
 Deployments
@@ -105,7 +105,8 @@ def hyperparameters_set(h: Hyperparameters) -> dict[str, object]:
 def job_fingerprint(
     spec: FineTuneJobSpec, *, base: str, training_digest: str, validation_digest: str | None
 ) -> str:
-    """Hash of everything that needs a new training run. ``base`` is the base model or the parent's fingerprint."""
+    """Hash of everything that needs a new training run. ``base`` is the base model or the parent's
+    fingerprint."""
     doc = {
         "base": base,
         "training": training_digest,
@@ -196,7 +197,9 @@ def in_scope(deployment: ObservedDeployment, manifests_read: Iterable[str]) -> b
     if manifest is None:
         return True
     read = set(manifests_read)
-    return manifest in read or str(PurePosixPath(manifest).parent) in {str(PurePosixPath(m).parent) for m in read}
+    return manifest in read or str(PurePosixPath(manifest).parent) in {
+        str(PurePosixPath(m).parent) for m in read
+    }
 
 
 def deployment_spec_hash(model_name: str, model_version: str | None, sku: str, capacity: int) -> str:

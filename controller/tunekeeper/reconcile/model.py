@@ -98,11 +98,19 @@ class ActionKind(str, Enum):
 
 
 _SYMBOLS = {
-    ActionKind.DELETE_FILE: "-", ActionKind.UPLOAD_FILE: "+", ActionKind.IMPORT_FILE: "+", ActionKind.WAIT_FILE: "…",
-    ActionKind.DELETE_JOB: "-", ActionKind.CANCEL_JOB: "-", ActionKind.CREATE_JOB: "+",
-    ActionKind.WAIT_JOB: "…", ActionKind.DELETE_DEPLOYMENT: "-", ActionKind.EVALUATE_MODEL: "?",
+    ActionKind.DELETE_FILE: "-",
+    ActionKind.UPLOAD_FILE: "+",
+    ActionKind.IMPORT_FILE: "+",
+    ActionKind.WAIT_FILE: "…",
+    ActionKind.DELETE_JOB: "-",
+    ActionKind.CANCEL_JOB: "-",
+    ActionKind.CREATE_JOB: "+",
+    ActionKind.WAIT_JOB: "…",
+    ActionKind.DELETE_DEPLOYMENT: "-",
+    ActionKind.EVALUATE_MODEL: "?",
     ActionKind.CREATE_DEPLOYMENT: "+",
-    ActionKind.UPDATE_DEPLOYMENT: "~", ActionKind.WAIT_DEPLOYMENT: "…",
+    ActionKind.UPDATE_DEPLOYMENT: "~",
+    ActionKind.WAIT_DEPLOYMENT: "…",
 }
 
 
@@ -236,8 +244,15 @@ class EvalPayload:
     eval_key: str  # gates.eval_key: the verdict is recorded under it
 
 
-Payload = (FilePayload | FileRefPayload | JobPayload | JobRefPayload | DeploymentPayload | DeploymentRefPayload
-           | EvalPayload)
+Payload = (
+    FilePayload
+    | FileRefPayload
+    | JobPayload
+    | JobRefPayload
+    | DeploymentPayload
+    | DeploymentRefPayload
+    | EvalPayload
+)
 _PAYLOAD_TYPES: Mapping[str, type[Any]] = {
     "file": FilePayload, "file_ref": FileRefPayload, "job": JobPayload, "job_ref": JobRefPayload,
     "deployment": DeploymentPayload, "deployment_ref": DeploymentRefPayload, "evaluate": EvalPayload,
@@ -272,8 +287,14 @@ class Action:
     depth: int = 0  # dependency depth (a fromJob child is deeper than its parent); part of the order
 
     def sort_key(self) -> tuple[int, int, int, str, str, str]:
-        return (STAGES.get(self.target.kind, 9), self.depth, KIND_ORDER[self.kind], self.target.name, self.account,
-                _identity(self.payload))
+        return (
+            STAGES.get(self.target.kind, 9),
+            self.depth,
+            KIND_ORDER[self.kind],
+            self.target.name,
+            self.account,
+            _identity(self.payload),
+        )
 
     @property
     def before(self) -> Mapping[str, object] | None:
@@ -379,7 +400,8 @@ class Plan:
     actions: tuple[Action, ...]
     blocked: tuple[Blocked, ...] = ()  # resources that wait on a change by a person, with why
     matched: int = 0  # resources already as declared (for "No changes. N resources match.")
-    touched: Mapping[str, str] = field(default_factory=dict)  # "account:Kind/name" -> hash of its observed state
+    # "account:Kind/name" -> hash of its observed state
+    touched: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
@@ -444,8 +466,11 @@ class MetricsSummary:
         final = data.get("final") or {}
         assert isinstance(final, Mapping)
         last = data.get("last_step")
-        return cls(final={str(k): float(str(v)) for k, v in final.items()}, steps=int(str(data.get("steps", 0))),
-                   last_step=None if last is None else int(str(last)))
+        return cls(
+            final={str(k): float(str(v)) for k, v in final.items()},
+            steps=int(str(data.get("steps", 0))),
+            last_step=None if last is None else int(str(last)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

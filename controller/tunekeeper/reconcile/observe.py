@@ -3,9 +3,9 @@
 Called by ``converge``, by ``apply`` (to check a saved plan) and by the CLI (``plan``,
 ``status``). Four list calls (files, jobs, deployments, models; pagination is the cloud's
 business), then the checkpoints of owned jobs still training (progress), and, only for owned
-jobs that succeeded and whose details are not cached yet, their checkpoints and results.csv. Finished jobs never change, so with a state file a steady state
-costs the four list calls. ``compute_digests`` hashes local data files (the I/O ``plan`` must
-not do). Nothing here changes anything in the account.
+jobs that succeeded and whose details are not cached yet, their checkpoints and results.csv. Finished jobs
+never change, so with a state file a steady state costs the four list calls. ``compute_digests`` hashes local
+data files (the I/O ``plan`` must not do). Nothing here changes anything in the account.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ async def observe(
     files, jobs, deployments, models = await asyncio.gather(
         cloud.list_files(), cloud.list_jobs(), cloud.list_deployments(), cloud.list_models()
     )
-    suffixes = {markers.effective_suffix(s) for s in desired.jobs if account_of(desired, s.account) == account.name}
+    suffixes = {
+        markers.effective_suffix(s) for s in desired.jobs if account_of(desired, s.account) == account.name
+    }
     owned_files = {f.id for f in files if markers.is_owned_filename(f.filename)}
     checkpoints: dict[str, tuple[ObservedCheckpoint, ...]] = {}
     results: dict[str, MetricsSummary] = {}
@@ -62,7 +64,9 @@ async def observe(
         if job.training_file not in owned_files or (job.suffix or None) not in suffixes:
             continue
         if job.status == "running":  # progress for status: its checkpoints so far (one per finished epoch)
-            checkpoints[job.id] = tuple(sorted(await cloud.list_checkpoints(job.id), key=lambda c: c.step_number))
+            checkpoints[job.id] = tuple(
+                sorted(await cloud.list_checkpoints(job.id), key=lambda c: c.step_number)
+            )
             continue
         if job.status != "succeeded":
             continue
@@ -110,11 +114,17 @@ def summarize_results(data: bytes) -> MetricsSummary | None:
         point = parsed.last(metric)
         if point is not None:
             final[metric] = point.value
-    return MetricsSummary(final=final, steps=len(parsed.steps), last_step=parsed.steps[-1] if parsed.steps else None)
+    return MetricsSummary(
+        final=final, steps=len(parsed.steps), last_step=parsed.steps[-1] if parsed.steps else None
+    )
 
 
 async def observe_accounts(
-    desired: Desired, clouds: Mapping[str, Cloud], *, also: Iterable[str] = (), cache: StateFile | None = None,
+    desired: Desired,
+    clouds: Mapping[str, Cloud],
+    *,
+    also: Iterable[str] = (),
+    cache: StateFile | None = None,
 ) -> dict[str, Observation]:
     """Observe, concurrently, every account the manifests use or declare (plus ``also``).
 
@@ -126,8 +136,10 @@ async def observe_accounts(
         names = set(clouds)
     missing = sorted(n for n in names if n not in clouds)
     if missing:
-        raise TunekeeperError(f"No connection to account {missing[0]!r}",
-                              hint="declare an Account with that name, or name one that exists in spec.account")
+        raise TunekeeperError(
+            f"No connection to account {missing[0]!r}",
+            hint="declare an Account with that name, or name one that exists in spec.account",
+        )
     specs = {a.name: a for a in desired.accounts}
     found = await asyncio.gather(*(
         observe(clouds[n], specs.get(n) or standin_account(n), desired, cache=cache) for n in sorted(names)

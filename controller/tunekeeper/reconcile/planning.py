@@ -73,9 +73,27 @@ from tunekeeper.reconcile.resolution import (
 from tunekeeper.resources.specs import Desired
 
 __all__ = [
-    "ACTIVE_JOB", "EMBEDDED_ACCOUNT", "FAILED_JOB", "GONE_FILE", "PROVISIONING", "DeploymentResolution", "FileNeed",
-    "JobResolution", "Resolution", "account_of", "accounts_used", "deployed", "job_error", "plan", "plan_deployments",
-    "plan_files", "plan_jobs", "plan_prune", "resolve", "root_relative", "touched_state",
+    "ACTIVE_JOB",
+    "EMBEDDED_ACCOUNT",
+    "FAILED_JOB",
+    "GONE_FILE",
+    "PROVISIONING",
+    "DeploymentResolution",
+    "FileNeed",
+    "JobResolution",
+    "Resolution",
+    "account_of",
+    "accounts_used",
+    "deployed",
+    "job_error",
+    "plan",
+    "plan_deployments",
+    "plan_files",
+    "plan_jobs",
+    "plan_prune",
+    "resolve",
+    "root_relative",
+    "touched_state",
 ]
 
 
@@ -91,7 +109,8 @@ class Part:
 @dataclass(slots=True)
 class JobsPart(Part):
     needed_files: set[tuple[str, str]] = field(default_factory=set)  # (account, remote name) the jobs need
-    stuck: dict[str, str] = field(default_factory=dict)  # FineTuneJob -> why it cannot go on (dependents block)
+    # FineTuneJob -> why it cannot go on (dependents block)
+    stuck: dict[str, str] = field(default_factory=dict)
 
 
 def plan(
@@ -133,15 +152,28 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
             continue
         if parent is not None and parent.spec.name in part.stuck:
             part.stuck[r.spec.name] = f"its parent {part.stuck[parent.spec.name]}"
-            part.blocked.append(Blocked(key, Reason.JOB_FAILED, f"Parent FineTuneJob {parent.spec.name} did not "
-                                        "succeed; nothing to train from.", r.account))
+            part.blocked.append(
+                Blocked(
+                    key,
+                    Reason.JOB_FAILED,
+                    f"Parent FineTuneJob {parent.spec.name} did not succeed; nothing to train from.",
+                    r.account,
+                )
+            )
             continue
         bad_file = next((n for n in (r.training, r.validation)
                          if n is not None and n.observed is not None and n.observed.status == "error"), None)
         if bad_file is not None:
             part.stuck[r.spec.name] = f"FineTuneJob {r.spec.name} has a data file that failed processing"
-            part.blocked.append(Blocked(key, Reason.FILE_FAILED, f"Data file {bad_file.ref.display or bad_file.name} "
-                                        "failed processing; fix it and apply again.", r.account))
+            part.blocked.append(
+                Blocked(
+                    key,
+                    Reason.FILE_FAILED,
+                    f"Data file {bad_file.ref.display or bad_file.name} "
+                    "failed processing; fix it and apply again.",
+                    r.account,
+                )
+            )
             part.needed_files.add((bad_file.account, bad_file.name))
             continue
         reason = Reason.NOT_IN_ACCOUNT
@@ -150,18 +182,21 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
             changed = _changed_fields(r, previous, res)
             if not r.spec.allow_replacement:
                 refused.append(
-                    f"{r.spec.source}: FineTuneJob {r.spec.name}: changing {', '.join(changed) or 'the spec'} needs "
-                    f"a new training run (job {previous.id} would be replaced)"
+                    f"{r.spec.source}: FineTuneJob {r.spec.name}: changing "
+                    f"{', '.join(changed) or 'the spec'} needs a new training run "
+                    f"(job {previous.id} would be replaced)"
                 )
                 continue
             ref = JobRefPayload(previous.id, previous.status, previous.model, previous.fine_tuned_model)
             if previous.status in ACTIVE_JOB:
-                part.actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account,
-                                           r.depth))
+                part.actions.append(
+                    Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account, r.depth)
+                )
             if not deployed(previous, observed[r.account]):
                 # a deployed model stays until its deployment moved to the new one; deleted then
-                part.actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account,
-                                           r.depth))
+                part.actions.append(
+                    Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account, r.depth)
+                )
             reason = Reason.REQUIRES_NEW_TRAINING
         elif previous is not None:
             reason = Reason.SPEC_CHANGED
@@ -171,7 +206,9 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
         part.needed_files.update((n.account, n.name) for n in needs)
         if r.model is not None and not all(n.ready for n in needs) and reason is Reason.NOT_IN_ACCOUNT:
             reason = Reason.WAITING_FOR_FILES
-        part.actions.append(Action(ActionKind.CREATE_JOB, key, reason, job_payload(r, res), r.account, r.depth))
+        part.actions.append(
+            Action(ActionKind.CREATE_JOB, key, reason, job_payload(r, res), r.account, r.depth)
+        )
     if refused:
         raise ReplacementNotAllowed(
             "A spec change needs a new training run and the resource does not allow replacement:\n  "
@@ -188,18 +225,30 @@ def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey, obs: O
     if job.status in FAILED_JOB:
         part.stuck[r.spec.name] = f"FineTuneJob {r.spec.name} {job.status}"
     for twin in r.duplicates:  # a create the service ran twice (a retried request): one training is enough
-        part.actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.DUPLICATE, _job_ref(twin), r.account, r.depth))
+        part.actions.append(
+            Action(ActionKind.CANCEL_JOB, key, Reason.DUPLICATE, _job_ref(twin), r.account, r.depth)
+        )
     if r.spec.allow_replacement:
         for old in superseded(r, obs, claimed):
-            part.actions.append(Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, _job_ref(old),
-                                       r.account, r.depth))
+            part.actions.append(
+                Action(
+                    ActionKind.DELETE_JOB,
+                    key,
+                    Reason.REQUIRES_NEW_TRAINING,
+                    _job_ref(old),
+                    r.account,
+                    r.depth,
+                )
+            )
     if job.status == "succeeded":
         part.matched += 1
     elif job.status in FAILED_JOB:
         part.blocked.append(Blocked(key, Reason.JOB_FAILED, f"Job {job.id} {job.status}: {job_error(job)} "
                                     "Change the manifest (for example the seed) to train again.", r.account))
     else:
-        part.actions.append(Action(ActionKind.WAIT_JOB, key, Reason.JOB_RUNNING, _job_ref(job), r.account, r.depth))
+        part.actions.append(
+            Action(ActionKind.WAIT_JOB, key, Reason.JOB_RUNNING, _job_ref(job), r.account, r.depth)
+        )
 
 
 def _job_ref(job: ObservedJob) -> JobRefPayload:
@@ -210,11 +259,19 @@ def job_payload(r: JobResolution, res: Resolution) -> JobPayload:
     """The whole job request of a FineTuneJob (its model named by parent while the parent trains)."""
     parent = res.jobs.get(r.spec.from_job) if r.spec.from_job else None
     return JobPayload(
-        model=r.model, training_file=r.training.name, validation_file=r.validation.name if r.validation else None,
-        method=r.spec.method, hyperparameters=r.spec.hyperparameters, suffix=r.suffix, seed=r.seed,
-        training_type=r.spec.training_type, fingerprint=r.fingerprint,
+        model=r.model,
+        training_file=r.training.name,
+        validation_file=r.validation.name if r.validation else None,
+        method=r.spec.method,
+        hyperparameters=r.spec.hyperparameters,
+        suffix=r.suffix,
+        seed=r.seed,
+        training_type=r.spec.training_type,
+        fingerprint=r.fingerprint,
         parent=r.spec.from_job if r.model is None else None,
-        parent_job_id=parent.matched.id if r.model is None and parent is not None and parent.matched else None,
+        parent_job_id=parent.matched.id
+        if r.model is None and parent is not None and parent.matched
+        else None,
     )
 
 
@@ -223,9 +280,16 @@ def superseded(r: JobResolution, obs: Observation, claimed: set[str]) -> list[Ob
     assert r.matched is not None
     owned_files = {f.id for f in obs.files if markers.is_owned_filename(f.filename)}
     return sorted(
-        (j for j in obs.jobs
-         if j.id not in claimed and j.status not in ACTIVE_JOB and (j.suffix or None) == r.suffix
-         and j.training_file in owned_files and j.created_at <= r.matched.created_at and not deployed(j, obs)),
+        (
+            j
+            for j in obs.jobs
+            if j.id not in claimed
+            and j.status not in ACTIVE_JOB
+            and (j.suffix or None) == r.suffix
+            and j.training_file in owned_files
+            and j.created_at <= r.matched.created_at
+            and not deployed(j, obs)
+        ),
         key=lambda j: j.id,
     )
 
@@ -261,30 +325,49 @@ def plan_files(res: Resolution, observed: Mapping[str, Observation], needed: Ite
                root: Path) -> Part:
     """Upload or import each needed file once; wait for its processing; drop a twin upload nobody uses."""
     part = Part()
-    used = {acc: {j.training_file for j in obs.jobs} | {j.validation_file for j in obs.jobs if j.validation_file}
-            for acc, obs in observed.items()}
+    used = {
+        acc: {j.training_file for j in obs.jobs} | {j.validation_file for j in obs.jobs if j.validation_file}
+        for acc, obs in observed.items()
+    }
     for (account, name), need in sorted(res.files.items()):
         if need.observed is None:
             continue
         for extra in sorted(observed[account].files, key=lambda f: f.id):
             if (extra.filename == name and extra.id != need.observed.id and extra.status not in GONE_FILE
                     and extra.id not in used[account]):
-                part.actions.append(Action(ActionKind.DELETE_FILE, ResourceKey("File", name), Reason.DUPLICATE,
-                                           FileRefPayload(extra.id, name, extra.status), account))
+                part.actions.append(
+                    Action(
+                        ActionKind.DELETE_FILE,
+                        ResourceKey("File", name),
+                        Reason.DUPLICATE,
+                        FileRefPayload(extra.id, name, extra.status),
+                        account,
+                    )
+                )
     for account, name in sorted(set(needed)):
         need = res.files[(account, name)]
         key = ResourceKey("File", name)
         file = need.observed
         if file is None:
             kind = ActionKind.UPLOAD_FILE if need.ref.path is not None else ActionKind.IMPORT_FILE
-            payload = FilePayload(name, need.digest, root_relative(need.ref.path, root) if need.ref.path else None,
-                                  need.ref.url, need.ref.display or (need.ref.path.name if need.ref.path else ""))
+            payload = FilePayload(
+                name,
+                need.digest,
+                root_relative(need.ref.path, root) if need.ref.path else None,
+                need.ref.url,
+                need.ref.display or (need.ref.path.name if need.ref.path else ""),
+            )
             part.actions.append(Action(kind, key, Reason.NOT_IN_ACCOUNT, payload, account))
         elif file.status == "error":
-            part.blocked.append(Blocked(key, Reason.FILE_FAILED,
-                                        f"File {file.id} ({need.ref.display}) failed processing: "
-                                        f"{file.status_details or 'no details given'}. Fix the data and apply again.",
-                                        account))
+            part.blocked.append(
+                Blocked(
+                    key,
+                    Reason.FILE_FAILED,
+                    f"File {file.id} ({need.ref.display}) failed processing: "
+                    f"{file.status_details or 'no details given'}. Fix the data and apply again.",
+                    account,
+                )
+            )
         elif file.status != "processed":
             part.actions.append(Action(ActionKind.WAIT_FILE, key, Reason.FILE_PROCESSING,
                                        FileRefPayload(file.id, name, file.status), account))
@@ -307,16 +390,25 @@ def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Map
         key = ResourceKey("Deployment", d.spec.name)
         current = d.observed
         if current is not None and markers.owner_of(current) != d.spec.name:
-            part.blocked.append(Blocked(key, Reason.NOT_OWNED, f"Deployment {d.spec.name} exists and was not created "
-                                        "by tunekeeper; it is left alone. Rename the Deployment or delete the existing "
-                                        "one.", d.account))
+            part.blocked.append(
+                Blocked(
+                    key,
+                    Reason.NOT_OWNED,
+                    f"Deployment {d.spec.name} exists and was not created "
+                    "by tunekeeper; it is left alone. Rename the Deployment or delete the existing "
+                    "one.",
+                    d.account,
+                )
+            )
             continue
         if d.refusal is not None:
             part.blocked.append(Blocked(key, d.refusal.reason, d.refusal.message, d.account))
             continue
         why_stuck = stuck.get(d.spec.model.from_job or "")
         if d.selection is None and why_stuck is not None:
-            part.blocked.append(Blocked(key, Reason.JOB_FAILED, f"Nothing to deploy: {why_stuck}.", d.account))
+            part.blocked.append(
+                Blocked(key, Reason.JOB_FAILED, f"Nothing to deploy: {why_stuck}.", d.account)
+            )
             continue
         kind = ActionKind.CREATE_DEPLOYMENT if current is None else ActionKind.UPDATE_DEPLOYMENT
         if d.selection is None:
@@ -336,8 +428,15 @@ def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Map
             part.actions.append(Action(kind, key, reason, payload, d.account))
             continue
         if current.provisioning_state == "Deleting":  # on its way out (by someone else): recreate once gone
-            part.actions.append(Action(ActionKind.WAIT_DEPLOYMENT, key, Reason.DRIFT,
-                                       DeploymentRefPayload(d.spec.name, DeploymentView.of(current)), d.account))
+            part.actions.append(
+                Action(
+                    ActionKind.WAIT_DEPLOYMENT,
+                    key,
+                    Reason.DRIFT,
+                    DeploymentRefPayload(d.spec.name, DeploymentView.of(current)),
+                    d.account,
+                )
+            )
             continue
         if _deployment_differs(current, d):
             manifest_changed = any(current.tags.get(k) != d.tags.get(k)
@@ -345,12 +444,25 @@ def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Map
             reason = Reason.SPEC_CHANGED if manifest_changed else Reason.DRIFT
             part.actions.append(Action(kind, key, reason, payload, d.account))
         elif current.provisioning_state in PROVISIONING:
-            part.actions.append(Action(ActionKind.WAIT_DEPLOYMENT, key, Reason.PROVISIONING,
-                                       DeploymentRefPayload(d.spec.name, DeploymentView.of(current)), d.account))
+            part.actions.append(
+                Action(
+                    ActionKind.WAIT_DEPLOYMENT,
+                    key,
+                    Reason.PROVISIONING,
+                    DeploymentRefPayload(d.spec.name, DeploymentView.of(current)),
+                    d.account,
+                )
+            )
         elif current.provisioning_state == "Failed":
-            part.blocked.append(Blocked(key, Reason.DEPLOYMENT_FAILED, f"Deployment {d.spec.name} failed to provision "
-                                        "with this spec; change the manifest or delete the deployment to try again.",
-                                        d.account))
+            part.blocked.append(
+                Blocked(
+                    key,
+                    Reason.DEPLOYMENT_FAILED,
+                    f"Deployment {d.spec.name} failed to provision "
+                    "with this spec; change the manifest or delete the deployment to try again.",
+                    d.account,
+                )
+            )
         else:
             part.matched += 1
     return part
@@ -359,22 +471,34 @@ def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Map
 def deployment_payload(d: DeploymentResolution) -> DeploymentPayload:
     """The whole ARM body of a Deployment whose model is known."""
     assert d.selection is not None
-    request = DeploymentRequest(name=d.spec.name, model_name=d.selection.model_name,
-                                model_version=d.selection.model_version, sku=d.spec.sku, capacity=d.spec.capacity,
-                                tags=dict(sorted(d.tags.items())))
+    request = DeploymentRequest(
+        name=d.spec.name,
+        model_name=d.selection.model_name,
+        model_version=d.selection.model_version,
+        sku=d.spec.sku,
+        capacity=d.spec.capacity,
+        tags=dict(sorted(d.tags.items())),
+    )
     return DeploymentPayload(d.spec.name, request, d.selection.label, d.spec.sku.value, d.spec.capacity,
                              DeploymentView.of(d.observed), d.eval_key if d.eval_pending else None)
 
 
 def eval_payload(d: DeploymentResolution, root: Path) -> EvalPayload:
-    """The eval gate's run: a temporary candidate deployment (tagged as ours, so a crash leftover is pruned)."""
+    """The eval gate's run: a temporary candidate deployment (tagged as ours, so a crash leftover is
+    pruned)."""
     assert d.selection is not None and d.eval_key is not None and d.spec.gates.eval_file is not None
     ref = d.spec.gates.eval_file
     name = gating.candidate_name(d.spec.name)
     tags = markers.deployment_tags(name, spec_hash="eval", deletion_policy=d.spec.deletion_policy,
                                    manifest=d.tags.get(markers.MANIFEST_TAG))
-    candidate = DeploymentRequest(name=name, model_name=d.selection.model_name,
-                                  model_version=d.selection.model_version, sku=d.spec.sku, capacity=1, tags=tags)
+    candidate = DeploymentRequest(
+        name=name,
+        model_name=d.selection.model_name,
+        model_version=d.selection.model_version,
+        sku=d.spec.sku,
+        capacity=1,
+        tags=tags,
+    )
     path = root_relative(ref.path, root) if ref.path is not None else ""
     return EvalPayload(d.spec.name, candidate, path, ref.display or path, d.eval_key)
 
@@ -397,13 +521,18 @@ def plan_prune(res: Resolution, desired: Desired, observed: Mapping[str, Observa
     part = Part()
     declared = {(d.account, d.spec.name) for d in res.deployments.values()}
     # a candidate of a pending eval gate is the evaluation's own business (crash leftovers are reused)
-    declared |= {(d.account, gating.candidate_name(d.spec.name)) for d in res.deployments.values() if d.eval_pending}
+    declared |= {
+        (d.account, gating.candidate_name(d.spec.name)) for d in res.deployments.values() if d.eval_pending
+    }
     for account in sorted(observed):
         for dep in sorted(observed[account].deployments, key=lambda x: x.name):
             owner = markers.owner_of(dep)
             if owner is None or owner != dep.name or (account, owner) in declared:
                 continue
-            if dep.tags.get(markers.DELETION_POLICY_TAG, "Delete") != "Delete" or dep.provisioning_state == "Deleting":
+            if (
+                dep.tags.get(markers.DELETION_POLICY_TAG, "Delete") != "Delete"
+                or dep.provisioning_state == "Deleting"
+            ):
                 continue
             if not markers.in_scope(dep, desired.files):
                 continue
@@ -414,7 +543,9 @@ def plan_prune(res: Resolution, desired: Desired, observed: Mapping[str, Observa
 
 
 # -- stale-plan check ------------------------------------------------------------------------------------
-def touched_state(res: Resolution, observed: Mapping[str, Observation], actions: Iterable[Action]) -> dict[str, str]:
+def touched_state(
+    res: Resolution, observed: Mapping[str, Observation], actions: Iterable[Action]
+) -> dict[str, str]:
     """For each action's target, a short hash of the observed state the action depends on.
 
     Progress (a job's status, a deployment's provisioning state) is left out: a saved plan is
@@ -428,7 +559,9 @@ def touched_state(res: Resolution, observed: Mapping[str, Observation], actions:
             continue
         value: object
         if action.target.kind == "File":
-            value = sorted(f.id for f in obs.files if f.filename == action.target.name and f.status not in GONE_FILE)
+            value = sorted(
+                f.id for f in obs.files if f.filename == action.target.name and f.status not in GONE_FILE
+            )
         elif action.target.kind == "FineTuneJob":
             r = res.jobs.get(action.target.name)
             value = [r.matched.id if r and r.matched else None, r.previous.id if r and r.previous else None]

@@ -51,7 +51,9 @@ SCHEMA: Mapping[str, Any] = {
 def load_prices(root: Path | None = None, environ: Mapping[str, str] | None = None) -> PriceTable:
     """The packaged price table, with the override of ``root`` (or of ``TUNEKEEPER_PRICES``) over it."""
     environ = os.environ if environ is None else environ
-    packaged = resources.files("tunekeeper.reconcile").joinpath("data/prices.yaml").read_text(encoding="utf-8")
+    packaged = (
+        resources.files("tunekeeper.reconcile").joinpath("data/prices.yaml").read_text(encoding="utf-8")
+    )
     table = _table(_parse(packaged, "tunekeeper/reconcile/data/prices.yaml"), "built-in")
     named = environ.get(PRICES_ENV, "").strip()
     override: Path | None = None
@@ -77,10 +79,17 @@ def merge(base: PriceTable, override: PriceTable) -> PriceTable:
             out.setdefault(model, {}).update(prices)
         return out
 
-    if override.currency != base.currency:  # prices in two currencies cannot be mixed: keep only the override's
+    # prices in two currencies cannot be mixed: keep only the override's
+    if override.currency != base.currency:
         return override
-    return PriceTable(override.as_of, override.source, override.currency, combined(base.training, override.training),
-                      combined(base.hosting, override.hosting), override.origin)
+    return PriceTable(
+        override.as_of,
+        override.source,
+        override.currency,
+        combined(base.training, override.training),
+        combined(base.hosting, override.hosting),
+        override.origin,
+    )
 
 
 def _relative(path: Path, root: Path | None) -> Path:
@@ -115,5 +124,11 @@ def _table(data: Mapping[str, Any], origin: str) -> PriceTable:
         return {str(model): {str(k): Decimal(str(v)) for k, v in entries.items()}
                 for model, entries in (data.get(section) or {}).items()}
 
-    return PriceTable(as_of=str(data["as_of"]), source=str(data["source"]), currency=str(data.get("currency", "USD")),
-                      training=prices("training"), hosting=prices("hosting"), origin=origin)
+    return PriceTable(
+        as_of=str(data["as_of"]),
+        source=str(data["source"]),
+        currency=str(data.get("currency", "USD")),
+        training=prices("training"),
+        hosting=prices("hosting"),
+        origin=origin,
+    )

@@ -67,7 +67,11 @@ class JobResolution:
 
     @property
     def succeeded(self) -> bool:
-        return self.matched is not None and self.matched.status == "succeeded" and bool(self.matched.fine_tuned_model)
+        return (
+            self.matched is not None
+            and self.matched.status == "succeeded"
+            and bool(self.matched.fine_tuned_model)
+        )
 
     @property
     def failed(self) -> bool:
@@ -147,7 +151,9 @@ def resolve(
         if spec.from_job is not None:
             parent = specs.get(spec.from_job)
             if parent is None:
-                raise PlanError(f"{spec.source}: fromJob names FineTuneJob {spec.from_job!r}, which is not declared")
+                raise PlanError(
+                    f"{spec.source}: fromJob names FineTuneJob {spec.from_job!r}, which is not declared"
+                )
             base = "job:" + fingerprint(parent, seen | {spec.name})
         else:
             base = spec.base_model or ""
@@ -218,9 +224,15 @@ def resolve(
 
     deployments: dict[str, DeploymentResolution] = {}
     for dspec in sorted(desired.deployments, key=lambda s: s.name):
-        deployments[dspec.name] = _resolve_deployment(dspec, account_of(desired, dspec.account), observed, jobs,
-                                                      markers.manifest_label(desired.root, dspec.source.path),
-                                                      digests, known)
+        deployments[dspec.name] = _resolve_deployment(
+            dspec,
+            account_of(desired, dspec.account),
+            observed,
+            jobs,
+            markers.manifest_label(desired.root, dspec.source.path),
+            digests,
+            known,
+        )
     return Resolution(jobs=jobs, deployments=deployments, files=files)
 
 
@@ -249,19 +261,28 @@ def _replace_previous(r: JobResolution, previous: ObservedJob) -> JobResolution:
 
 
 def _resolve_deployment(
-    spec: DeploymentSpec, account: str, observed: Mapping[str, Observation], jobs: Mapping[str, JobResolution],
-    manifest: str, digests: Mapping[Path, str], known: Known,
+    spec: DeploymentSpec,
+    account: str,
+    observed: Mapping[str, Observation],
+    jobs: Mapping[str, JobResolution],
+    manifest: str,
+    digests: Mapping[Path, str],
+    known: Known,
 ) -> DeploymentResolution:
     obs = observed[account]
     current = next((d for d in obs.deployments if d.name == spec.name), None)
     job_res = jobs.get(spec.model.from_job) if spec.model.from_job else None
     if spec.model.from_job and job_res is None:
-        raise PlanError(f"{spec.source}: fromJob names FineTuneJob {spec.model.from_job!r}, which is not declared")
+        raise PlanError(
+            f"{spec.source}: fromJob names FineTuneJob {spec.model.from_job!r}, which is not declared"
+        )
     refusal: gating.Refusal | None = None
     selection: gating.Selection | None = None
     if job_res is not None and job_res.failed and job_res.matched is not None:
-        refusal = gating.Refusal(Reason.JOB_FAILED, f"FineTuneJob {job_res.spec.name} {job_res.matched.status}: "
-                                 f"{job_error(job_res.matched)}")
+        refusal = gating.Refusal(
+            Reason.JOB_FAILED,
+            f"FineTuneJob {job_res.spec.name} {job_res.matched.status}: {job_error(job_res.matched)}",
+        )
     else:
         matched = job_res.matched if job_res else None
         chosen = gating.select_model(
@@ -273,14 +294,21 @@ def _resolve_deployment(
         elif chosen is not None:
             failures = gating.failed_gates(spec.gates.metrics, chosen.metrics)
             if failures:
-                refusal = gating.Refusal(Reason.GATE_FAILED, f"Model {chosen.label} of FineTuneJob "
-                                         f"{spec.model.from_job} failed its gates: " + "; ".join(failures) + ".")
+                refusal = gating.Refusal(
+                    Reason.GATE_FAILED,
+                    f"Model {chosen.label} of FineTuneJob "
+                    f"{spec.model.from_job} failed its gates: " + "; ".join(failures) + ".",
+                )
             else:
                 selection = chosen
     key: str | None = None
     pending = False
     eval_ref = spec.gates.eval_file
-    if selection is not None and eval_ref is not None and (current is None or current.model_name != selection.model_name):
+    if (
+        selection is not None
+        and eval_ref is not None
+        and (current is None or current.model_name != selection.model_name)
+    ):
         try:
             eval_digest = markers.data_digest(eval_ref, digests)
         except KeyError:

@@ -95,12 +95,20 @@ class Results:
 
     def summary(self) -> dict[str, object]:
         """Final and best value of each metric present, JSON-able (``results -o json``, status)."""
-        out: dict[str, object] = {"steps": len(self.steps), "last_step": self.steps[-1] if self.steps else None}
+        out: dict[str, object] = {
+            "steps": len(self.steps),
+            "last_step": self.steps[-1] if self.steps else None,
+        }
         for metric in METRICS:
             last, best = self.last(metric), self.best(metric)
             if last is None or best is None:
                 continue
-            out[metric] = {"final": last.value, "final_step": last.step, "best": best.value, "best_step": best.step}
+            out[metric] = {
+                "final": last.value,
+                "final_step": last.step,
+                "best": best.value,
+                "best_step": best.step,
+            }
         return out
 
 
@@ -111,7 +119,9 @@ def parse_results(data: bytes | str, *, source: str = "results.csv") -> Results:
     try:
         header = next(reader)
     except StopIteration:
-        raise ResultsError(f"{source} is empty", hint="the job may not have finished; check `tunekeeper status`")
+        raise ResultsError(
+            f"{source} is empty", hint="the job may not have finished; check `tunekeeper status`"
+        )
     names = [canonical_metric(h.strip()) for h in header]
     if STEP not in names:
         raise ResultsError(

@@ -100,18 +100,23 @@ def load_plan(data: bytes, *, source: str = "plan file") -> SavedPlan:
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise PlanError(f"{source} is not a plan file: {exc}", hint='write one with "tunekeeper plan --out FILE"') \
-            from None
+        raise PlanError(
+            f"{source} is not a plan file: {exc}", hint='write one with "tunekeeper plan --out FILE"'
+        ) from None
     if not isinstance(document, dict) or FORMAT_KEY not in document:
         raise PlanError(f"{source} is not a plan file", hint='write one with "tunekeeper plan --out FILE"')
     if document[FORMAT_KEY] != SAVED_FORMAT:
-        raise PlanError(f"{source} has format {document[FORMAT_KEY]!r}; this tunekeeper reads {SAVED_FORMAT!r}",
-                        hint='run "tunekeeper plan --out FILE" again with this version')
+        raise PlanError(
+            f"{source} has format {document[FORMAT_KEY]!r}; this tunekeeper reads {SAVED_FORMAT!r}",
+            hint='run "tunekeeper plan --out FILE" again with this version',
+        )
     body = {"plan": document.get("plan"), "inputs": document.get("inputs")}
     if document.get("checksum") != _checksum(body):
-        raise PlanError(f"{source} was changed after it was written (its checksum does not match its content); "
-                        "it is not applied",
-                        hint='a reviewed plan is applied as written: run "tunekeeper plan --out FILE" again')
+        raise PlanError(
+            f"{source} was changed after it was written (its checksum does not match its content); "
+            "it is not applied",
+            hint='a reviewed plan is applied as written: run "tunekeeper plan --out FILE" again',
+        )
     plan_data, inputs = body["plan"], body["inputs"]
     try:
         assert isinstance(plan_data, dict) and isinstance(inputs, dict)
@@ -129,7 +134,10 @@ def load_plan(data: bytes, *, source: str = "plan file") -> SavedPlan:
 def stale_inputs(saved: PlanInputs, now: PlanInputs) -> list[str]:
     """What changed in the manifests and data since the plan was made, one phrase each (empty: nothing)."""
     changes: list[str] = []
-    for label, before, after in (("manifest", saved.manifests, now.manifests), ("data file", saved.data, now.data)):
+    for label, before, after in (
+        ("manifest", saved.manifests, now.manifests),
+        ("data file", saved.data, now.data),
+    ):
         for name in sorted(set(before) | set(after)):
             if name not in after:
                 changes.append(f"{label} {name} is no longer read")

@@ -1,9 +1,9 @@
 """The CLI's local state file: ``<root>/.tunekeeper/state.json``, a cache of what was learned.
 
 Written by ``converge`` after every loop (atomically: a temporary file renamed over the old
-one) as typed ``StateEntry`` values (never the status display), read by ``observe`` (checkpoints and results of finished jobs never change, so they are
-fetched once), ``plan`` (``Known``: the previous job of a resource, deployments that once
-existed) and ``status`` (conditions keep their lastTransitionTime). The cloud plus the
+one) as typed ``StateEntry`` values (never the status display), read by ``observe`` (checkpoints and results
+of finished jobs never change, so they are fetched once), ``plan`` (``Known``: the previous job of a resource,
+deployments that once existed) and ``status`` (conditions keep their lastTransitionTime). The cloud plus the
 ownership markers stay the truth: deleting this file loses nothing but history.
 """
 
@@ -23,7 +23,8 @@ from tunekeeper.reconcile.conditions import Condition
 from tunekeeper.reconcile.model import Known, MetricsSummary
 
 STATE_FORMAT = 2
-READABLE_FORMATS = (1, 2)  # format 1 stored the status display; its job_id, provisioned and conditions are read
+# format 1 stored the status display; its job_id, provisioned and conditions are read
+READABLE_FORMATS = (1, 2)
 STATE_DIR = ".tunekeeper"
 STATE_NAME = "state.json"
 
@@ -35,7 +36,8 @@ class StateEntry:
     Not the status display: status is derived from the cloud on every run.
     """
 
-    job_id: str | None = None  # FineTuneJob: the job it last used (finds the previous job after a spec change)
+    # FineTuneJob: the job it last used (finds the previous job after a spec change)
+    job_id: str | None = None
     provisioned: bool = False  # Deployment: it once provisioned (a vanished one is drift, not new)
     conditions: tuple[Condition, ...] = ()  # kept so lastTransitionTime moves only when a status flips
 
@@ -49,7 +51,9 @@ class StateEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StateEntry:
-        conditions = tuple(Condition.from_dict(c) for c in data.get("conditions") or () if isinstance(c, dict))
+        conditions = tuple(
+            Condition.from_dict(c) for c in data.get("conditions") or () if isinstance(c, dict)
+        )
         job_id = data.get("job_id")
         return cls(job_id=str(job_id) if job_id else None, provisioned=bool(data.get("provisioned")),
                    conditions=conditions)
@@ -113,9 +117,14 @@ class StateFile:
         if not isinstance(entry, dict):
             return None
         checkpoints = tuple(
-            ObservedCheckpoint(id=c["id"], job_id=job_id, fine_tuned_model_checkpoint=c["model"],
-                               step_number=int(c["step"]), metrics={k: float(v) for k, v in c["metrics"].items()},
-                               created_at=int(c.get("created_at", 0)))
+            ObservedCheckpoint(
+                id=c["id"],
+                job_id=job_id,
+                fine_tuned_model_checkpoint=c["model"],
+                step_number=int(c["step"]),
+                metrics={k: float(v) for k, v in c["metrics"].items()},
+                created_at=int(c.get("created_at", 0)),
+            )
             for c in entry.get("checkpoints", ())
         )
         results = entry.get("results")

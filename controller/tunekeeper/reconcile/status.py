@@ -101,7 +101,8 @@ def status(
     digests: Mapping[Path, str] | None = None, now: datetime | None = None,
     errors: Mapping[str, str] | None = None, resolution: planning.Resolution | None = None,
 ) -> list[ResourceStatus]:
-    """One ResourceStatus per declared resource, jobs first, by name (``resolution``: converge's, if given)."""
+    """One ResourceStatus per declared resource, jobs first, by name (``resolution``: converge's, if
+    given)."""
     now = now or datetime.now(UTC)
     errors = errors or {}
     res = resolution
@@ -113,9 +114,13 @@ def status(
         r = res.jobs[name]
         file_error = next((errors[f"File/{n.name}"] for n in (r.training, r.validation)
                            if n is not None and f"File/{n.name}" in errors), None)
-        rows.append(_job_status(r, res, observations, state, now, errors.get(f"FineTuneJob/{name}"), file_error))
+        rows.append(
+            _job_status(r, res, observations, state, now, errors.get(f"FineTuneJob/{name}"), file_error)
+        )
     for name in sorted(res.deployments):
-        rows.append(_deployment_status(res.deployments[name], res, state, now, errors.get(f"Deployment/{name}")))
+        rows.append(
+            _deployment_status(res.deployments[name], res, state, now, errors.get(f"Deployment/{name}"))
+        )
     return rows
 
 
@@ -176,8 +181,10 @@ def _job_status(
     else:
         ordered = obs.checkpoints.get(job.id, ())
         epochs = gating.epochs_of(job, ordered)
-        checkpoints = tuple(CheckpointStatus(c.id, c.step_number, epochs.get(c.id), c.fine_tuned_model_checkpoint,
-                                             c.metrics) for c in ordered)
+        checkpoints = tuple(
+            CheckpointStatus(c.id, c.step_number, epochs.get(c.id), c.fine_tuned_model_checkpoint, c.metrics)
+            for c in ordered
+        )
         metrics = obs.results.get(job.id)
         if job.status == "succeeded":
             message = f"Job {job.id} succeeded: {job.fine_tuned_model}."
@@ -195,8 +202,10 @@ def _job_status(
             if ordered:
                 last = ordered[-1]
                 of = f" of {epochs_total}" if isinstance(epochs_total, int) else ""
-                message = (f"Epoch {epochs.get(last.id, len(ordered))}{of} finished; checkpoint {last.id} available "
-                           f"(step {last.step_number}).")
+                message = (
+                    f"Epoch {epochs.get(last.id, len(ordered))}{of} finished; checkpoint {last.id} available "
+                    f"(step {last.step_number})."
+                )
             succeeded = ("Succeeded", "Unknown", "TrainingRunning", message)
             ready = ("Ready", "False", "TrainingRunning", message)
     if error:
@@ -233,7 +242,12 @@ def _deployment_status(
     owned = current is not None and markers.owner_of(current) == d.spec.name
     ready: tuple[str, ConditionStatus, str, str]
     if current is not None and not owned:
-        ready = ("Ready", "False", "NotOwned", f"Deployment {d.spec.name} exists and was not created by tunekeeper.")
+        ready = (
+            "Ready",
+            "False",
+            "NotOwned",
+            f"Deployment {d.spec.name} exists and was not created by tunekeeper.",
+        )
     elif d.refusal is not None:
         reason = {Reason.GATE_FAILED: "GateFailed", Reason.JOB_FAILED: "JobFailed",
                   Reason.CHECKPOINT_NOT_RETAINED: "CheckpointNotRetained"}.get(d.refusal.reason, "Blocked")
@@ -247,21 +261,44 @@ def _deployment_status(
     elif current.provisioning_state != "Succeeded":
         ready = ("Ready", "False", "Provisioning", f"Provisioning state is {current.provisioning_state}.")
     elif d.selection is not None and current.model_name != d.selection.model_name:
-        ready = ("Ready", "False", "Updating", f"Serving {current.model_name}; {d.selection.model_name} is wanted.")
+        ready = (
+            "Ready",
+            "False",
+            "Updating",
+            f"Serving {current.model_name}; {d.selection.model_name} is wanted.",
+        )
     elif d.selection is None:
         ready = ("Ready", "False", "WaitingForJob",
                  f"Serving {current.model_name} until FineTuneJob {d.spec.model.from_job} succeeds.")
     else:
-        ready = ("Ready", "True", "Serving", f"Serving {current.model_name} ({current.sku} x{current.capacity}).")
+        ready = (
+            "Ready",
+            "True",
+            "Serving",
+            f"Serving {current.model_name} ({current.sku} x{current.capacity}).",
+        )
     if error:
         ready = ("Ready", "False", "CloudError", error.rstrip(".") + ".")
     job = res.jobs.get(d.spec.model.from_job) if d.spec.model.from_job else None
     return ResourceStatus(
-        kind="Deployment", name=d.spec.name, account=d.account, conditions=_conds(state, key, now, gates, ready),
+        kind="Deployment",
+        name=d.spec.name,
+        account=d.account,
+        conditions=_conds(state, key, now, gates, ready),
         job_id=job.matched.id if job and job.matched else None,
         fine_tuned_model=job.matched.fine_tuned_model if job and job.matched else None,
-        base_model=d.spec.model.base_model, error=error,
-        deployment=DeploymentState(current.provisioning_state, current.model_name, current.model_version,
-                                   current.sku, current.capacity, current.deployment_state) if current else None,
-        serving=d.selection.label if d.selection else None, source=str(d.spec.source),
+        base_model=d.spec.model.base_model,
+        error=error,
+        deployment=DeploymentState(
+            current.provisioning_state,
+            current.model_name,
+            current.model_version,
+            current.sku,
+            current.capacity,
+            current.deployment_state,
+        )
+        if current
+        else None,
+        serving=d.selection.label if d.selection else None,
+        source=str(d.spec.source),
     )

@@ -68,9 +68,14 @@ def _endpoint(value: str, path: NodePath, origin: Origin, out: list[Diagnostic])
         out.append(origin.at(path, f"{name} must not contain credentials",
                              "use spec.auth (Entra ID, or apiKeyFromEnv) instead", code="TK-R001"))
     elif parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        out.append(origin.at(path, f"{name} must use https, got {value!r}",
-                             "http is accepted only for loopback hosts (localhost, 127.0.0.1, ::1), i.e. a local "
-                             "emulator", code="TK-R002"))
+        out.append(
+            origin.at(
+                path,
+                f"{name} must use https, got {value!r}",
+                "http is accepted only for loopback hosts (localhost, 127.0.0.1, ::1), i.e. a local emulator",
+                code="TK-R002",
+            )
+        )
     elif parts.scheme not in ("http", "https") or not parts.hostname:
         out.append(origin.at(path, f"{name} must be an https URL, got {value!r}",
                              "for example https://my-resource.openai.azure.com", code="TK-R002"))
@@ -95,19 +100,36 @@ def data_ref(value: str, path: NodePath, origin: Origin, root: Path, check_data:
     written = Path(os.path.normpath(origin.file.parent / value))
     real_root = root.resolve()
     if not _inside(written, root) and not _inside(written, real_root):
-        out.append(origin.at(path, f"{name} {value!r} points outside the repository root {_show_root(root)}",
-                             "keep training data inside the repository (no '..' above its root)", code="TK-R012"))
+        out.append(
+            origin.at(
+                path,
+                f"{name} {value!r} points outside the repository root {_show_root(root)}",
+                "keep training data inside the repository (no '..' above its root)",
+                code="TK-R012",
+            )
+        )
         return DataRef(path=written, display=value)
     resolved = written.resolve()
     if not _inside(resolved, real_root):
-        out.append(origin.at(path, f"{name} {value!r} is a symlink to {resolved}, outside the repository root",
-                             "copy the file into the repository instead of linking to it", code="TK-R013"))
+        out.append(
+            origin.at(
+                path,
+                f"{name} {value!r} is a symlink to {resolved}, outside the repository root",
+                "copy the file into the repository instead of linking to it",
+                code="TK-R013",
+            )
+        )
         return DataRef(path=resolved, display=value)
     if check_data:
         if not resolved.exists():
-            out.append(origin.at(path, f"{name} {value!r} does not exist",
-                                 f"looked for {_relative(resolved)} (paths are relative to the manifest's folder)",
-                                 code="TK-R014"))
+            out.append(
+                origin.at(
+                    path,
+                    f"{name} {value!r} does not exist",
+                    f"looked for {_relative(resolved)} (paths are relative to the manifest's folder)",
+                    code="TK-R014",
+                )
+            )
         elif not resolved.is_file():
             out.append(origin.at(path, f"{name} {value!r} is not a file", "point it at a .jsonl file",
                                  code="TK-R015"))
@@ -144,7 +166,9 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
         if "apiKeyFromEnv" in auth:
             auth_spec = AuthSpec("apiKey", auth["apiKeyFromEnv"])
         elif secret is not None:
-            auth_spec = AuthSpec("apiKey", api_key_secret=SecretKeyRef(secret["name"], secret.get("key", "apiKey")))
+            auth_spec = AuthSpec(
+                "apiKey", api_key_secret=SecretKeyRef(secret["name"], secret.get("key", "apiKey"))
+            )
         else:
             auth_spec = AuthSpec()
         return AccountSpec(
@@ -162,8 +186,11 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
         method = spec.get("method", {})
         hyper = method.get("hyperparameters", {})
         training = data_ref(spec["trainingFile"], ("spec", "trainingFile"), origin, root, check_data, out)
-        validation = (data_ref(spec["validationFile"], ("spec", "validationFile"), origin, root, check_data, out)
-                      if "validationFile" in spec else None)
+        validation = (
+            data_ref(spec["validationFile"], ("spec", "validationFile"), origin, root, check_data, out)
+            if "validationFile" in spec
+            else None
+        )
         return FineTuneJobSpec(
             name=name,
             account=spec.get("account"),
@@ -191,8 +218,14 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
     eval_file = (data_ref(gates["evalFile"], ("spec", "gates", "evalFile"), origin, root, check_data, out)
                  if "evalFile" in gates else None)
     if eval_file is not None and eval_file.url is not None:
-        out.append(origin.at(("spec", "gates", "evalFile"), "spec.gates.evalFile must be a path in the repository, "
-                             "not a URL", "commit the eval set next to the manifest", code="TK-R016"))
+        out.append(
+            origin.at(
+                ("spec", "gates", "evalFile"),
+                "spec.gates.evalFile must be a path in the repository, not a URL",
+                "commit the eval set next to the manifest",
+                code="TK-R016",
+            )
+        )
     return DeploymentSpec(
         name=name,
         account=spec.get("account"),

@@ -62,17 +62,29 @@ def check(built: Sequence[Built]) -> tuple[list[Built], list[Diagnostic]]:
             continue
         account = item.spec.account
         if account is not None and account not in account_names:
-            hint = (f"define an Account named {account!r}, or remove spec.account to use the embedded emulator"
-                    if not accounts else f"Accounts defined: {', '.join(sorted(account_names))}")
+            hint = (
+                f"define an Account named {account!r}, or remove spec.account to use the embedded emulator"
+                if not accounts
+                else f"Accounts defined: {', '.join(sorted(account_names))}"
+            )
             out.append(item.origin.at(("spec", "account"),
                                       f"No Account named {account!r}.{_did_you_mean(account, account_names)}",
                                       hint, code="TK-X002"))
         elif account is None and len(accounts) == 1:
-            item = dataclasses.replace(item, spec=dataclasses.replace(item.spec, account=accounts[0].spec.name))
+            item = dataclasses.replace(
+                item, spec=dataclasses.replace(item.spec, account=accounts[0].spec.name)
+            )
         elif account is None and len(accounts) > 1:
-            out.append(item.origin.at(("spec",), f"spec.account is required: there are {len(accounts)} Accounts "
-                                      f"({', '.join(sorted(account_names))})",
-                                      "add account: <name> to say where this lives", key=True, code="TK-X003"))
+            out.append(
+                item.origin.at(
+                    ("spec",),
+                    f"spec.account is required: there are {len(accounts)} Accounts "
+                    f"({', '.join(sorted(account_names))})",
+                    "add account: <name> to say where this lives",
+                    key=True,
+                    code="TK-X003",
+                )
+            )
         resolved.append(item)
 
     jobs = {b.spec.name: b for b in resolved if b.kind == "FineTuneJob"}
@@ -120,24 +132,41 @@ def _check_parent(item: Built, spec: FineTuneJobSpec, jobs: dict[str, Built],
     assert spec.from_job is not None
     parent = jobs.get(spec.from_job)
     if parent is None:
-        return [item.origin.at(("spec", "fromJob"),
-                               f"No FineTuneJob named {spec.from_job!r}.{_did_you_mean(spec.from_job, job_names)}",
-                               "fromJob names another FineTuneJob in these manifests", code="TK-X004")]
+        return [
+            item.origin.at(
+                ("spec", "fromJob"),
+                f"No FineTuneJob named {spec.from_job!r}.{_did_you_mean(spec.from_job, job_names)}",
+                "fromJob names another FineTuneJob in these manifests",
+                code="TK-X004",
+            )
+        ]
     out: list[Diagnostic] = []
     parent_spec = parent.spec
     assert isinstance(parent_spec, FineTuneJobSpec)
-    if parent_spec.account != spec.account and _known(spec.account, accounts) and _known(parent_spec.account, accounts):
-        out.append(item.origin.at(("spec", "fromJob"),
-                                  f"FineTuneJob {spec.from_job!r} is in account {parent_spec.account or '(emulator)'}, "
-                                  f"this job in {spec.account or '(emulator)'}",
-                                  "continuous fine-tuning needs the parent's model in the same account",
-                                  code="TK-X005"))
+    if (
+        parent_spec.account != spec.account
+        and _known(spec.account, accounts)
+        and _known(parent_spec.account, accounts)
+    ):
+        out.append(
+            item.origin.at(
+                ("spec", "fromJob"),
+                f"FineTuneJob {spec.from_job!r} is in account {parent_spec.account or '(emulator)'}, "
+                f"this job in {spec.account or '(emulator)'}",
+                "continuous fine-tuning needs the parent's model in the same account",
+                code="TK-X005",
+            )
+        )
     if parent_spec.method is Method.REINFORCEMENT and spec.method is not Method.REINFORCEMENT:
-        out.append(item.origin.at(("spec", "fromJob"),
-                                  f"FineTuneJob {spec.from_job!r} is a reinforcement fine-tuned (reasoning) model; "
-                                  f"it cannot be trained further with method {spec.method.value}",
-                                  "continue it with method type reinforcement, or start from a base model",
-                                  code="TK-X006"))
+        out.append(
+            item.origin.at(
+                ("spec", "fromJob"),
+                f"FineTuneJob {spec.from_job!r} is a reinforcement fine-tuned (reasoning) model; "
+                f"it cannot be trained further with method {spec.method.value}",
+                "continue it with method type reinforcement, or start from a base model",
+                code="TK-X006",
+            )
+        )
     return out
 
 
@@ -146,9 +175,14 @@ def _check_deployment(item: Built, spec: DeploymentSpec, jobs: dict[str, Built],
     out: list[Diagnostic] = []
     if spec.model.from_job is None:
         if spec.gates.metrics:
-            out.append(item.origin.at(("spec", "gates", "metrics"),
-                                      "spec.gates.metrics need a fine-tuned model: a base model has no results.csv",
-                                      "remove the metric gates, or deploy fromJob", code="TK-X010"))
+            out.append(
+                item.origin.at(
+                    ("spec", "gates", "metrics"),
+                    "spec.gates.metrics need a fine-tuned model: a base model has no results.csv",
+                    "remove the metric gates, or deploy fromJob",
+                    code="TK-X010",
+                )
+            )
         return out
     job = jobs.get(spec.model.from_job)
     if job is None:
@@ -158,11 +192,20 @@ def _check_deployment(item: Built, spec: DeploymentSpec, jobs: dict[str, Built],
                                "spec.model.fromJob names a FineTuneJob in these manifests", code="TK-X004")]
     job_spec = job.spec
     assert isinstance(job_spec, FineTuneJobSpec)
-    if job_spec.account != spec.account and _known(spec.account, accounts) and _known(job_spec.account, accounts):
-        out.append(item.origin.at(("spec", "model", "fromJob"),
-                                  f"FineTuneJob {job_spec.name!r} is in account {job_spec.account or '(emulator)'}, "
-                                  f"this Deployment in {spec.account or '(emulator)'}",
-                                  "deploy a fine-tuned model in the account that trained it", code="TK-X011"))
+    if (
+        job_spec.account != spec.account
+        and _known(spec.account, accounts)
+        and _known(job_spec.account, accounts)
+    ):
+        out.append(
+            item.origin.at(
+                ("spec", "model", "fromJob"),
+                f"FineTuneJob {job_spec.name!r} is in account {job_spec.account or '(emulator)'}, "
+                f"this Deployment in {spec.account or '(emulator)'}",
+                "deploy a fine-tuned model in the account that trained it",
+                code="TK-X011",
+            )
+        )
     checkpoint = spec.model.checkpoint
     epochs = job_spec.hyperparameters.n_epochs
     if isinstance(checkpoint, int) and epochs is not None and checkpoint > epochs:
@@ -171,12 +214,16 @@ def _check_deployment(item: Built, spec: DeploymentSpec, jobs: dict[str, Built],
                                   f"FineTuneJob {job_spec.name!r}",
                                   f"choose an epoch from 1 to {epochs}, final or best", code="TK-X012"))
     elif isinstance(checkpoint, int) and epochs is not None and checkpoint <= epochs - KEPT_CHECKPOINTS:
-        out.append(item.origin.at(("spec", "model", "checkpoint"),
-                                  f"spec.model.checkpoint {checkpoint} will not exist: the service keeps only the "
-                                  f"last {KEPT_CHECKPOINTS} checkpoints, epochs {epochs - KEPT_CHECKPOINTS + 1} to "
-                                  f"{epochs} of FineTuneJob {job_spec.name!r}",
-                                  f"choose an epoch from {epochs - KEPT_CHECKPOINTS + 1} to {epochs}, final or best",
-                                  code="TK-X014"))
+        out.append(
+            item.origin.at(
+                ("spec", "model", "checkpoint"),
+                f"spec.model.checkpoint {checkpoint} will not exist: the service keeps only the "
+                f"last {KEPT_CHECKPOINTS} checkpoints, epochs {epochs - KEPT_CHECKPOINTS + 1} to "
+                f"{epochs} of FineTuneJob {job_spec.name!r}",
+                f"choose an epoch from {epochs - KEPT_CHECKPOINTS + 1} to {epochs}, final or best",
+                code="TK-X014",
+            )
+        )
     if job_spec.validation_file is None:
         for index, gate in enumerate(spec.gates.metrics):
             if gate.metric in VALIDATION_METRICS:
@@ -207,6 +254,12 @@ def _check_cycles(jobs: dict[str, Built]) -> list[Diagnostic]:
         reported.update(cycle)
         text = " -> ".join([*cycle, cycle[0]])
         for name in cycle:
-            out.append(jobs[name].origin.at(("spec", "fromJob"), f"fromJob cycle: {text}",
-                                            "a chain of fromJob must end at a job with baseModel", code="TK-X007"))
+            out.append(
+                jobs[name].origin.at(
+                    ("spec", "fromJob"),
+                    f"fromJob cycle: {text}",
+                    "a chain of fromJob must end at a job with baseModel",
+                    code="TK-X007",
+                )
+            )
     return out

@@ -41,24 +41,44 @@ _SHAPES: Mapping[str, tuple[str, str]] = {
     "spec.account": _NAME_RULE,
     "spec.fromJob": _NAME_RULE,
     "spec.model.fromJob": _NAME_RULE,
-    "spec.suffix": ("must be at most 40 characters of a-z A-Z 0-9 - _",
-                    "for example support-bot-v2; the suffix becomes part of the fine-tuned model's name"),
-    "spec.accountName": ("must be 2-64 characters of letters, digits, '_', '.' and '-', starting with a letter or digit",
-                         "the name of the Azure OpenAI resource, as in https://<name>.openai.azure.com"),
-    "spec.subscriptionId": ("must be a subscription id (a GUID)",
-                            "for example 00000000-0000-0000-0000-000000000000; see `az account show --query id`"),
-    "spec.resourceGroup": ("must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending with '.'",
-                           "the resource group that holds the Azure OpenAI resource"),
-    "spec.auth.apiKeyFromEnv": ("must be an environment variable name (letters, digits and '_', not starting with a digit)",
-                                "for example AZURE_OPENAI_API_KEY; the key itself never goes in a manifest"),
-    "spec.endpoint": ("must be a URL like https://my-resource.openai.azure.com",
-                      "use the resource's endpoint from the Azure portal (Keys and Endpoint)"),
-    "spec.managementEndpoint": ("must be a URL like https://management.azure.com",
-                                "remove the field to use https://management.azure.com"),
+    "spec.suffix": (
+        "must be at most 40 characters of a-z A-Z 0-9 - _",
+        "for example support-bot-v2; the suffix becomes part of the fine-tuned model's name",
+    ),
+    "spec.accountName": (
+        "must be 2-64 characters of letters, digits, '_', '.' and '-', starting with a letter or digit",
+        "the name of the Azure OpenAI resource, as in https://<name>.openai.azure.com",
+    ),
+    "spec.subscriptionId": (
+        "must be a subscription id (a GUID)",
+        "for example 00000000-0000-0000-0000-000000000000; see `az account show --query id`",
+    ),
+    "spec.resourceGroup": (
+        "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending with '.'",
+        "the resource group that holds the Azure OpenAI resource",
+    ),
+    "spec.auth.apiKeyFromEnv": (
+        "must be an environment variable name (letters, digits and '_', not starting with a digit)",
+        "for example AZURE_OPENAI_API_KEY; the key itself never goes in a manifest",
+    ),
+    "spec.endpoint": (
+        "must be a URL like https://my-resource.openai.azure.com",
+        "use the resource's endpoint from the Azure portal (Keys and Endpoint)",
+    ),
+    "spec.managementEndpoint": (
+        "must be a URL like https://management.azure.com",
+        "remove the field to use https://management.azure.com",
+    ),
     "spec.baseModel": ("must be a model id like gpt-4.1-2025-04-14", "use the model name with its version"),
     "spec.model.name": ("must be a base model name like gpt-4.1", "the ARM model name, without the version"),
-    "spec.trainingFile": ("must be a path relative to this manifest or an https URL", "for example data/training.jsonl"),
-    "spec.validationFile": ("must be a path relative to this manifest or an https URL", "for example data/validation.jsonl"),
+    "spec.trainingFile": (
+        "must be a path relative to this manifest or an https URL",
+        "for example data/training.jsonl",
+    ),
+    "spec.validationFile": (
+        "must be a path relative to this manifest or an https URL",
+        "for example data/validation.jsonl",
+    ),
     "spec.gates.evalFile": ("must be a path relative to this manifest", "for example data/eval.jsonl"),
 }
 
@@ -78,14 +98,26 @@ _FORBIDDEN: Mapping[tuple[str, str], tuple[str, str]] = {
         "remove `type: entra` (apiKeyFromSecret means api-key auth) or remove apiKeyFromSecret"),
 }
 
-_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
-               "object": "a mapping (key: value pairs)", "array": "a list", "null": "null"}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping (key: value pairs)",
+    "array": "a list",
+    "null": "null",
+}
 
 
 @cache
 def schema_text(kind: str) -> str:
     """The packaged schema of ``kind``, as text."""
-    return importlib_resources.files("tunekeeper.resources").joinpath("schemas").joinpath(KINDS[kind]).read_text("utf-8")
+    return (
+        importlib_resources.files("tunekeeper.resources")
+        .joinpath("schemas")
+        .joinpath(KINDS[kind])
+        .read_text("utf-8")
+    )
 
 
 @cache
@@ -144,7 +176,9 @@ class _Explainer:
         self.contract = contract
         self.out: list[Diagnostic] = []
 
-    def add(self, path: NodePath, message: str, hint: str | None, *, key: bool = False, code: str = "TK-M100") -> None:
+    def add(
+        self, path: NodePath, message: str, hint: str | None, *, key: bool = False, code: str = "TK-M100"
+    ) -> None:
         if not hint:
             hint = self._described(path) or "see docs/resources.md for the fields of each kind"
         pos = self.doc.position(path, key=key)
@@ -227,8 +261,14 @@ class _Explainer:
                 self.add(path, f"{name} {error.message}", sub.get("description"), code="TK-M106")
         elif validator == "anyOf" and all(set(s) == {"required"} for s in error.validator_value):
             fields = " or ".join(f"{name}.{f}" for s in error.validator_value for f in s["required"])
-            kind_note = f" for type {value['type']}" if isinstance(value, dict) and isinstance(value.get("type"), str) else ""
-            self.add(path, f"{fields} is required{kind_note}", sub.get("description"), key=True, code="TK-M101")
+            kind_note = (
+                f" for type {value['type']}"
+                if isinstance(value, dict) and isinstance(value.get("type"), str)
+                else ""
+            )
+            self.add(
+                path, f"{fields} is required{kind_note}", sub.get("description"), key=True, code="TK-M101"
+            )
         elif validator == "anyOf":
             alternatives = " or ".join(_describe(s) for s in error.validator_value)
             values = [s for s in error.validator_value if s.get("const") != "auto"]
@@ -236,12 +276,20 @@ class _Explainer:
             if len(values) < len(error.validator_value):
                 hint = (f'remove the field (or write "auto") to let the service choose, or set '
                         f'{" or ".join(_describe(s) for s in values)}')
-            self.add(path, f"{name} must be {alternatives}, got {self.got(path, value)}", hint, code="TK-M107")
+            self.add(
+                path, f"{name} must be {alternatives}, got {self.got(path, value)}", hint, code="TK-M107"
+            )
         elif validator == "oneOf":
             self._one_of(path, value)
         elif validator == "not":
-            forbidden = [f for f in _required_in(error.validator_value) if isinstance(value, dict) and f in value]
-            together = error.validator_value.get("required", []) if isinstance(error.validator_value, Mapping) else []
+            forbidden = [
+                f for f in _required_in(error.validator_value) if isinstance(value, dict) and f in value
+            ]
+            together = (
+                error.validator_value.get("required", [])
+                if isinstance(error.validator_value, Mapping)
+                else []
+            )
             if len(together) > 1 and set(together) == set(forbidden):  # {not: {required: [a, b]}}: not both
                 self.add((*path, together[-1]), f"{name} sets {' and '.join(together)}; set only one",
                          sub.get("description"), key=True, code="TK-M108")
@@ -252,7 +300,9 @@ class _Explainer:
             if not forbidden:
                 self.add(path, f"{name} {error.message}", None, code="TK-M108")
         else:
-            self.add(path, f"{name or 'the document'}: {error.message}", sub.get("description"), code="TK-M199")
+            self.add(
+                path, f"{name or 'the document'}: {error.message}", sub.get("description"), code="TK-M199"
+            )
 
     def _one_of(self, path: NodePath, value: object) -> None:
         name = field_path(path)
@@ -260,12 +310,22 @@ class _Explainer:
             return
         if name == "spec" and "model" not in value:  # FineTuneJob: baseModel XOR fromJob
             if "baseModel" in value and "fromJob" in value:
-                self.add((*path, "fromJob"), "spec sets both baseModel and fromJob; set exactly one",
-                         "baseModel trains a base model; fromJob trains further the model of another FineTuneJob",
-                         key=True, code="TK-M109")
+                self.add(
+                    (*path, "fromJob"),
+                    "spec sets both baseModel and fromJob; set exactly one",
+                    "baseModel trains a base model; fromJob trains further the model of another FineTuneJob",
+                    key=True,
+                    code="TK-M109",
+                )
             else:
-                self.add(path, "spec needs baseModel (a base model such as gpt-4.1-2025-04-14) or fromJob "
-                         "(another FineTuneJob)", "add baseModel: gpt-4.1-2025-04-14", key=True, code="TK-M109")
+                self.add(
+                    path,
+                    "spec needs baseModel (a base model such as gpt-4.1-2025-04-14) or fromJob "
+                    "(another FineTuneJob)",
+                    "add baseModel: gpt-4.1-2025-04-14",
+                    key=True,
+                    code="TK-M109",
+                )
             return
         # Deployment spec.model: fromJob (+ checkpoint) or name (+ version).
         if "fromJob" in value and "name" in value:
@@ -358,8 +418,13 @@ def check_document(document: Document, display: str) -> tuple[str | None, list[D
     explainer = _Explainer(document, display)
     value = document.value
     if not isinstance(value, dict):
-        explainer.add((), f"a manifest document must be a mapping with apiVersion, kind, metadata and spec, "
-                      f"got {show(value)}", f"start the document with apiVersion: {API_VERSION}", code="TK-M001")
+        explainer.add(
+            (),
+            f"a manifest document must be a mapping with apiVersion, kind, metadata and spec, "
+            f"got {show(value)}",
+            f"start the document with apiVersion: {API_VERSION}",
+            code="TK-M001",
+        )
         return None, explainer.out
     kind = value.get("kind")
     if not isinstance(kind, str):
@@ -368,8 +433,12 @@ def check_document(document: Document, display: str) -> tuple[str | None, list[D
         explainer.add((), "kind is required", f"one of {', '.join(KINDS)}", code="TK-M002")
     elif kind not in KINDS:
         hint = _suggest(value.get("kind"), list(KINDS)) or "write the kind exactly as shown"
-        explainer.add(("kind",), f"kind must be one of {', '.join(KINDS)}, got {show(value.get('kind'))}", hint,
-                      code="TK-M002")
+        explainer.add(
+            ("kind",),
+            f"kind must be one of {', '.join(KINDS)}, got {show(value.get('kind'))}",
+            hint,
+            code="TK-M002",
+        )
     api_version = value.get("apiVersion")
     if api_version != API_VERSION:
         message = ("apiVersion is required" if "apiVersion" not in value
@@ -381,8 +450,12 @@ def check_document(document: Document, display: str) -> tuple[str | None, list[D
     explainer.contract = schema(kind)
     not_finite = list(_non_finite(value, ()))
     for path in not_finite:
-        explainer.add(path, f"{field_path(path)} must be a finite number, got {explainer.got(path, _at(value, path))}",
-                      "write an ordinary number (.nan and .inf are not values a service accepts)", code="TK-M110")
+        explainer.add(
+            path,
+            f"{field_path(path)} must be a finite number, got {explainer.got(path, _at(value, path))}",
+            "write an ordinary number (.nan and .inf are not values a service accepts)",
+            code="TK-M110",
+        )
     seen: set[tuple[NodePath, str]] = set()
     for error in _depth_first(_validator(kind).iter_errors(value)):
         path = tuple(error.absolute_path)

@@ -101,7 +101,9 @@ class _Builder:
             if node.tag not in ("tag:yaml.org,2002:map",):
                 raise _Bad(f"unsupported tag {node.tag}", _pos(node), "remove the tag")
             return self._mapping(node, path, depth)
-        raise _Bad("unsupported YAML node", _pos(node), "use plain mappings, lists and values")  # pragma: no cover - PyYAML has only these three
+        raise _Bad(
+            "unsupported YAML node", _pos(node), "use plain mappings, lists and values"
+        )  # pragma: no cover - PyYAML has only these three
 
     def _scalar(self, node: yaml.ScalarNode, path: NodePath) -> object:
         self._doc.texts[path] = node.value
@@ -111,10 +113,15 @@ class _Builder:
         try:
             value = self._loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
-            raise _Bad(exc.problem or "cannot read this value", _pos(node),
-                       "only plain YAML values are allowed (no custom !tags)") from None
+            raise _Bad(
+                exc.problem or "cannot read this value",
+                _pos(node),
+                "only plain YAML values are allowed (no custom !tags)",
+            ) from None
         except (ValueError, OverflowError) as exc:  # e.g. a malformed !!binary or !!float
-            raise _Bad(f"cannot read this value: {exc}", _pos(node), "quote the value to keep it as text") from None
+            raise _Bad(
+                f"cannot read this value: {exc}", _pos(node), "quote the value to keep it as text"
+            ) from None
         if isinstance(value, datetime.date):
             return node.value
         return value
@@ -165,9 +172,17 @@ def _line_of(text: str, index: int) -> Position:
 def decode(data: bytes, display: str) -> tuple[str | None, list[Diagnostic]]:
     """Bytes to text: UTF-8 (a BOM is fine), no NUL bytes, not absurdly large."""
     if len(data) > MAX_FILE_BYTES:
-        return None, [Diagnostic(display, 0, 0, "error", f"file is {len(data)} bytes; a manifest must be under "
-                                 f"{MAX_FILE_BYTES // (1024 * 1024)} MB", hint="is this really a manifest?",
-                                 code="TK-Y001")]
+        return None, [
+            Diagnostic(
+                display,
+                0,
+                0,
+                "error",
+                f"file is {len(data)} bytes; a manifest must be under {MAX_FILE_BYTES // (1024 * 1024)} MB",
+                hint="is this really a manifest?",
+                code="TK-Y001",
+            )
+        ]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -189,8 +204,17 @@ def parse_documents(text: str, display: str) -> tuple[list[Document], list[Diagn
         for document in _compose(loader, display):
             documents.append(document)  # noqa: PERF402 - keeps the documents before a syntax error
     except _Bad as bad:
-        return documents, [Diagnostic(display, bad.position.line, bad.position.column, "error", bad.message,
-                                      hint=bad.hint, code="TK-Y010")]
+        return documents, [
+            Diagnostic(
+                display,
+                bad.position.line,
+                bad.position.column,
+                "error",
+                bad.message,
+                hint=bad.hint,
+                code="TK-Y010",
+            )
+        ]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -206,12 +230,29 @@ def parse_documents(text: str, display: str) -> tuple[list[Document], list[Diagn
         return documents, [Diagnostic(display, line, column, "error", message, hint=hint, code="TK-Y011")]
     except yaml.reader.ReaderError as exc:
         pos = _line_of(text, exc.position)
-        return documents, [Diagnostic(display, pos.line, pos.column, "error",
-                                      f"invalid character in YAML: {exc.reason}",
-                                      hint="manifests are plain text; remove control characters", code="TK-Y012")]
+        return documents, [
+            Diagnostic(
+                display,
+                pos.line,
+                pos.column,
+                "error",
+                f"invalid character in YAML: {exc.reason}",
+                hint="manifests are plain text; remove control characters",
+                code="TK-Y012",
+            )
+        ]
     except yaml.YAMLError as exc:
-        return documents, [Diagnostic(display, 0, 0, "error", f"invalid YAML: {exc}",
-                                      hint="check the YAML syntax of this file", code="TK-Y013")]
+        return documents, [
+            Diagnostic(
+                display,
+                0,
+                0,
+                "error",
+                f"invalid YAML: {exc}",
+                hint="check the YAML syntax of this file",
+                code="TK-Y013",
+            )
+        ]
     finally:
         loader.dispose()
     return documents, []

@@ -59,15 +59,27 @@ _CONDITION = {
     "description": "A Kubernetes-style condition: what is true about the resource, since when and why.",
     "required": ["type", "status"],
     "properties": {
-        "type": {"type": "string", "description": "Ready, Succeeded, Progressing, DataValidated, GatesPassed or "
-                                                  "Degraded."},
-        "status": {"type": "string", "enum": ["True", "False", "Unknown"], "description": "True, False or Unknown."},
+        "type": {
+            "type": "string",
+            "description": "Ready, Succeeded, Progressing, DataValidated, GatesPassed or Degraded.",
+        },
+        "status": {
+            "type": "string",
+            "enum": ["True", "False", "Unknown"],
+            "description": "True, False or Unknown.",
+        },
         "reason": {"type": "string", "description": "One CamelCase word, e.g. TrainingRunning."},
         "message": {"type": "string", "description": "A sentence for people."},
-        "lastTransitionTime": {"type": "string", "format": "date-time",
-                               "description": "When status last changed."},
-        "observedGeneration": {"type": "integer", "format": "int64",
-                               "description": "The metadata.generation the condition was computed for."},
+        "lastTransitionTime": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When status last changed.",
+        },
+        "observedGeneration": {
+            "type": "integer",
+            "format": "int64",
+            "description": "The metadata.generation the condition was computed for.",
+        },
     },
 }
 
@@ -88,17 +100,29 @@ _STATUS_FIELDS: Mapping[str, Mapping[str, Any]] = {
         "jobStatus": {"type": "string", "description": "The job's status as Azure reports it."},
         "fineTunedModel": {"type": "string", "description": "The fine-tuned model, once the job succeeded."},
         "baseModel": {"type": "string", "description": "The model trained from."},
-        "checkpoints": {"type": "array", "description": "Checkpoints held by the service (one per epoch, the last "
-                        "three).", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                                             "description": "id, step, epoch, model and metrics of a checkpoint."}},
-        "metrics": dict(_ANY_OBJECT, description="Final value of each results.csv metric, steps and last step."),
+        "checkpoints": {
+            "type": "array",
+            "description": "Checkpoints held by the service (one per epoch, the last three).",
+            "items": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "description": "id, step, epoch, model and metrics of a checkpoint.",
+            },
+        },
+        "metrics": dict(
+            _ANY_OBJECT, description="Final value of each results.csv metric, steps and last step."
+        ),
     },
     "Deployment": {
-        "serving": {"type": "string", "description": "Which model the manifest asks for (final, best (step N), ...)."},
+        "serving": {
+            "type": "string",
+            "description": "Which model the manifest asks for (final, best (step N), ...).",
+        },
         "jobId": {"type": "string", "description": "The job whose model is deployed."},
         "fineTunedModel": {"type": "string", "description": "The fine-tuned model of that job."},
-        "deployment": dict(_ANY_OBJECT, description="The ARM deployment: provisioningState, model, version, sku, "
-                           "capacity."),
+        "deployment": dict(
+            _ANY_OBJECT, description="The ARM deployment: provisioningState, model, version, sku, capacity."
+        ),
     },
 }
 
@@ -225,21 +249,32 @@ def crd(kind: str) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{names.plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "tunekeeper"}},
+        "metadata": {
+            "name": f"{names.plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "tunekeeper"},
+        },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": names.kind, "listKind": f"{names.kind}List", "plural": names.plural,
-                      "singular": names.singular, "shortNames": list(names.short_names), "categories": ["tunekeeper"]},
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [_column(c) for c in COLUMNS[kind]]
-                + [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
-                "schema": {"openAPIV3Schema": open_api},
-            }],
+            "names": {
+                "kind": names.kind,
+                "listKind": f"{names.kind}List",
+                "plural": names.plural,
+                "singular": names.singular,
+                "shortNames": list(names.short_names),
+                "categories": ["tunekeeper"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [_column(c) for c in COLUMNS[kind]]
+                    + [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
+                    "schema": {"openAPIV3Schema": open_api},
+                }
+            ],
         },
     }
 
@@ -267,7 +302,9 @@ def rendered() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tunekeeper.resources.crdgen", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tunekeeper.resources.crdgen", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--root", type=Path, default=Path("."), help="repository root (default: .)")
     parser.add_argument("--check", action="store_true", help="only report files that differ; exit 1 if any")
     args = parser.parse_args(argv)

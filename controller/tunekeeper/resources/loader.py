@@ -134,10 +134,15 @@ def load_with_diagnostics(paths: Sequence[Path], *, root: Path | None = None,
     diagnostics += cross
     desired = Desired(
         root=root,
-        accounts=tuple(sorted((b.spec for b in resolved if isinstance(b.spec, AccountSpec)), key=lambda s: s.name)),
-        jobs=tuple(sorted((b.spec for b in resolved if isinstance(b.spec, FineTuneJobSpec)), key=lambda s: s.name)),
-        deployments=tuple(sorted((b.spec for b in resolved if isinstance(b.spec, DeploymentSpec)),
-                                 key=lambda s: s.name)),
+        accounts=tuple(
+            sorted((b.spec for b in resolved if isinstance(b.spec, AccountSpec)), key=lambda s: s.name)
+        ),
+        jobs=tuple(
+            sorted((b.spec for b in resolved if isinstance(b.spec, FineTuneJobSpec)), key=lambda s: s.name)
+        ),
+        deployments=tuple(
+            sorted((b.spec for b in resolved if isinstance(b.spec, DeploymentSpec)), key=lambda s: s.name)
+        ),
         files=tuple(files),
     )
     return desired, tuple(sorted(diagnostics))
@@ -201,9 +206,18 @@ def _respell(document: Document, display: str) -> list[Diagnostic]:
         parent[path[-1]] = spelling
         pos = document.position(path)
         name = ".".join(path)
-        warnings.append(Diagnostic(display, pos.line, pos.column, "warning",
-                                   f"{name} {written} is deprecated: ARM names this {spelling}; read as {spelling}",
-                                   hint=f"write {spelling}", field_path=name, code="TK-M120"))
+        warnings.append(
+            Diagnostic(
+                display,
+                pos.line,
+                pos.column,
+                "warning",
+                f"{name} {written} is deprecated: ARM names this {spelling}; read as {spelling}",
+                hint=f"write {spelling}",
+                field_path=name,
+                code="TK-M120",
+            )
+        )
     return warnings
 
 

@@ -128,7 +128,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if body.get("stream"):
         options = body.get("stream_options") or {}
         with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        return await _stream(request, completion_id, int(now), model_name, answer, usage if with_usage else None)
+        return await _stream(
+            request, completion_id, int(now), model_name, answer, usage if with_usage else None
+        )
     return json_response({
         "id": completion_id,
         "object": "chat.completion",

@@ -76,7 +76,9 @@ def find_file(ctx: EmulatorContext, file_id: str) -> dict[str, Any] | None:
     return None if doc is None else refresh_file(ctx, doc)
 
 
-def add_result_file(ctx: EmulatorContext, file_id: str, filename: str, data: bytes, created_at: float) -> None:
+def add_result_file(
+    ctx: EmulatorContext, file_id: str, filename: str, data: bytes, created_at: float
+) -> None:
     """Store a service-generated file (a job's results.csv); already processed."""
     if ctx.store.get("file", file_id) is not None:
         return
@@ -129,10 +131,13 @@ def _check_file_limits(ctx: EmulatorContext, purpose: str, size: int) -> None:
                              f"{ctx.config.max_fine_tune_files}. Delete files that are no longer needed.")
     total = sum(int(d.get("bytes") or 0) for d in existing) + size
     if total > ctx.config.max_fine_tune_bytes:
-        raise DataPlaneError(400, "quotaExceeded",
-                             f"Fine-tuning files would total {total} bytes, more than the "
-                             f"{ctx.config.max_fine_tune_bytes} bytes a resource may hold. Delete files that are "
-                             "no longer needed.")
+        raise DataPlaneError(
+            400,
+            "quotaExceeded",
+            f"Fine-tuning files would total {total} bytes, more than the "
+            f"{ctx.config.max_fine_tune_bytes} bytes a resource may hold. Delete files that are "
+            "no longer needed.",
+        )
 
 
 def _store_new_file(ctx: EmulatorContext, *, purpose: str, filename: str, data: bytes) -> dict[str, Any]:
@@ -181,7 +186,9 @@ def _too_large() -> DataPlaneError:
 async def upload_file(request: web.Request) -> web.Response:
     ctx = context(request)
     if not request.content_type.startswith("multipart/"):
-        raise invalid_payload("Files are uploaded as multipart/form-data with the fields 'purpose' and 'file'.")
+        raise invalid_payload(
+            "Files are uploaded as multipart/form-data with the fields 'purpose' and 'file'."
+        )
     reader = await request.multipart()
     purpose: str | None = None
     filename: str | None = None
@@ -211,7 +218,9 @@ async def upload_file(request: web.Request) -> web.Response:
         raise invalid_payload("The form field 'file' is required.", param="file")
     # Validating a large file takes a while: off the event loop, so other requests keep flowing.
     doc = await asyncio.to_thread(_store_new_file, ctx, purpose=checked, filename=filename, data=data)
-    return json_response(public(doc), status=201, headers={"Location": location(request, f"/files/{doc['id']}")})
+    return json_response(
+        public(doc), status=201, headers={"Location": location(request, f"/files/{doc['id']}")}
+    )
 
 
 async def import_file(request: web.Request) -> web.Response:
@@ -223,7 +232,9 @@ async def import_file(request: web.Request) -> web.Response:
     purpose = _check_purpose(request, body["purpose"])
     data = await _fetch(ctx, body["content_url"])
     doc = await asyncio.to_thread(_store_new_file, ctx, purpose=purpose, filename=body["filename"], data=data)
-    return json_response(public(doc), status=201, headers={"Location": location(request, f"/files/{doc['id']}")})
+    return json_response(
+        public(doc), status=201, headers={"Location": location(request, f"/files/{doc['id']}")}
+    )
 
 
 def _import_failed(message: str) -> DataPlaneError:
@@ -247,7 +258,9 @@ async def _fetch(ctx: EmulatorContext, url: str) -> bytes:
         path = Path(unquote(parts.path)).resolve()
         roots = _import_roots(ctx)
         if not any(path.is_relative_to(root) for root in roots):
-            where = ", ".join(str(r) for r in roots) or "(none configured: start the emulator with a data dir)"
+            where = (
+                ", ".join(str(r) for r in roots) or "(none configured: start the emulator with a data dir)"
+            )
             raise _import_failed(f"Import from '{url}' failed: the emulator imports files only from {where}.")
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
@@ -272,8 +285,9 @@ async def _fetch(ctx: EmulatorContext, url: str) -> bytes:
                 return bytes(chunks)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _import_failed(f"Import from '{url}' failed: {exc or type(exc).__name__}.") from None
-    raise _import_failed(f"Import from '{url}' failed: only file:// and loopback http(s) URLs can be imported "
-                         "by the emulator.")
+    raise _import_failed(
+        f"Import from '{url}' failed: only file:// and loopback http(s) URLs can be imported by the emulator."
+    )
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -282,7 +296,9 @@ async def list_files(request: web.Request) -> web.Response:
     purpose = request.query.get("purpose")
     order = request.query.get("order", "desc")
     if order not in ("asc", "desc"):
-        raise invalid_payload(f"The query parameter 'order' must be 'asc' or 'desc', got '{order}'.", param="order")
+        raise invalid_payload(
+            f"The query parameter 'order' must be 'asc' or 'desc', got '{order}'.", param="order"
+        )
     limit = int_query(request, "limit", 10_000, low=1, high=10_000)
     docs = [refresh_file(ctx, d) for d in ctx.store.list("file")]
     if purpose:

@@ -1,9 +1,9 @@
 """Data-plane fine-tuning jobs: create, list, get, cancel, pause, resume, delete, events, checkpoints.
 
 Creation checks what Azure checks (model can be fine-tuned with the method, training file
-exists, is a processed ``fine-tune`` file — not pending, not in error — with at least 10 examples, hyperparameters in range,
-suffix and seed well formed) and stores the job with its ``TrainingPlan`` (training.py). The
-job then advances with the clock only: every read calls ``refresh_job``, which computes the
+exists, is a processed ``fine-tune`` file — not pending, not in error — with at least 10 examples,
+hyperparameters in range, suffix and seed well formed) and stores the job with its ``TrainingPlan``
+(training.py). The job then advances with the clock only: every read calls ``refresh_job``, which computes the
 job's snapshot and writes what changed into the store (status, checkpoints, the results.csv
 file, the fine-tuned model name). Nothing runs in the background.
 
@@ -146,13 +146,19 @@ def refresh_job(ctx: EmulatorContext, doc: dict[str, Any]) -> dict[str, Any]:
         doc["_checkpoints"] = sorted(wanted, key=lambda i: wanted[i].step)
         if snap.status == "succeeded":
             result_id = results_file_id(doc["id"])
-            add_result_file(ctx, result_id, "results.csv", training.results_csv(plan), snap.succeeded_at or 0.0)
+            add_result_file(
+                ctx, result_id, "results.csv", training.results_csv(plan), snap.succeeded_at or 0.0
+            )
             doc["fine_tuned_model"] = fine_tuned_model_name(doc)
             doc["result_files"] = [result_id]
             doc["trained_tokens"] = plan.tokens * plan.n_epochs
         if snap.status == "failed":
             if plan.failure is not None and snap.failure == plan.failure:
-                doc["error"] = {"code": "invalidTrainingFile", "message": plan.failure, "param": "training_file"}
+                doc["error"] = {
+                    "code": "invalidTrainingFile",
+                    "message": plan.failure,
+                    "param": "training_file",
+                }
             else:
                 doc["error"] = {"code": "internalFailure", "message": snap.failure, "param": None}
         if snap.status in TERMINAL:
@@ -201,8 +207,10 @@ def _int_param(value: object, name: str, low: int, high: int) -> int | None:
     if value is None or value == "auto" or value == -1:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_payload(f"The hyperparameter '{name}' must be an integer from {low} to {high} or 'auto', "
-                              f"got {value!r}.", param=f"hyperparameters.{name}")
+        raise invalid_payload(
+            f"The hyperparameter '{name}' must be an integer from {low} to {high} or 'auto', got {value!r}.",
+            param=f"hyperparameters.{name}",
+        )
     if not low <= value <= high:
         raise invalid_payload(f"The hyperparameter '{name}' must be between {low} and {high}, got {value}.",
                               param=f"hyperparameters.{name}")
@@ -234,7 +242,9 @@ def _method(request: web.Request, body: dict[str, Any]) -> tuple[str, dict[str, 
                               "2025-04-01-preview.", param="method")
     if not isinstance(raw, dict) or raw.get("type") not in ("supervised", "dpo"):
         got = raw.get("type") if isinstance(raw, dict) else raw
-        raise invalid_payload(f"'method.type' must be 'supervised' or 'dpo', got {got!r}.", param="method.type")
+        raise invalid_payload(
+            f"'method.type' must be 'supervised' or 'dpo', got {got!r}.", param="method.type"
+        )
     kind = str(raw["type"])
     section = raw.get(kind) or {}
     inner = section.get("hyperparameters") if isinstance(section, dict) else None
@@ -256,8 +266,10 @@ def _training_type(body: dict[str, Any]) -> str:
         return "Standard"
     key = str(raw).replace("_", "").replace("-", "").lower()
     if key not in TRAINING_TYPES:
-        raise invalid_payload(f"'trainingType' must be one of Standard, GlobalStandard, Developer; got {raw!r}.",
-                              param="trainingType")
+        raise invalid_payload(
+            f"'trainingType' must be one of Standard, GlobalStandard, Developer; got {raw!r}.",
+            param="trainingType",
+        )
     return TRAINING_TYPES[key]
 
 
@@ -275,9 +287,11 @@ def _training_data(ctx: EmulatorContext, file_id: object, field: str) -> dict[st
                              f"The file '{file_id}' given as {field} failed validation: {doc['_details']}",
                              param=field)
     if doc["status"] != "processed":
-        raise invalid_payload(f"The file '{file_id}' given as {field} is not processed yet (status "
-                              f"'{doc['status']}'). Wait until its status is 'processed', then create the job.",
-                              param=field)
+        raise invalid_payload(
+            f"The file '{file_id}' given as {field} is not processed yet (status "
+            f"'{doc['status']}'). Wait until its status is 'processed', then create the job.",
+            param=field,
+        )
     return doc
 
 
@@ -300,7 +314,9 @@ def _resolve_base(ctx: EmulatorContext, name: object) -> tuple[catalog.BaseModel
     return resolved.base, parent
 
 
-def _failure_when_started(data: bytes, filename: str, method: str, base: catalog.BaseModel, field: str) -> str | None:
+def _failure_when_started(
+    data: bytes, filename: str, method: str, base: catalog.BaseModel, field: str
+) -> str | None:
     """Why training would fail on this data for this method and model (checked by the job, like Azure)."""
     report = validate_bytes(data, filename=filename, method=method, model=base.id)
     if report.ok:
@@ -376,7 +392,9 @@ async def create_job(request: web.Request) -> web.Response:
                               f"(supported: {supported}).", param="method.type")
     unknown = set(given) - {"n_epochs", "batch_size", "learning_rate_multiplier", "beta", "l2_multiplier"}
     if unknown:
-        raise invalid_payload(f"Unknown hyperparameter(s): {', '.join(sorted(unknown))}.", param="hyperparameters")
+        raise invalid_payload(
+            f"Unknown hyperparameter(s): {', '.join(sorted(unknown))}.", param="hyperparameters"
+        )
     n_epochs = _int_param(given.get("n_epochs"), "n_epochs", 1, 50)
     batch_size = _int_param(given.get("batch_size"), "batch_size", 1, 256)
     lr = _float_param(given.get("learning_rate_multiplier"), "learning_rate_multiplier", 0.0, 10.0)
@@ -385,17 +403,26 @@ async def create_job(request: web.Request) -> web.Response:
         raise invalid_payload("The hyperparameter 'beta' applies to the 'dpo' method only.", param="beta")
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not SUFFIX.match(suffix)):
-        raise invalid_payload("The suffix can contain up to 40 characters (a-z, A-Z, 0-9, - and _).", param="suffix")
+        raise invalid_payload(
+            "The suffix can contain up to 40 characters (a-z, A-Z, 0-9, - and _).", param="suffix"
+        )
     seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1):
-        raise invalid_payload(f"The seed must be an integer from 0 to {2**31 - 1}, got {seed!r}.", param="seed")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1
+    ):
+        raise invalid_payload(
+            f"The seed must be an integer from 0 to {2**31 - 1}, got {seed!r}.", param="seed"
+        )
     training_type = _training_type(body)
 
     train = _training_data(ctx, body.get("training_file"), "training_file")
     examples = int((train.get("_stats") or {}).get("examples", 0))
     if examples < MIN_EXAMPLES:
-        raise invalid_payload(f"The training file '{train['id']}' has {examples} example(s), but must have at least "
-                              f"{MIN_EXAMPLES} examples.", param="training_file")
+        raise invalid_payload(
+            f"The training file '{train['id']}' has {examples} example(s), but must have at least "
+            f"{MIN_EXAMPLES} examples.",
+            param="training_file",
+        )
     valid = None
     if body.get("validation_file") is not None:
         valid = _training_data(ctx, body.get("validation_file"), "validation_file")
@@ -559,8 +586,10 @@ async def delete_job(request: web.Request) -> web.Response:
         raise unexpected_state(f"The job '{doc['id']}' is {doc['status']}; cancel it before deleting it.")
     users = arm.deployments_using(ctx, model_ids_of(ctx, doc))
     if users:
-        raise conflict(f"The fine-tuned model of job '{doc['id']}' cannot be deleted while deployment(s) "
-                       f"{', '.join(sorted(users))} use it or its checkpoints. Delete the deployment(s) first.")
+        raise conflict(
+            f"The fine-tuned model of job '{doc['id']}' cannot be deleted while deployment(s) "
+            f"{', '.join(sorted(users))} use it or its checkpoints. Delete the deployment(s) first."
+        )
     with ctx.store.transaction():
         for ckpt_id in doc["_checkpoints"]:
             ctx.store.delete("checkpoint", ckpt_id)

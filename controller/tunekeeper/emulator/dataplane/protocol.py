@@ -33,7 +33,9 @@ class Routes:
     def __init__(self, app: web.Application) -> None:
         self._router = app.router
 
-    def add(self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+    def add(
+        self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> None:
         self._router.add_route(method, path, handler)
         self._router.add_route(method, ACCOUNT_PREFIX + path, handler)
 
@@ -77,7 +79,9 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_response(body: object, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -103,7 +107,9 @@ def int_query(request: web.Request, name: str, default: int, *, low: int, high: 
     try:
         value = int(raw)
     except ValueError:
-        raise invalid_payload(f"The query parameter '{name}' must be an integer, got '{raw}'.", param=name) from None
+        raise invalid_payload(
+            f"The query parameter '{name}' must be an integer, got '{raw}'.", param=name
+        ) from None
     if not low <= value <= high:
         raise invalid_payload(f"The query parameter '{name}' must be between {low} and {high}, got {value}.",
                               param=name)

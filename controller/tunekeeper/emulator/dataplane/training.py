@@ -240,7 +240,9 @@ def curve(plan: TrainingPlan) -> tuple[StepMetrics, ...]:
     rows = []
     for step in range(1, plan.total_steps + 1):
         epoch = step / spe
-        train_clean = floor * (1.0 - 0.4 * (1.0 - math.exp(-0.25 * epoch))) + (start - floor) * math.exp(-decay * epoch)
+        train_clean = floor * (1.0 - 0.4 * (1.0 - math.exp(-0.25 * epoch))) + (start - floor) * math.exp(
+            -decay * epoch
+        )
         train = max(0.005, train_clean * (1.0 + rng.gauss(0.0, noise)))
         train_acc = min(0.999, max(0.0, _accuracy(train) + rng.gauss(0.0, 0.01)))
         valid = valid_acc = full = full_acc = None
