@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .cli_helpers import inventory, run, run_process, write_project
+from .cli_helpers import FAST, inventory, run, run_process, write_project
 
 
 @pytest.fixture
@@ -200,3 +200,46 @@ def test_results_before_training_says_what_to_do(project: Path) -> None:
     assert outcome.exit_code == 1, outcome
     assert "FineTuneJob/support-bot has no training job yet" in outcome.stderr
     assert 'tunekeeper apply' in outcome.stderr
+
+
+def _change_capacity_in_the_portal(project: Path, name: str, capacity: int) -> None:
+    """What someone does in the Azure portal: PATCH the deployment's capacity through ARM."""
+    from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+    from azure.mgmt.cognitiveservices.models import PatchResourceTagsAndSku, Sku
+    from tunekeeper.cloud.loopback import AllowHttpForLoopback, StaticTokenCredential
+    from tunekeeper.emulator import Emulator
+
+    with Emulator(data_dir=project / ".tunekeeper" / "emulator", speed=float(FAST)) as emulator:
+        arm = CognitiveServicesManagementClient(
+            credential=StaticTokenCredential(), subscription_id=emulator.config.subscription_id,
+            base_url=emulator.url, per_call_policies=[AllowHttpForLoopback()], polling_interval=0)
+        try:
+            arm.deployments.begin_update(emulator.config.resource_group, emulator.config.account_name, name,
+                                         PatchResourceTagsAndSku(sku=Sku(name="Standard", capacity=capacity))).result()
+        finally:
+            arm.close()
+
+
+def test_status_shows_sync_and_health_apart_and_a_portal_change_as_drift(applied: Path) -> None:
+    def axes() -> dict[tuple[str, str], tuple[str, str, str]]:
+        shown = run("status", applied, "-o", "json")
+        assert shown.exit_code == 0, shown
+        return {(r["kind"], r["name"]): (r["sync"]["status"], r["health"]["status"], r["sync"]["message"])
+                for r in json.loads(shown.stdout)}
+
+    synced = axes()
+    assert synced[("FineTuneJob", "support-bot")][:2] == ("Synced", "Healthy")
+    assert synced[("Deployment", "support-bot")][:2] == ("Synced", "Healthy")
+
+    _change_capacity_in_the_portal(applied, "support-bot", 3)
+    drifted = axes()
+    text = run("status", applied)
+
+    assert drifted[("Deployment", "support-bot")][:2] == ("Drifted", "Healthy")
+    assert "capacity is 3 in the account, 1 in the manifest" in drifted[("Deployment", "support-bot")][2]
+    assert drifted[("FineTuneJob", "support-bot")][:2] == ("Synced", "Healthy")
+    assert "Deployment/support-bot  [embedded]  Drifted  Healthy  Ready=True" in text.stdout
+    assert run("plan", applied, "--detailed-exitcode").exit_code == 3
+
+    assert run("apply", applied, "--wait", "--timeout", "120").exit_code == 0
+    assert axes()[("Deployment", "support-bot")][:2] == ("Synced", "Healthy")

@@ -171,15 +171,23 @@ def _unit(key: str) -> str:
 
 # -- status ------------------------------------------------------------------------------------------
 def status_view(rows: Sequence[Mapping[str, Any]]) -> Group:
-    """One block per resource, ``kubectl describe`` style: a headline with Ready and its reason,
-    then a key/value grid (job, model, checkpoints, metrics; or model, sku, provisioning)."""
+    """One block per resource, ``kubectl describe`` style: a headline with the account, sync and
+    health (Argo CD's two axes), Ready and its reason, then a key/value grid (job, model,
+    checkpoints, metrics; or model, sku, provisioning) with why it is not synced or healthy."""
     blocks: list[RenderableType] = []
     for row in rows:
         ready = _condition(row, "Ready")
         flag = ready.get("status", "Unknown")
         colour = {"True": "green", "False": "yellow"}.get(str(flag), "dim")
+        sync = _axis(row, "sync")
+        health = _axis(row, "health")
         head = Text.assemble((f"{row.get('kind')}/{row.get('name')}", "bold"), "  ",
-                             (f"Ready={flag}", colour), "  ", str(ready.get("reason", "")))
+                             (f"[{row.get('account')}]", "dim"), "  ",
+                             (str(sync.get("status", "Unknown")), _SYNC_COLOURS.get(str(sync.get("status")), "dim")),
+                             "  ",
+                             (str(health.get("status", "Unknown")),
+                              _HEALTH_COLOURS.get(str(health.get("status")), "dim")),
+                             "  ", (f"Ready={flag}", colour), "  ", str(ready.get("reason", "")))
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(overflow="fold")
@@ -189,6 +197,16 @@ def status_view(rows: Sequence[Mapping[str, Any]]) -> Group:
     if not blocks:
         blocks.append(Text("No resources in these manifests."))
     return Group(*blocks)
+
+
+_SYNC_COLOURS = {"Synced": "green", "OutOfSync": "yellow", "Drifted": "magenta"}
+_HEALTH_COLOURS = {"Healthy": "green", "Progressing": "cyan", "Degraded": "red", "Suspended": "yellow",
+                   "Missing": "yellow"}
+
+
+def _axis(row: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = row.get(name)
+    return value if isinstance(value, Mapping) else {}
 
 
 def _condition(row: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
@@ -264,6 +282,13 @@ def status_details(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
     if conditions:
         lines.append(("conditions", ", ".join(f"{c.get('type')}={c.get('status')}" for c in conditions)))
+    sync = _axis(row, "sync")
+    if sync.get("status") not in (None, "Synced") and sync.get("message"):
+        lines.append(("sync", str(sync["message"])))
+    health = _axis(row, "health")
+    if health.get("status") not in (None, "Healthy", "Unknown") and health.get("message") \
+            and health.get("message") != ready.get("message"):
+        lines.append(("health", str(health["message"])))
     if row.get("error"):
         lines.append(("error", str(row["error"])))
     if ready.get("message") and ready.get("status") != "True":

@@ -3,21 +3,26 @@
 Called by ``converge`` after every loop (then written to the state file with
 ``record_status``) and by the CLI's ``status`` command. Condition types: FineTuneJob has
 ``DataValidated``, ``Succeeded`` and ``Ready``; Deployment has ``GatesPassed`` and ``Ready``.
+Every row also carries Argo CD's two axes (health.py): sync (Synced / OutOfSync / Drifted, read
+from the plan of the same observation) and health (Healthy / Progressing / Degraded / ...).
 Conditions keep their lastTransitionTime from the state file unless their status flips.
 Reads local data files only to hash them when no digests are given; changes nothing remote.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tunekeeper.errors import TunekeeperError
 from tunekeeper.reconcile import gates as gating
 from tunekeeper.reconcile import markers, planning
 from tunekeeper.reconcile.conditions import Condition, ConditionStatus, set_condition
-from tunekeeper.reconcile.model import MetricsSummary, Observation, Reason
+from tunekeeper.reconcile.health import UNKNOWN, Axis, health_of, sync_of
+from tunekeeper.reconcile.model import MetricsSummary, Observation, Plan, Reason, ResourceKey
 from tunekeeper.reconcile.observe import compute_digests
 from tunekeeper.reconcile.state import StateEntry, StateFile
 from tunekeeper.resources.specs import Desired
@@ -68,6 +73,8 @@ class ResourceStatus:
     deployment: DeploymentState | None = None
     serving: str | None = None  # which model a deployment should serve ("final", "best (step 30)")
     source: str = ""  # manifest file:line
+    sync: Axis = UNKNOWN  # do the accounts match the manifest? (health.sync_of)
+    health: Axis = UNKNOWN  # does the resource work? (health.health_of)
 
     @property
     def ready(self) -> bool:
@@ -87,6 +94,7 @@ class ResourceStatus:
             "metrics": self.metrics.to_dict() if self.metrics else None,
             "conditions": [c.to_dict() for c in self.conditions],
             "source": self.source,
+            "sync": self.sync.to_dict(), "health": self.health.to_dict(),
         }
         if self.kind == "Deployment":
             out["serving"] = self.serving
@@ -121,7 +129,24 @@ def status(
         rows.append(
             _deployment_status(res.deployments[name], res, state, now, errors.get(f"Deployment/{name}"))
         )
-    return rows
+    try:
+        made = planning.plan(desired, observations,
+                             digests=digests if digests is not None else compute_digests(desired),
+                             known=state.known() if state else None, resolution=res)
+    except TunekeeperError:
+        made = None  # e.g. a replacement the manifest does not allow: plan reports it; sync is Unknown
+    return [_with_axes(row, made) for row in rows]
+
+
+def _with_axes(row: ResourceStatus, plan: Plan | None) -> ResourceStatus:
+    ready = row.condition("Ready")
+    dep = row.deployment
+    serving = dep is not None and dep.provisioning_state == "Succeeded"
+    return dataclasses.replace(
+        row, sync=sync_of(ResourceKey(row.kind, row.name), row.account, plan),
+        health=health_of(ready.reason if ready else "", ready.message if ready else "", serving=serving,
+                         paused=dep is not None and dep.deployment_state == "Paused"),
+    )
 
 
 def record_status(state: StateFile, rows: Sequence[ResourceStatus]) -> None:
