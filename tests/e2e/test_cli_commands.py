@@ -214,8 +214,9 @@ def _change_capacity_in_the_portal(project: Path, name: str, capacity: int) -> N
             credential=StaticTokenCredential(), subscription_id=emulator.config.subscription_id,
             base_url=emulator.url, per_call_policies=[AllowHttpForLoopback()], polling_interval=0)
         try:
+            patch = PatchResourceTagsAndSku(sku=Sku(name="Standard", capacity=capacity))
             arm.deployments.begin_update(emulator.config.resource_group, emulator.config.account_name, name,
-                                         PatchResourceTagsAndSku(sku=Sku(name="Standard", capacity=capacity))).result()
+                                         patch).result()
         finally:
             arm.close()
 

@@ -183,7 +183,8 @@ def status_view(rows: Sequence[Mapping[str, Any]]) -> Group:
         health = _axis(row, "health")
         head = Text.assemble((f"{row.get('kind')}/{row.get('name')}", "bold"), "  ",
                              (f"[{row.get('account')}]", "dim"), "  ",
-                             (str(sync.get("status", "Unknown")), _SYNC_COLOURS.get(str(sync.get("status")), "dim")),
+                             (str(sync.get("status", "Unknown")),
+                              _SYNC_COLOURS.get(str(sync.get("status")), "dim")),
                              "  ",
                              (str(health.get("status", "Unknown")),
                               _HEALTH_COLOURS.get(str(health.get("status")), "dim")),

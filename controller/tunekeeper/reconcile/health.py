@@ -84,7 +84,8 @@ def _describe(action: Action) -> str:
     """``update_deployment (capacity 1 -> 2), spec changed``; for drift ``update_deployment (capacity
     is 3 in the account, 1 in the manifest)``."""
     before, after = action.before or {}, action.after or {}
-    keys = [k for k in ("model", "sku", "capacity") if k in after and k in before and before.get(k) != after.get(k)]
+    keys = [k for k in ("model", "sku", "capacity")
+            if k in after and k in before and before.get(k) != after.get(k)]
     if action.reason is Reason.DRIFT:
         changed = [f"{k} is {before.get(k)} in the account, {after.get(k)} in the manifest" for k in keys]
         if action.before is None:
