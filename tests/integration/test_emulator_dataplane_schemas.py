@@ -120,3 +120,29 @@ def test_every_operation_matches_the_published_contract(
     assert client.fine_tuning.jobs.retrieve(other.id).status == "cancelled"
     assert client.delete(f"/fine_tuning/jobs/{other.id}", cast_to=httpx.Response).status_code == 204
     client.files.delete(bad.id)
+
+
+@pytest.mark.parametrize("api_version", ["2024-10-21", "2025-04-01-preview"])
+def test_uploads_match_the_published_contract(
+    emulator: Any, checked_openai_client: openai.AzureOpenAI, contracts: dict[str, Any], api_version: str,
+) -> None:
+    """/uploads: create, add parts, complete (with the File inside), cancel, and their errors."""
+    client = checked_openai_client.with_options(api_version=api_version)
+    data = _data(12)
+    upload = client.uploads.create(bytes=len(data), filename="train.jsonl", mime_type="text/jsonl",
+                                   purpose="fine-tune")
+    first = client.uploads.parts.create(upload.id, data=data[:100])
+    second = client.uploads.parts.create(upload.id, data=data[100:])
+    done = client.uploads.complete(upload.id, part_ids=[first.id, second.id])
+    assert done.status == "completed" and done.file is not None
+    dropped = client.uploads.create(bytes=10, filename="x.jsonl", mime_type="text/jsonl", purpose="fine-tune")
+    assert client.uploads.cancel(dropped.id).status == "cancelled"
+    for call in (
+        lambda: client.uploads.parts.create(dropped.id, data=b"late"),
+        lambda: client.uploads.complete(upload.id, part_ids=[first.id]),
+        lambda: client.uploads.cancel("upload-missing"),
+        lambda: client.uploads.create(bytes=0, filename="x.jsonl", mime_type="text/jsonl",
+                                      purpose="fine-tune"),
+    ):
+        with pytest.raises(openai.APIStatusError):
+            call()

@@ -338,3 +338,8 @@ async def delete_file(request: web.Request) -> web.Response:
         ctx.store.delete("file", doc["id"])
         ctx.store.delete_blob(doc["id"])
     return json_response({"object": "file", "deleted": True, "id": doc["id"]})
+
+
+# Shared with uploads.py, which makes Files out of an Upload's parts by the same rules.
+check_purpose = _check_purpose
+store_new_file = _store_new_file
