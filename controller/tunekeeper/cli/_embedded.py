@@ -131,14 +131,17 @@ async def open_target(desired: Desired) -> AsyncIterator[Target]:
     emulator: Emulator | None = None
     clouds: dict[str, Cloud] = {}
     try:
+        # Large files go up in parts, recorded here so that a rerun resumes an interrupted upload.
+        records = state_dir(desired.root) / "uploads"
         if desired.accounts:
             # connect sends nothing yet; one at a time so a failure closes the rest
             for spec in desired.accounts:
-                clouds[spec.name] = await connect(spec)
+                clouds[spec.name] = await connect(spec, settings=CloudSettings(upload_records=records))
         else:
             emulator = start_embedded(desired.root)
             account = embedded_account(emulator)
-            cloud = await connect(account, api_key=emulator.config.api_key, settings=EMBEDDED_SETTINGS)
+            settings = replace(EMBEDDED_SETTINGS, upload_records=records)
+            cloud = await connect(account, api_key=emulator.config.api_key, settings=settings)
             clouds = {account.name: cloud}
             desired = replace(desired, accounts=(account,))
         yield Target(desired=desired, clouds=clouds, emulator=emulator)

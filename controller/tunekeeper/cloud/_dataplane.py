@@ -23,6 +23,7 @@ import openai
 from openai.types import FileObject
 
 from tunekeeper.cloud._errors import translated
+from tunekeeper.cloud._uploads import PartUploader
 from tunekeeper.cloud.base import (
     JobRequest,
     ObservedCheckpoint,
@@ -117,12 +118,17 @@ class DataPlane:
 
     def __init__(
         self, client: openai.AsyncAzureOpenAI, *, page_size: int = 100, files_page_size: int = 10_000,
-        redact: Sequence[str] = (),
+        redact: Sequence[str] = (), multipart_above: int = 64 << 20, part_size: int = 32 << 20,
+        upload_records: Path | None = None,
     ) -> None:
         self._client = client
         self._page_size = page_size
         self._files_page_size = files_page_size
         self._redact = tuple(redact)
+        self._multipart_above = multipart_above
+        self._part_size = part_size
+        self._upload_records = upload_records
+        self.last_upload: PartUploader | None = None  # the last upload sent in parts, for tests
 
     # -- files ---------------------------------------------------------------------------
     async def list_files(self) -> list[ObservedFile]:
@@ -138,13 +144,21 @@ class DataPlane:
         self, path: Path, *, filename: str, purpose: str = "fine-tune",
         add_bom: bool = False, on_progress: ProgressCallback | None = None,
     ) -> ObservedFile:
-        with (
-            UploadStream(path, add_bom=add_bom, on_progress=on_progress) as stream,
-            translated(f"Upload file {filename}", redact=self._redact),
-        ):
-            created = await self._client.files.create(
-                file=(filename, cast(IO[bytes], stream)), purpose=cast(Any, purpose),
-            )
+        """One ``POST /files``; above ``multipart_above`` bytes, resumable parts through /uploads."""
+        with UploadStream(path, add_bom=add_bom, on_progress=on_progress) as stream:
+            if stream.size > self._multipart_above:
+                with UploadStream(path, add_bom=add_bom) as source:
+                    uploader = PartUploader(self._client, endpoint=str(self._client.base_url),
+                                            part_size=self._part_size, records=self._upload_records,
+                                            redact=self._redact)
+                    self.last_upload = uploader
+                    return observed_file(await uploader.upload(
+                        cast(IO[bytes], source), source.size, filename=filename, purpose=purpose,
+                        on_progress=on_progress))
+            with translated(f"Upload file {filename}", redact=self._redact):
+                created = await self._client.files.create(
+                    file=(filename, cast(IO[bytes], stream)), purpose=cast(Any, purpose),
+                )
         return observed_file(_dump(created))
 
     async def import_file(self, url: str, *, filename: str, purpose: str = "fine-tune") -> ObservedFile:

@@ -76,6 +76,12 @@ class CloudSettings:
     timeout: float = 600.0  # seconds per data-plane request (uploads of large files included)
     page_size: int = 100  # `limit` for listing jobs, events and checkpoints (Azure's defaults: 20, 20, 10)
     files_page_size: int = 10_000  # `limit` for listing files (Azure's default and maximum)
+    # Files above this size go in parts through /uploads, resumable across runs (cloud/_uploads.py);
+    # 32 MiB parts stay under every published part limit, and a rerun resends at most one part's
+    # worth of what already arrived.
+    multipart_above: int = 64 << 20
+    part_size: int = 32 << 20
+    upload_records: Path | None = None  # where resumable uploads are recorded (None: not resumable)
 
 
 class RequestCounter:
@@ -124,6 +130,9 @@ class AzureCloud:
             page_size=settings.page_size,
             files_page_size=settings.files_page_size,
             redact=redact,
+            multipart_above=settings.multipart_above,
+            part_size=settings.part_size,
+            upload_records=settings.upload_records,
         )
         self._arm = ArmDeployments(
             arm_client,
