@@ -33,8 +33,8 @@ from tunekeeper.cli._render import (
     stderr_console,
     stdout_console,
 )
-from tunekeeper.cli.validate import base_model_of, check_evals
-from tunekeeper.diagnostics import Diagnostic, closest
+from tunekeeper.cli.validate import check_evals
+from tunekeeper.diagnostics import closest
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.netaddr import is_loopback_url
 from tunekeeper.reconcile import (
@@ -42,6 +42,7 @@ from tunekeeper.reconcile import (
     Plan,
     ResourceStatus,
     StateFile,
+    check_datasets,
     compute_digests,
     converge,
     observe_accounts,
@@ -132,23 +133,7 @@ def validate_data(desired: Desired) -> None:
     The same checks as ``tunekeeper validate`` (method, base model — through ``fromJob`` chains —
     and, for training files, epochs); each combination is checked once even when jobs share a file.
     """
-    from tunekeeper.datasets import validate_dataset
-
-    jobs = {j.name: j for j in desired.jobs}
-    seen: set[tuple[Path, str, str | None, int | None]] = set()
-    found: list[Diagnostic] = []
-    for job in desired.jobs:
-        model = base_model_of(job, jobs)
-        for ref, epochs in ((job.training_file, job.hyperparameters.n_epochs), (job.validation_file, None)):
-            if ref is None or ref.path is None:
-                continue
-            key = (ref.path, job.method.value, model, epochs)
-            if key in seen:
-                continue
-            seen.add(key)
-            report = validate_dataset(ref.path, method=job.method.value, display_path=display_path(ref.path),
-                                      model=model, epochs=epochs)
-            found.extend(report.diagnostics)
+    found = check_datasets(desired, display=display_path)
     for _, eval_report in check_evals(desired):
         found.extend(eval_report.diagnostics)
     if any(d.severity == "error" for d in found):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from tunekeeper.datasets import DatasetReport
     from tunekeeper.datasets._eval import EvalReport
     from tunekeeper.reconcile.costs import PriceTable
-    from tunekeeper.resources import Desired, FineTuneJobSpec
+    from tunekeeper.resources import Desired
 
 DATASET_SUFFIXES = (".jsonl",)
 
@@ -166,15 +166,6 @@ def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str
     return result
 
 
-def base_model_of(job: FineTuneJobSpec, jobs: dict[str, FineTuneJobSpec]) -> str | None:
-    """The base model at the root of a ``fromJob`` chain (None when the chain is broken)."""
-    seen: set[str] = set()
-    while job.base_model is None and job.from_job in jobs and job.name not in seen:
-        seen.add(job.name)
-        job = jobs[job.from_job]
-    return job.base_model
-
-
 def eval_checks(desired: Desired) -> list[EvalCheck]:
     """One check per Deployment eval gate whose file is in the repository (the loader reports others)."""
     from tunekeeper.resources import display_path
@@ -213,6 +204,7 @@ def check_evals(desired: Desired) -> list[tuple[EvalCheck, EvalReport]]:
 
 def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
     from tunekeeper.resources import display_path
+    from tunekeeper.resources.specs import base_model_of
 
     jobs = {j.name: j for j in desired.jobs}
     checks = []

@@ -10,6 +10,7 @@ gates in ``gates.py``.
 from tunekeeper.reconcile.apply import ApplyResult, apply
 from tunekeeper.reconcile.conditions import Condition, set_condition
 from tunekeeper.reconcile.converge import ConvergeResult, converge
+from tunekeeper.reconcile.datacheck import check_datasets
 from tunekeeper.reconcile.events import ActionOutcome, EventSink, LogSink, NullSink, Outcome
 from tunekeeper.reconcile.model import (
     Action,
@@ -60,6 +61,7 @@ __all__ = [
     "StateEntry",
     "StateFile",
     "apply",
+    "check_datasets",
     "compute_digests",
     "converge",
     "observe",

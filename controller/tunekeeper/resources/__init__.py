@@ -11,7 +11,15 @@ Must not: read dataset contents, touch the network, or import the Azure/OpenAI S
 from __future__ import annotations
 
 from tunekeeper.errors import ManifestError
-from tunekeeper.resources.loader import display_path, find_root, load, load_with_diagnostics, manifest_files
+from tunekeeper.resources.loader import (
+    TextSource,
+    display_path,
+    find_root,
+    load,
+    load_texts,
+    load_with_diagnostics,
+    manifest_files,
+)
 from tunekeeper.resources.specs import (
     API_VERSION,
     DEFAULT_MANAGEMENT_ENDPOINT,
@@ -54,10 +62,12 @@ __all__ = [
     "SecretKeyRef",
     "Sku",
     "SourceRef",
+    "TextSource",
     "TrainingType",
     "display_path",
     "find_root",
     "load",
+    "load_texts",
     "load_with_diagnostics",
     "manifest_files",
 ]

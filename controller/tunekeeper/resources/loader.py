@@ -130,6 +130,38 @@ def load_with_diagnostics(paths: Sequence[Path], *, root: Path | None = None,
     files: list[str] = []
     for item in inputs:
         built += _load_file(item, root, check_data, diagnostics, files)
+    return _desired(root, built, files, diagnostics)
+
+
+@dataclass(frozen=True, slots=True)
+class TextSource:
+    """A manifest that is no file on disk: a Kubernetes object rendered as YAML (the operator)."""
+
+    text: str
+    file: Path  # where it stands for its data paths: relative paths resolve from this file's folder
+    display: str  # how messages name it; also the manifest label its deployments are tagged with
+
+
+def load_texts(sources: Sequence[TextSource], *, root: Path,
+               check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
+    """Like :func:`load_with_diagnostics`, for manifests given as text. Never raises.
+
+    Each source is read exactly as a file named explicitly would be; ``Desired.files`` lists the
+    displays, so pruning is scoped to them (see ``markers.in_scope``).
+    """
+    root = root.absolute()
+    diagnostics: list[Diagnostic] = []
+    built: list[Built] = []
+    files: list[str] = []
+    for source in sources:
+        item = _Input(source.file.absolute(), True)
+        built += _load_bytes(item, source.text.encode("utf-8"), source.display, root, check_data, diagnostics, [])
+        files.append(source.display)
+    return _desired(root, built, files, diagnostics)
+
+
+def _desired(root: Path, built: list[Built], files: list[str],
+             diagnostics: list[Diagnostic]) -> tuple[Desired, tuple[Diagnostic, ...]]:
     resolved, cross = check(built)
     diagnostics += cross
     desired = Desired(
@@ -158,6 +190,11 @@ def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Dia
                                       hint="check that the file exists and is readable",
                                       code="TK-L002"))
         return []
+    return _load_bytes(item, data, display, root, check_data, diagnostics, files)
+
+
+def _load_bytes(item: _Input, data: bytes, display: str, root: Path, check_data: bool,
+                diagnostics: list[Diagnostic], files: list[str]) -> list[Built]:
     if not item.explicit and not _MAYBE_OURS.search(data):
         return []  # some other YAML in the folder (CI config, Helm chart, ...)
     text, problems = decode(data, display)
