@@ -79,18 +79,26 @@ class KubeApi:
         await emulator.__aenter__()
         for kind, plural in PLURALS.items():
             emulator.resources[f"{GROUP_VERSION}/{plural}"] = kmock.ResourceInfo(
-                kind=kind, namespaced=True, subresources={"status"},
-                verbs={"get", "list", "watch", "create", "patch", "update", "delete"})
+                kind=kind,
+                namespaced=True,
+                subresources={"status"},
+                verbs={"get", "list", "watch", "create", "patch", "update", "delete"},
+            )
         for kind, plural in (("Secret", "secrets"), ("ConfigMap", "configmaps"), ("Event", "events")):
             emulator.resources[f"v1/{plural}"] = kmock.ResourceInfo(
-                kind=kind, namespaced=True, verbs={"get", "list", "watch", "create", "patch", "delete"})
+                kind=kind, namespaced=True, verbs={"get", "list", "watch", "create", "patch", "delete"}
+            )
         # kopf waits for the CRD and Namespace resources to be discoverable before it watches anything;
         # the tests run it cluster-wide (-A), so it never lists namespaces (a path kmock 0.8 misreads)
         emulator.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
-            kind="CustomResourceDefinition", namespaced=False, verbs={"get", "list", "watch"})
-        emulator.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs={"get"})
+            kind="CustomResourceDefinition", namespaced=False, verbs={"get", "list", "watch"}
+        )
+        emulator.resources["v1/namespaces"] = kmock.ResourceInfo(
+            kind="Namespace", namespaced=False, verbs={"get"}
+        )
         emulator.resources["kopf.dev/v1/clusterkopfpeerings"] = kmock.ResourceInfo(
-            kind="ClusterKopfPeering", namespaced=False, verbs={"get", "list", "watch", "create", "patch"})
+            kind="ClusterKopfPeering", namespaced=False, verbs={"get", "list", "watch", "create", "patch"}
+        )
         server = kmock.Server(emulator)
         await server.__aenter__()
         self._emulator, self._server = emulator, server
@@ -112,10 +120,14 @@ class KubeApi:
 
     def kubeconfig(self, folder: Path) -> Path:
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "kmock",
             "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
             "users": [{"name": "test", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test", "namespace": "default"}}],
+            "contexts": [
+                {"name": "kmock", "context": {"cluster": "kmock", "user": "test", "namespace": "default"}}
+            ],
         }
         path = folder / "kubeconfig"
         path.write_text(yaml.safe_dump(config))
@@ -140,15 +152,22 @@ class KubeApi:
         if body["kind"] != "ClusterKopfPeering":
             meta.setdefault("namespace", "default")
         body["metadata"] = meta
-        response = self.http.post(self.url + self.path(body["kind"], meta.get("namespace", "")), json=body,
-                                  timeout=10)
+        response = self.http.post(
+            self.url + self.path(body["kind"], meta.get("namespace", "")), json=body, timeout=10
+        )
         response.raise_for_status()
         created: dict[str, Any] = response.json()
         return created
 
     def secret(self, name: str, data: Mapping[str, str]) -> None:
-        self.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-                    "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+            }
+        )
 
     def config_map(self, name: str, data: Mapping[str, str]) -> None:
         self.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": dict(data)})
@@ -165,8 +184,12 @@ class KubeApi:
     def patch_spec(self, kind: str, name: str, spec: Mapping[str, Any], namespace: str = "default") -> None:
         """Merge ``spec`` into the object's spec (as ``kubectl patch --type merge``)."""
         assert self.http is not None
-        response = self.http.patch(self.url + self.path(kind, namespace, name), json={"spec": spec},
-                                   headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
+        response = self.http.patch(
+            self.url + self.path(kind, namespace, name),
+            json={"spec": spec},
+            headers={"Content-Type": "application/merge-patch+json"},
+            timeout=10,
+        )
         response.raise_for_status()
 
     def delete(self, kind: str, name: str, namespace: str = "default") -> None:

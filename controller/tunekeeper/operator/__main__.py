@@ -18,27 +18,74 @@ from tunekeeper.operator.settings import DEFAULT_INTERVAL, OperatorSettings
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NAMESPACE",
-              help="Watch this namespace (repeatable; globs as kopf accepts them). Default: all namespaces.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="TUNEKEEPER_DATA_DIR",
-              default=Path("/var/lib/tunekeeper/data"), show_default=True,
-              help="Training data: <data-dir>/<namespace>/ holds a namespace's files (a mounted volume); "
-                   "ConfigMap data is written under it too.")
-@click.option("--cluster-name", envvar="TUNEKEEPER_CLUSTER_NAME", default="default", show_default=True,
-              help="Names this cluster in the markers on Azure objects: clusters sharing an account must differ.")
-@click.option("--interval", type=click.FloatRange(min=1), envvar="TUNEKEEPER_INTERVAL", default=DEFAULT_INTERVAL,
-              show_default=True, help="Seconds between two looks at each resource (job progress, drift).")
-@click.option("--metrics-port", type=click.IntRange(1, 65535), envvar="TUNEKEEPER_METRICS_PORT", default=None,
-              help="Serve Prometheus metrics on this port (/metrics).")
-@click.option("--liveness", default="http://0.0.0.0:8080/healthz", show_default=True,
-              help="kopf's liveness endpoint (used by the liveness and readiness probes); '' to disable.")
-@click.option("--peering", default="tunekeeper", show_default=True,
-              help="kopf peering object (KopfPeering in each watched namespace, ClusterKopfPeering for all).")
-@click.option("--standalone", is_flag=True, help="No peering: for a single replica without the peering objects.")
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NAMESPACE",
+    help="Watch this namespace (repeatable; globs as kopf accepts them). Default: all namespaces.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="TUNEKEEPER_DATA_DIR",
+    default=Path("/var/lib/tunekeeper/data"),
+    show_default=True,
+    help="Training data: <data-dir>/<namespace>/ holds a namespace's files (a mounted volume); "
+    "ConfigMap data is written under it too.",
+)
+@click.option(
+    "--cluster-name",
+    envvar="TUNEKEEPER_CLUSTER_NAME",
+    default="default",
+    show_default=True,
+    help="Names this cluster in the markers on Azure objects: clusters sharing an account must differ.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    envvar="TUNEKEEPER_INTERVAL",
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    help="Seconds between two looks at each resource (job progress, drift).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    envvar="TUNEKEEPER_METRICS_PORT",
+    default=None,
+    help="Serve Prometheus metrics on this port (/metrics).",
+)
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8080/healthz",
+    show_default=True,
+    help="kopf's liveness endpoint (used by the liveness and readiness probes); '' to disable.",
+)
+@click.option(
+    "--peering",
+    default="tunekeeper",
+    show_default=True,
+    help="kopf peering object (KopfPeering in each watched namespace, ClusterKopfPeering for all).",
+)
+@click.option(
+    "--standalone", is_flag=True, help="No peering: for a single replica without the peering objects."
+)
 @click.option("--priority", type=int, default=None, help="Peering priority (default: random per replica).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(namespaces: tuple[str, ...], data_dir: Path, cluster_name: str, interval: float, metrics_port: int | None,
-         liveness: str, peering: str, standalone: bool, priority: int | None, verbose: bool) -> None:
+def main(
+    namespaces: tuple[str, ...],
+    data_dir: Path,
+    cluster_name: str,
+    interval: float,
+    metrics_port: int | None,
+    liveness: str,
+    peering: str,
+    standalone: bool,
+    priority: int | None,
+    verbose: bool,
+) -> None:
     """Reconcile tunekeeper's Account, FineTuneJob and Deployment custom resources with Azure OpenAI."""
     import os
 
@@ -48,11 +95,18 @@ def main(namespaces: tuple[str, ...], data_dir: Path, cluster_name: str, interva
     os.environ["TUNEKEEPER_INTERVAL"] = str(interval)
     import tunekeeper.operator.handlers  # noqa: F401  (registers the handlers)
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     settings = OperatorSettings.from_env()
-    settings = OperatorSettings(data_dir=data_dir, cluster_name=cluster_name, interval=interval,
-                                metrics_port=metrics_port, cloud=settings.cloud)
+    settings = OperatorSettings(
+        data_dir=data_dir,
+        cluster_name=cluster_name,
+        interval=interval,
+        metrics_port=metrics_port,
+        cloud=settings.cloud,
+    )
     kopf.run(
         clusterwide=not namespaces,
         namespaces=list(namespaces),

@@ -30,7 +30,11 @@ from tunekeeper.operator.stack import Resource, RunResult, Stack, Verdict
 from tunekeeper.resources import API_VERSION
 
 GROUP, VERSION = API_VERSION.split("/")
-PLURALS: Mapping[str, str] = {"Account": "accounts", "FineTuneJob": "finetunejobs", "Deployment": "deployments"}
+PLURALS: Mapping[str, str] = {
+    "Account": "accounts",
+    "FineTuneJob": "finetunejobs",
+    "Deployment": "deployments",
+}
 FINALIZER = "tunekeeper.io/finalizer"
 # kopf fixes a timer's interval when the handler is registered; the environment is all there is then.
 TIMER_INTERVAL = OperatorSettings.from_env().interval
@@ -58,7 +62,9 @@ class Operator:
 
 
 def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast("kopf.RawBody", _plain(body))), type=type_, reason=reason, message=message[:1024])
+    kopf.event(
+        kopf.Body(cast("kopf.RawBody", _plain(body))), type=type_, reason=reason, message=message[:1024]
+    )
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,13 +81,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tunekeeper.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="tunekeeper.io", key="last-handled-configuration")
+        prefix="tunekeeper.io", key="last-handled-configuration"
+    )
     settings.posting.level = logging.INFO
     memo["operator"] = Operator(ours)
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
-    logger.info("Started with data folder %s, cluster %s, every %gs", ours.data_dir, ours.cluster_name,
-                ours.interval)
+    logger.info(
+        "Started with data folder %s, cluster %s, every %gs", ours.data_dir, ours.cluster_name, ours.interval
+    )
 
 
 @kopf.on.login()
@@ -120,14 +128,18 @@ def tk_deployments(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str
     return {namespace or "default": _plain(body)}
 
 
-def _snapshot(namespace: str, indexes: Mapping[str, Any],
-              current: tuple[str, Mapping[str, Any]] | None = None) -> Callable[[], Sequence[Resource]]:
+def _snapshot(
+    namespace: str, indexes: Mapping[str, Any], current: tuple[str, Mapping[str, Any]] | None = None
+) -> Callable[[], Sequence[Resource]]:
     """The namespace's resources when a run starts; the handler's own body wins over the index's copy."""
 
     def read() -> list[Resource]:
         found: dict[str, Resource] = {}
-        for kind, index in (("Account", indexes["tk_accounts"]), ("FineTuneJob", indexes["tk_jobs"]),
-                            ("Deployment", indexes["tk_deployments"])):
+        for kind, index in (
+            ("Account", indexes["tk_accounts"]),
+            ("FineTuneJob", indexes["tk_jobs"]),
+            ("Deployment", indexes["tk_deployments"]),
+        ):
             for body in index.get(namespace, []):
                 resource = Resource(kind, body)
                 found[resource.key] = resource
@@ -157,22 +169,28 @@ def _register(kind: str) -> None:
     @kopf.on.resume(GROUP, VERSION, plural, id="reconcile")
     @kopf.on.create(GROUP, VERSION, plural, id="reconcile")
     @kopf.on.update(GROUP, VERSION, plural, id="reconcile", field="spec")
-    async def reconcile(body: kopf.Body, name: str, namespace: str | None, patch: kopf.Patch, memo: Any,
-                        **kwargs: Any) -> None:
+    async def reconcile(
+        body: kopf.Body, name: str, namespace: str | None, patch: kopf.Patch, memo: Any, **kwargs: Any
+    ) -> None:
         since = time.monotonic()
         namespace = namespace or "default"
         operator: Operator = memo["operator"]
-        result = await operator.stack(namespace).reconcile(_snapshot(namespace, kwargs, (kind, body)), since=since)
+        result = await operator.stack(namespace).reconcile(
+            _snapshot(namespace, kwargs, (kind, body)), since=since
+        )
         _finish(kind, name, result, patch)
 
     @kopf.timer(GROUP, VERSION, plural, id="follow", interval=TIMER_INTERVAL, initial_delay=TIMER_INTERVAL)
-    async def follow(body: kopf.Body, name: str, namespace: str | None, patch: kopf.Patch, memo: Any,
-                     **kwargs: Any) -> None:
+    async def follow(
+        body: kopf.Body, name: str, namespace: str | None, patch: kopf.Patch, memo: Any, **kwargs: Any
+    ) -> None:
         operator: Operator = memo["operator"]
         # a run of the namespace that another resource's timer started moments ago serves this one too
         since = time.monotonic() - operator.settings.interval / 2
         namespace = namespace or "default"
-        result = await operator.stack(namespace).reconcile(_snapshot(namespace, kwargs, (kind, body)), since=since)
+        result = await operator.stack(namespace).reconcile(
+            _snapshot(namespace, kwargs, (kind, body)), since=since
+        )
         _finish(kind, name, result, patch)
 
     @kopf.on.delete(GROUP, VERSION, plural, id="finalize")
@@ -186,9 +204,13 @@ def _register(kind: str) -> None:
             message = f"{kind} {name} is still used by {', '.join(users)}; it is deleted once they are gone."
             _post_event(target.body, "Warning", "StillInUse", message)
             raise kopf.TemporaryError(message, delay=operator.settings.interval)
-        result = await operator.stack(namespace).reconcile(read, since=time.monotonic(), deleting={target.key})
+        result = await operator.stack(namespace).reconcile(
+            read, since=time.monotonic(), deleting={target.key}
+        )
         if target.key in result.remaining:
-            raise kopf.TemporaryError(f"Cleaning up after {kind} {name}.", delay=min(5.0, operator.settings.interval))
+            raise kopf.TemporaryError(
+                f"Cleaning up after {kind} {name}.", delay=min(5.0, operator.settings.interval)
+            )
         _post_event(target.body, "Normal", "Finalized", _left_behind(target))
 
 
@@ -199,8 +221,10 @@ def _left_behind(target: Resource) -> str:
         return f"Deployment {target.name} is deleted from the account (deletionPolicy Delete)."
     if target.kind == "FineTuneJob":
         job = target.status.get("jobId") or "no job"
-        return (f"FineTuneJob {target.name} is no longer managed; {job} and its model stay in the account "
-                "until tunekeeper gc removes what nothing uses.")
+        return (
+            f"FineTuneJob {target.name} is no longer managed; {job} and its model stay in the account "
+            "until tunekeeper gc removes what nothing uses."
+        )
     return f"Account {target.name} is no longer used by any resource."
 
 

@@ -41,8 +41,9 @@ class Kube:
             else:
                 configuration = client.Configuration()
                 # the file named now: the library reads KUBECONFIG only when it is imported
-                await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
-                                              client_configuration=configuration)
+                await config.load_kube_config(
+                    config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+                )
                 api_client = client.ApiClient(configuration)
             await self._stack.enter_async_context(api_client)
             self._api = client.CoreV1Api(api_client)
@@ -80,5 +81,7 @@ def _error(exc: ApiException, what: str) -> KubeError:
     if exc.status == 404:
         return KubeError(f"{what} does not exist")
     if exc.status in (401, 403):
-        return KubeError(f"{what} cannot be read: the operator's ServiceAccount lacks the right ({exc.status})")
+        return KubeError(
+            f"{what} cannot be read: the operator's ServiceAccount lacks the right ({exc.status})"
+        )
     return KubeError(f"{what} could not be read (HTTP {exc.status})", transient=True)

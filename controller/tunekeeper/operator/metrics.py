@@ -10,15 +10,28 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-RUNS = Counter("tunekeeper_reconciles_total", "Reconcile runs of a namespace (each observes its accounts once).",
-               ["namespace"])
-ERRORS = Counter("tunekeeper_reconcile_errors_total", "Resources a run reported as failed, by kind and error type "
-                 "(invalid: spec, data or credentials; permanent: the cloud refused; transient: retried).",
-                 ["namespace", "kind", "type"])
-JOBS = Gauge("tunekeeper_jobs", "FineTuneJob resources by the phase of their Azure job (none: not created yet).",
-             ["namespace", "phase"])
-RUN_SECONDS = Histogram("tunekeeper_reconcile_seconds", "Duration of a namespace's reconcile run.", ["namespace"],
-                        buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+RUNS = Counter(
+    "tunekeeper_reconciles_total",
+    "Reconcile runs of a namespace (each observes its accounts once).",
+    ["namespace"],
+)
+ERRORS = Counter(
+    "tunekeeper_reconcile_errors_total",
+    "Resources a run reported as failed, by kind and error type "
+    "(invalid: spec, data or credentials; permanent: the cloud refused; transient: retried).",
+    ["namespace", "kind", "type"],
+)
+JOBS = Gauge(
+    "tunekeeper_jobs",
+    "FineTuneJob resources by the phase of their Azure job (none: not created yet).",
+    ["namespace", "phase"],
+)
+RUN_SECONDS = Histogram(
+    "tunekeeper_reconcile_seconds",
+    "Duration of a namespace's reconcile run.",
+    ["namespace"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 
 PHASES = ("none", "validating_files", "queued", "running", "succeeded", "failed", "cancelled", "other")
 

@@ -41,7 +41,8 @@ class OperatorSettings:
             interval=float(env.get(ENV_INTERVAL, "") or DEFAULT_INTERVAL),
             metrics_port=int(port) if port else None,
             cloud=CloudSettings(polling_interval=0.2, conflict_initial_delay=0.2, conflict_max_delay=2.0)
-            if fast else CloudSettings(),
+            if fast
+            else CloudSettings(),
         )
 
     def namespace_dir(self, namespace: str) -> Path:

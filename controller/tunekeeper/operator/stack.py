@@ -64,6 +64,7 @@ from tunekeeper.reconcile import (
     Condition,
     ConvergeResult,
     Outcome,
+    StateEntry,
     StateFile,
     check_datasets,
     compute_digests,
@@ -82,7 +83,9 @@ DATA_FIELDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "Deployment": (("gates", "evalFile"),),
     "Account": (),
 }
-MAX_ATTEMPTS = 5  # a run drops the resources that cannot go on, then tries again; each round drops one or more
+MAX_ATTEMPTS = (
+    5  # a run drops the resources that cannot go on, then tries again; each round drops one or more
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +148,12 @@ class Verdict:
     """What a run says about one resource: its new status, and whether its handler failed."""
 
     status: Mapping[str, Any]
-    permanent: str | None = None  # a permanent error (kopf.PermanentError): nothing happens until the spec changes
-    retry_after: float | None = None  # a transient error (kopf.TemporaryError): try again after this many seconds
+    permanent: str | None = (
+        None  # a permanent error (kopf.PermanentError): nothing happens until the spec changes
+    )
+    retry_after: float | None = (
+        None  # a transient error (kopf.TemporaryError): try again after this many seconds
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +182,12 @@ class _Excluded:
 class KubeEvents:
     """The core's ``EventSink`` as Kubernetes Events on the resource each step is about."""
 
-    def __init__(self, post: Callable[[Mapping[str, Any], str, str, str], None],
-                 bodies: Mapping[str, Mapping[str, Any]], file_users: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self,
+        post: Callable[[Mapping[str, Any], str, str, str], None],
+        bodies: Mapping[str, Mapping[str, Any]],
+        file_users: Mapping[str, Sequence[str]],
+    ) -> None:
         self._post = post
         self._bodies = bodies
         self._file_users = file_users
@@ -184,7 +195,9 @@ class KubeEvents:
     def _targets(self, action: Action) -> list[Mapping[str, Any]]:
         key = str(action.target)
         if action.target.kind == "File":
-            return [self._bodies[k] for k in self._file_users.get(action.target.name, ()) if k in self._bodies]
+            return [
+                self._bodies[k] for k in self._file_users.get(action.target.name, ()) if k in self._bodies
+            ]
         return [self._bodies[key]] if key in self._bodies else []
 
     def action_started(self, action: Action) -> None:
@@ -221,8 +234,13 @@ def configmap_ref(value: str) -> tuple[str, str] | None:
 class Stack:
     """The resources of one namespace; runs are serialised and shared (see the module docstring)."""
 
-    def __init__(self, namespace: str, settings: OperatorSettings, kube: Kube,
-                 post_event: Callable[[Mapping[str, Any], str, str, str], None]) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        settings: OperatorSettings,
+        kube: Kube,
+        post_event: Callable[[Mapping[str, Any], str, str, str], None],
+    ) -> None:
         self.namespace = namespace
         self.settings = settings
         self._kube = kube
@@ -234,8 +252,9 @@ class Stack:
         self._clouds: dict[tuple[AccountSpec, str], Cloud] = {}
         self._data_checks: dict[tuple[object, ...], tuple[Diagnostic, ...]] = {}
 
-    async def reconcile(self, resources: Callable[[], Sequence[Resource]], *, since: float,
-                        deleting: Iterable[str] = ()) -> RunResult:
+    async def reconcile(
+        self, resources: Callable[[], Sequence[Resource]], *, since: float, deleting: Iterable[str] = ()
+    ) -> RunResult:
         """A run that started at or after ``since`` (``time.monotonic()``): the last one, or a new one."""
         gone = frozenset(deleting)
         async with self._lock:
@@ -278,8 +297,14 @@ class Stack:
                 if not (desired.jobs or desired.deployments):
                     break
                 digests = compute_digests(desired)
-                result = await converge(desired, clouds, state=self._state, wait=False, digests=digests,
-                                        events=self._events(live, desired, digests))
+                result = await converge(
+                    desired,
+                    clouds,
+                    state=self._state,
+                    wait=False,
+                    digests=digests,
+                    events=self._events(live, desired, digests),
+                )
                 break
             except ReplacementNotAllowed as exc:
                 if not self._exclude_named(exc.message, live, excluded, "ReplacementNotAllowed", exc.hint):
@@ -292,7 +317,9 @@ class Stack:
                 fatal = exc.message + (f" ({exc.hint})" if exc.hint else "")
                 break
         verdicts = self._verdicts(resources, declared, excluded, desired, result, transient, fatal, now)
-        remaining = frozenset(str(a.target) for a in result.remaining.actions) if result is not None else frozenset()
+        remaining = (
+            frozenset(str(a.target) for a in result.remaining.actions) if result is not None else frozenset()
+        )
         return RunResult(started, verdicts, remaining)
 
     def _in_use(self, resources: Sequence[Resource], leaving: set[str]) -> set[str]:
@@ -323,8 +350,11 @@ class Stack:
             return sorted(r.key for r in live if r.parent == target.name)
         if target.kind == "Account":
             only = sum(1 for r in resources if r.kind == "Account") == 1
-            return sorted(r.key for r in live if r.spec.get("account") == target.name
-                          or (only and not r.spec.get("account")))
+            return sorted(
+                r.key
+                for r in live
+                if r.spec.get("account") == target.name or (only and not r.spec.get("account"))
+            )
         return []
 
     def _seed(self, resources: Iterable[Resource]) -> None:
@@ -340,11 +370,12 @@ class Stack:
             dep = status.get("deployment")
             if isinstance(dep, Mapping) and dep.get("provisioningState") == "Succeeded":
                 entry["provisioned"] = True
-            if not self._state.resource(r.key):
-                self._state.record(r.key, entry)
+            if self._state.resource(r.key) == StateEntry():
+                self._state.record(r.key, StateEntry.from_dict(entry))
 
-    async def _prepare(self, live: Sequence[Resource], excluded: _Excluded,
-                       gone_labels: tuple[str, ...]) -> tuple[Desired | None, dict[str, Cloud]]:
+    async def _prepare(
+        self, live: Sequence[Resource], excluded: _Excluded, gone_labels: tuple[str, ...]
+    ) -> tuple[Desired | None, dict[str, Cloud]]:
         """Desired and connected clouds for ``live``; None when it excluded something (read again)."""
         root = self.settings.namespace_dir(self.namespace)
         sources: list[TextSource] = []
@@ -371,15 +402,20 @@ class Stack:
         if not desired.accounts and (desired.jobs or desired.deployments):
             for r in live:
                 if r.kind != "Account":
-                    excluded.add(r.key, "NoAccount", f"No Account in namespace {self.namespace}: declare one "
-                                 "(the emulator needs one too).")
+                    excluded.add(
+                        r.key,
+                        "NoAccount",
+                        f"No Account in namespace {self.namespace}: declare one "
+                        "(the emulator needs one too).",
+                    )
             return None, {}
         desired = dataclasses.replace(desired, files=desired.files + gone_labels)
         for job in desired.jobs:
             problems = [d for d in self._check_data(desired, job.name, shown) if d.severity == "error"]
             if problems:
-                message = "; ".join(d.render().replace("\n  hint:", " (hint:") + (")" if d.hint else "")
-                                    for d in problems[:3])
+                message = "; ".join(
+                    d.render().replace("\n  hint:", " (hint:") + (")" if d.hint else "") for d in problems[:3]
+                )
                 more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
                 dropped |= excluded.add(f"FineTuneJob/{job.name}", "InvalidData", message + more, data=True)
         if dropped:
@@ -414,14 +450,23 @@ class Stack:
                     shown[(root / relative).resolve()] = value
                 elif "://" not in value:
                     shown[(root / value).resolve()] = value
-        document = {"apiVersion": API_VERSION, "kind": r.kind,
-                    "metadata": {"name": r.name, "namespace": r.namespace}, "spec": spec}
+        document = {
+            "apiVersion": API_VERSION,
+            "kind": r.kind,
+            "metadata": {"name": r.name, "namespace": r.namespace},
+            "spec": spec,
+        }
         return str(yaml.safe_dump(document, sort_keys=False))
 
     def _check_data(self, desired: Desired, job: str, shown: Mapping[Path, str]) -> tuple[Diagnostic, ...]:
-        """The dataset rules on one job's local files; a file unchanged since its last check is not read again."""
+        """The dataset rules on one job's local files; an unchanged file is not read again."""
         spec = next(j for j in desired.jobs if j.name == job)
-        stamp: list[object] = [spec.method.value, spec.hyperparameters.n_epochs, spec.base_model, spec.from_job]
+        stamp: list[object] = [
+            spec.method.value,
+            spec.hyperparameters.n_epochs,
+            spec.base_model,
+            spec.from_job,
+        ]
         for ref in (spec.training_file, spec.validation_file):
             if ref is not None and ref.path is not None:
                 try:
@@ -431,7 +476,9 @@ class Stack:
                 stamp += [str(ref.path), info.st_size, info.st_mtime_ns]
         key = tuple(stamp)
         if key not in self._data_checks:
-            found = check_datasets(desired, display=lambda p: shown.get(p, p.name), jobs=lambda j: j.name == job)
+            found = check_datasets(
+                desired, display=lambda p: shown.get(p, p.name), jobs=lambda j: j.name == job
+            )
             self._data_checks[key] = tuple(found)
         return self._data_checks[key]
 
@@ -444,11 +491,14 @@ class Stack:
         if cache_key not in self._clouds:
             for old in [k for k in self._clouds if k[0].name == account.name]:
                 await self._clouds.pop(old).close()
-            self._clouds[cache_key] = await connect(account, api_key=key or None, settings=self.settings.cloud)
+            self._clouds[cache_key] = await connect(
+                account, api_key=key or None, settings=self.settings.cloud
+            )
         return self._clouds[cache_key]
 
-    def _exclude_named(self, message: str, live: Sequence[Resource], excluded: _Excluded, reason: str,
-                       hint: str | None) -> bool:
+    def _exclude_named(
+        self, message: str, live: Sequence[Resource], excluded: _Excluded, reason: str, hint: str | None
+    ) -> bool:
         """Exclude the resources a multi-line core error names by their manifest label."""
         dropped = False
         for r in live:
@@ -456,7 +506,9 @@ class Stack:
             for line in message.splitlines():
                 if label in line:
                     text = line.strip().split(f"{r.kind} {r.name}: ", 1)[-1]
-                    dropped |= excluded.add(r.key, reason, text.rstrip(".") + "." + (f" Hint: {hint}." if hint else ""))
+                    dropped |= excluded.add(
+                        r.key, reason, text.rstrip(".") + "." + (f" Hint: {hint}." if hint else "")
+                    )
         return dropped
 
     def _events(self, live: Sequence[Resource], desired: Desired, digests: Mapping[Path, str]) -> KubeEvents:
@@ -469,9 +521,17 @@ class Stack:
                     users.setdefault(name, []).append(f"FineTuneJob/{job.name}")
         return KubeEvents(self._post_event, bodies, users)
 
-    def _verdicts(self, resources: Sequence[Resource], declared: Sequence[Resource], excluded: _Excluded,
-                  desired: Desired | None, result: ConvergeResult | None, transient: TransientCloudError | None,
-                  fatal: str | None, now: datetime) -> dict[str, Verdict]:
+    def _verdicts(
+        self,
+        resources: Sequence[Resource],
+        declared: Sequence[Resource],
+        excluded: _Excluded,
+        desired: Desired | None,
+        result: ConvergeResult | None,
+        transient: TransientCloudError | None,
+        fatal: str | None,
+        now: datetime,
+    ) -> dict[str, Verdict]:
         rows = {f"{row.kind}/{row.name}": row for row in result.statuses} if result is not None else {}
         in_run = {a.name for a in desired.accounts} if desired is not None else set()
         verdicts: dict[str, Verdict] = {}
@@ -481,44 +541,69 @@ class Stack:
             if r.key in excluded.reasons:
                 reason, message, data = excluded.reasons[r.key]
                 metrics.ERRORS.labels(self.namespace, r.kind, "invalid").inc()
-                conditions = settle_conditions(r.kind, previous, failure_conditions(r.kind, reason, message, data=data),
-                                               r.generation, now)
-                verdicts[r.key] = Verdict({**base, "conditions": conditions, "error": message}, permanent=message)
+                conditions = settle_conditions(
+                    r.kind,
+                    previous,
+                    failure_conditions(r.kind, reason, message, data=data),
+                    r.generation,
+                    now,
+                )
+                verdicts[r.key] = Verdict(
+                    {**base, "conditions": conditions, "error": message}, permanent=message
+                )
                 continue
             if transient is not None:
                 metrics.ERRORS.labels(self.namespace, r.kind, "transient").inc()
                 message = f"Azure answered with a transient error; retrying: {transient.message.rstrip('.')}."
-                conditions = settle_conditions(r.kind, previous, [Condition("Degraded", "True", "CloudUnavailable",
-                                                                            message)], r.generation, now)
-                verdicts[r.key] = Verdict({**base, "conditions": conditions},
-                                          retry_after=max(1.0, transient.retry_after or self.settings.interval))
+                conditions = settle_conditions(
+                    r.kind,
+                    previous,
+                    [Condition("Degraded", "True", "CloudUnavailable", message)],
+                    r.generation,
+                    now,
+                )
+                verdicts[r.key] = Verdict(
+                    {**base, "conditions": conditions},
+                    retry_after=max(1.0, transient.retry_after or self.settings.interval),
+                )
                 continue
             if fatal is not None:
                 metrics.ERRORS.labels(self.namespace, r.kind, "permanent").inc()
-                conditions = settle_conditions(r.kind, previous, failure_conditions(r.kind, "ReconcileFailed", fatal),
-                                               r.generation, now)
+                conditions = settle_conditions(
+                    r.kind, previous, failure_conditions(r.kind, "ReconcileFailed", fatal), r.generation, now
+                )
                 verdicts[r.key] = Verdict({**base, "conditions": conditions, "error": fatal}, permanent=fatal)
                 continue
             if r.kind == "Account":
                 ok = r.name in in_run
-                ready = (Condition("Ready", "True", "Connected", f"Credentials found for {r.spec.get('endpoint')}.")
-                         if ok else Condition("Ready", "Unknown", "NotUsed", "No resource uses this Account yet."))
-                verdicts[r.key] = Verdict({**base, "conditions": settle_conditions(r.kind, previous, [ready],
-                                                                                   r.generation, now)})
+                ready = (
+                    Condition(
+                        "Ready", "True", "Connected", f"Credentials found for {r.spec.get('endpoint')}."
+                    )
+                    if ok
+                    else Condition("Ready", "Unknown", "NotUsed", "No resource uses this Account yet.")
+                )
+                verdicts[r.key] = Verdict(
+                    {**base, "conditions": settle_conditions(r.kind, previous, [ready], r.generation, now)}
+                )
                 continue
             row = rows.get(r.key)
             if row is None or result is None:
-                verdicts[r.key] = Verdict({**base, "conditions": settle_conditions(r.kind, previous, [],
-                                                                                   r.generation, now)})
+                verdicts[r.key] = Verdict(
+                    {**base, "conditions": settle_conditions(r.kind, previous, [], r.generation, now)}
+                )
                 continue
             new = list(row.conditions) + run_conditions(r.kind, r.name, row, result.remaining, result.errors)
             conditions = settle_conditions(r.kind, previous, new, r.generation, now)
             error = result.errors.get(r.key)
             if error:
                 metrics.ERRORS.labels(self.namespace, r.kind, "permanent").inc()
-            verdicts[r.key] = Verdict({**base, **resource_status(r.kind, row), "conditions": conditions},
-                                      permanent=error)
-        metrics.record_jobs(self.namespace, [row.job_status for row in rows.values() if row.kind == "FineTuneJob"])
+            verdicts[r.key] = Verdict(
+                {**base, **resource_status(r.kind, row), "conditions": conditions}, permanent=error
+            )
+        metrics.record_jobs(
+            self.namespace, [row.job_status for row in rows.values() if row.kind == "FineTuneJob"]
+        )
         return verdicts
 
 

@@ -36,7 +36,11 @@ def previous_conditions(status: Mapping[str, Any]) -> tuple[Condition, ...]:
 
 
 def settle_conditions(
-    kind: str, previous: Sequence[Condition], new: Sequence[Condition], generation: int | None, now: datetime,
+    kind: str,
+    previous: Sequence[Condition],
+    new: Sequence[Condition],
+    generation: int | None,
+    now: datetime,
 ) -> list[dict[str, object]]:
     """``new`` set over ``previous`` (transition times move only when status flips), every type of
     the kind present (Unknown when nothing is known yet), each stamped with ``generation``."""
@@ -45,8 +49,11 @@ def settle_conditions(
         conditions = set_condition(conditions, condition, now)
     for type_ in CONDITION_TYPES[kind]:
         if not any(c.type == type_ for c in conditions):
-            conditions = set_condition(conditions, Condition(type_, "Unknown", "NotObserved",
-                                                             "The operator has not observed this yet."), now)
+            conditions = set_condition(
+                conditions,
+                Condition(type_, "Unknown", "NotObserved", "The operator has not observed this yet."),
+                now,
+            )
     order = {t: i for i, t in enumerate(CONDITION_TYPES[kind])}
     ordered = sorted(conditions, key=lambda c: order.get(c.type, len(order)))
     out: list[dict[str, object]] = []
@@ -58,8 +65,9 @@ def settle_conditions(
     return out
 
 
-def run_conditions(kind: str, name: str, row: ResourceStatus, remaining: Plan,
-                   errors: Mapping[str, str]) -> list[Condition]:
+def run_conditions(
+    kind: str, name: str, row: ResourceStatus, remaining: Plan, errors: Mapping[str, str]
+) -> list[Condition]:
     """Progressing and Degraded for one resource, from the last plan and the run's errors."""
     key = f"{kind}/{name}"
     ready = row.condition("Ready")
@@ -73,8 +81,12 @@ def run_conditions(kind: str, name: str, row: ResourceStatus, remaining: Plan,
     else:
         out.append(Condition("Degraded", "False", "AsExpected", "Nothing failed."))
     if pending and key not in errors and blocked is None:
-        reason = ready.reason if ready is not None and ready.status != "True" else camel(pending[0].kind.value)
-        message = ready.message if ready is not None and ready.message else f"{pending[0].kind.value} is next."
+        reason = (
+            ready.reason if ready is not None and ready.status != "True" else camel(pending[0].kind.value)
+        )
+        message = (
+            ready.message if ready is not None and ready.message else f"{pending[0].kind.value} is next."
+        )
         out.append(Condition("Progressing", "True", reason, message))
     else:
         reason = "Settled" if blocked is None and key not in errors else "Stopped"
@@ -86,22 +98,54 @@ def resource_status(kind: str, row: ResourceStatus) -> dict[str, Any]:
     """The kind's own status fields (conditions apart), in Kubernetes spelling; None clears a field."""
     out: dict[str, Any] = {"account": row.account, "error": row.error}
     if kind == "FineTuneJob":
-        out.update({
-            "jobId": row.job_id, "jobStatus": row.job_status, "fineTunedModel": row.fine_tuned_model,
-            "baseModel": row.base_model,
-            "checkpoints": [{"id": c.id, "step": c.step, "epoch": c.epoch, "model": c.model,
-                             "metrics": dict(sorted(c.metrics.items()))} for c in row.checkpoints],
-            "metrics": ({"final": dict(sorted(row.metrics.final.items())), "steps": row.metrics.steps,
-                         "lastStep": row.metrics.last_step} if row.metrics else None),
-        })
+        out.update(
+            {
+                "jobId": row.job_id,
+                "jobStatus": row.job_status,
+                "fineTunedModel": row.fine_tuned_model,
+                "baseModel": row.base_model,
+                "checkpoints": [
+                    {
+                        "id": c.id,
+                        "step": c.step,
+                        "epoch": c.epoch,
+                        "model": c.model,
+                        "metrics": dict(sorted(c.metrics.items())),
+                    }
+                    for c in row.checkpoints
+                ],
+                "metrics": (
+                    {
+                        "final": dict(sorted(row.metrics.final.items())),
+                        "steps": row.metrics.steps,
+                        "lastStep": row.metrics.last_step,
+                    }
+                    if row.metrics
+                    else None
+                ),
+            }
+        )
     elif kind == "Deployment":
         dep = row.deployment
-        out.update({
-            "serving": row.serving, "jobId": row.job_id, "fineTunedModel": row.fine_tuned_model,
-            "deployment": ({"provisioningState": dep.provisioning_state, "model": dep.model,
-                            "version": dep.version, "sku": dep.sku, "capacity": dep.capacity,
-                            "deploymentState": dep.deployment_state} if dep else None),
-        })
+        out.update(
+            {
+                "serving": row.serving,
+                "jobId": row.job_id,
+                "fineTunedModel": row.fine_tuned_model,
+                "deployment": (
+                    {
+                        "provisioningState": dep.provisioning_state,
+                        "model": dep.model,
+                        "version": dep.version,
+                        "sku": dep.sku,
+                        "capacity": dep.capacity,
+                        "deploymentState": dep.deployment_state,
+                    }
+                    if dep
+                    else None
+                ),
+            }
+        )
     return out
 
 
@@ -109,8 +153,10 @@ def failure_conditions(kind: str, reason: str, message: str, *, data: bool = Fal
     """A resource the run could not take on (invalid spec or data, missing credentials)."""
     out = [Condition("Ready", "False", reason, message)]
     if kind != "Account":
-        out += [Condition("Degraded", "True", reason, message),
-                Condition("Progressing", "False", "Stopped", "Fix the resource; nothing is done until then.")]
+        out += [
+            Condition("Degraded", "True", reason, message),
+            Condition("Progressing", "False", "Stopped", "Fix the resource; nothing is done until then."),
+        ]
     if kind == "FineTuneJob" and data:
         out.append(Condition("DataValidated", "False", reason, message))
     return out

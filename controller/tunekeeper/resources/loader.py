@@ -155,7 +155,8 @@ def load_texts(sources: Sequence[TextSource], *, root: Path,
     files: list[str] = []
     for source in sources:
         item = _Input(source.file.absolute(), True)
-        built += _load_bytes(item, source.text.encode("utf-8"), source.display, root, check_data, diagnostics, [])
+        data = source.text.encode("utf-8")
+        built += _load_bytes(item, data, source.display, root, check_data, diagnostics, [])
         files.append(source.display)
     return _desired(root, built, files, diagnostics)
 

@@ -195,7 +195,8 @@ class Desired:
 def base_model_of(job: FineTuneJobSpec, jobs: Mapping[str, FineTuneJobSpec]) -> str | None:
     """The base model at the root of a ``fromJob`` chain (None when the chain is broken)."""
     seen: set[str] = set()
-    while job.base_model is None and job.from_job is not None and job.from_job in jobs and job.name not in seen:
+    while job.base_model is None and job.from_job in jobs and job.name not in seen:
+        assert job.from_job is not None
         seen.add(job.name)
         job = jobs[job.from_job]
     return job.base_model
