@@ -240,3 +240,29 @@ def test_two_replicas_create_one_job(
         jobs = [j for j in openai_client.fine_tuning.jobs.list() if j.suffix == "clippy"]
     assert len(jobs) == 1, [j.id for j in jobs]
     assert first.exception is None and second.exception is None
+
+
+def test_throttling_is_degraded_then_retried_after_retry_after(
+    kube: KubeApi, data_dir: Path, emulator: Any, openai_client: Any
+) -> None:
+    """Azure throttles every listing: the run reports Degraded (CloudUnavailable), retries, and recovers."""
+    kube.secret("azure-openai", {"apiKey": TEST_API_KEY})
+    kube.apply(account(emulator))
+    job, _ = documents("clippy.yaml")
+    rule = emulator.faults.add("GET /openai/files", status=429, retry_after=0.05)
+    with operator("--standalone") as runner:
+        kube.apply(job)
+        throttled = wait_for(
+            lambda: (
+                condition(kube.get("FineTuneJob", "clippy"), "Degraded").get("reason") == "CloudUnavailable"
+                and kube.get("FineTuneJob", "clippy")
+            ),
+            what="Degraded CloudUnavailable",
+        )
+        assert "retrying" in condition(throttled, "Degraded")["message"]
+        emulator.faults.remove(rule)
+        wait_for(
+            lambda: ready(kube, "FineTuneJob", "clippy"), what="FineTuneJob clippy Ready after throttling"
+        )
+    assert condition(kube.get("FineTuneJob", "clippy"), "Degraded")["status"] == "False"
+    assert runner.exception is None, runner.output

@@ -8,6 +8,7 @@ job twice). Must not: reconcile anything itself.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from pathlib import Path
@@ -99,13 +100,12 @@ def main(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = OperatorSettings.from_env()
-    settings = OperatorSettings(
+    settings = dataclasses.replace(
+        OperatorSettings.from_env(),  # what has no option (the emulator's short polling) comes from there
         data_dir=data_dir,
         cluster_name=cluster_name,
         interval=interval,
         metrics_port=metrics_port,
-        cloud=settings.cloud,
     )
     kopf.run(
         clusterwide=not namespaces,

@@ -28,6 +28,7 @@ class OperatorSettings:
     cluster_name: str = "default"  # names this cluster in the markers, so clusters sharing an account differ
     interval: float = DEFAULT_INTERVAL  # seconds between two looks at a resource (timer)
     metrics_port: int | None = None  # Prometheus /metrics; None: not served
+    poll_interval: float = 2.0  # converge's pause between its own retries of a transient error
     cloud: CloudSettings = field(default_factory=CloudSettings)
 
     @classmethod
@@ -40,6 +41,7 @@ class OperatorSettings:
             cluster_name=env.get(ENV_CLUSTER, "default").strip() or "default",
             interval=float(env.get(ENV_INTERVAL, "") or DEFAULT_INTERVAL),
             metrics_port=int(port) if port else None,
+            poll_interval=0.2 if fast else 2.0,
             cloud=CloudSettings(polling_interval=0.2, conflict_initial_delay=0.2, conflict_max_delay=2.0)
             if fast
             else CloudSettings(),

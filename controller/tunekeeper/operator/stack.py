@@ -302,6 +302,7 @@ class Stack:
                     clouds,
                     state=self._state,
                     wait=False,
+                    poll_interval=self.settings.poll_interval,
                     digests=digests,
                     events=self._events(live, desired, digests),
                 )
