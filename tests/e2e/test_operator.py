@@ -143,6 +143,26 @@ def test_operator_trains_deploys_switches_and_cleans_up(
             .message.content
         )
 
+        # when: a change that needs a new (paid) training run is made without allowReplacement,
+        # then the job says so, naming the field, its Deployment waits, and nothing is trained or deleted
+        kube.patch_spec("FineTuneJob", "clippy", {"seed": 7})
+        refused = wait_for(
+            lambda: (
+                condition(kube.get("FineTuneJob", "clippy"), "Ready").get("reason") == "ReplacementNotAllowed"
+                and condition(kube.get("Deployment", "clippy"), "Ready").get("reason") == "DependencyFailed"
+                and kube.get("FineTuneJob", "clippy")
+            ),
+            what="ReplacementNotAllowed on the job and DependencyFailed on its Deployment",
+        )
+        assert "spec.seed" in condition(refused, "Ready")["message"]
+        assert len([j for j in openai_client.fine_tuning.jobs.list() if j.suffix == "clippy"]) == 1
+        assert "clippy" in {d["name"] for d in emulator_deployments(emulator)}
+        kube.patch_spec("FineTuneJob", "clippy", {"seed": 105})
+        wait_for(
+            lambda: ready(kube, "FineTuneJob", "clippy") and ready(kube, "Deployment", "clippy"),
+            what="both Ready again once the seed is back",
+        )
+
         # when: the Deployments are deleted, their finalizers clean up by policy
         kube.delete("Deployment", "clippy")
         kube.delete("Deployment", "clippy-kept")

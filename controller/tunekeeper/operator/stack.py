@@ -83,9 +83,8 @@ DATA_FIELDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "Deployment": (("gates", "evalFile"),),
     "Account": (),
 }
-MAX_ATTEMPTS = (
-    5  # a run drops the resources that cannot go on, then tries again; each round drops one or more
-)
+# A run drops the resources that cannot go on, then reads the rest again; each round drops one or more.
+MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +293,8 @@ class Stack:
                 desired, clouds = await self._prepare(live, excluded, gone_labels)
                 if desired is None:
                     continue  # something was excluded: read the rest again
-                if not (desired.jobs or desired.deployments):
-                    break
+                if not (desired.jobs or desired.deployments or gone_labels):
+                    break  # nothing to reconcile, nothing to clean up after
                 digests = compute_digests(desired)
                 result = await converge(
                     desired,
@@ -378,6 +377,11 @@ class Stack:
         self, live: Sequence[Resource], excluded: _Excluded, gone_labels: tuple[str, ...]
     ) -> tuple[Desired | None, dict[str, Cloud]]:
         """Desired and connected clouds for ``live``; None when it excluded something (read again)."""
+        dependents = False
+        while self._exclude_dependents(live, excluded):  # a child's child goes too
+            dependents = True
+        if dependents:
+            return None, {}
         root = self.settings.namespace_dir(self.namespace)
         sources: list[TextSource] = []
         owners: dict[str, str] = {}  # display -> resource key
@@ -432,6 +436,31 @@ class Stack:
         if dropped:
             return None, {}
         return desired, clouds
+
+    @staticmethod
+    def _exclude_dependents(live: Sequence[Resource], excluded: _Excluded) -> bool:
+        """Leave out what depends on a left-out resource (its fromJob parent, its Account), saying which."""
+        accounts = [r for r in live if r.kind == "Account"] + [
+            Resource("Account", {"metadata": {"name": k.partition("/")[2]}})
+            for k in excluded.reasons
+            if k.startswith("Account/")
+        ]
+        dropped = False
+        for r in live:
+            if r.key in excluded.reasons or r.kind == "Account":
+                continue
+            named = r.spec.get("account")
+            account = str(named) if named else (accounts[0].name if len(accounts) == 1 else None)
+            for cause in (
+                f"FineTuneJob/{r.parent}" if r.parent else None,
+                f"Account/{account}" if account else None,
+            ):
+                if cause is not None and cause in excluded.reasons:
+                    reason, message, _ = excluded.reasons[cause]
+                    text = f"{cause} cannot go on ({reason}): {message}"
+                    dropped |= excluded.add(r.key, "DependencyFailed", text)
+                    break
+        return dropped
 
     async def _render(self, r: Resource, root: Path, shown: dict[Path, str]) -> str:
         """The resource as a manifest; ConfigMap data written to disk and named by a relative path."""
