@@ -621,15 +621,20 @@ def _check_sku_supported(model: _ModelChoice, sku_name: str, sku_key: str) -> No
                        f"'{model.name}' version: '{model.version}'.")
 
 
-def _check_quota(
-    ctx: EmulatorContext, sku_name: str, sku_key: str, capacity: int, *, exclude: str | None
-) -> None:
-    limit = int(ctx.config.quota.get(sku_key, 0))
-    used = sum(
+def _capacity_used(ctx: EmulatorContext, sku_key: str, *, exclude: str | None) -> int:
+    """Capacity the account's deployments of one SKU hold (``exclude``: one deployment left out)."""
+    return sum(
         int(d["sku"].get("capacity", 0))
         for d in ctx.store.list("deployment")
         if d.get("_sku_key") == sku_key and d["name"] != exclude
     )
+
+
+def _check_quota(
+    ctx: EmulatorContext, sku_name: str, sku_key: str, capacity: int, *, exclude: str | None
+) -> None:
+    limit = int(ctx.config.quota.get(sku_key, 0))
+    used = _capacity_used(ctx, sku_key, exclude=exclude)
     if used + capacity > limit:
         quota = f"Tokens Per Minute (thousands) - {sku_name}"
         raise ArmError(
@@ -873,16 +878,21 @@ async def _list_deployment_skus(request: web.Request, target: _Target) -> web.St
     allowed = catalog.FINE_TUNED_SKUS if model.fine_tuned else model.base.skus
     value = []
     for key in sorted(allowed):
-        arm_name = _arm_sku_name(key)
-        limit = int(ctx.config.quota.get(key, 0))
+        # What a PUT of this deployment with that SKU would be granted now: the account's quota
+        # for the SKU less what its other deployments hold (_check_quota's rule), in steps of 1.
+        available = max(0, int(ctx.config.quota.get(key, 0)) - _capacity_used(ctx, key, exclude=doc["name"]))
+        current = doc["sku"]["capacity"] if key == doc.get("_sku_key") else 1
         value.append(
             {
                 "resourceType": DEPLOYMENT_TYPE,
-                "sku": {
-                    "name": arm_name,
-                    "capacity": doc["sku"]["capacity"] if key == doc.get("_sku_key") else 1,
+                "sku": {"name": _arm_sku_name(key), "capacity": current},
+                "capacity": {
+                    "minimum": 1,
+                    "maximum": available,
+                    "step": 1,
+                    "default": min(current, available) if available else 1,
+                    "allowedValues": list(range(1, available + 1)),
                 },
-                "capacity": {"minimum": 1, "maximum": limit, "step": 1, "default": 1},
             }
         )
     return _json({"value": value})
@@ -986,7 +996,7 @@ async def _list_account_models(request: web.Request, target: _Target) -> web.Str
             "format": "OpenAI",
             "version": m.version,
             "capabilities": capabilities,
-            "deprecation": {"deprecationStatus": "Tentative"},
+            "deprecation": _arm_deprecation(m.deprecation),
             "isDefaultVersion": newest[m.name] == m.version,
             "lifecycleStatus": _lifecycle(m.lifecycle_status),
             "maxCapacity": max(ctx.config.quota.values()),
@@ -1007,7 +1017,7 @@ async def _list_account_models(request: web.Request, target: _Target) -> web.Str
             "version": "1",
             "baseModel": {"format": "OpenAI", "name": base.name, "version": base.version},
             "capabilities": {"chatCompletion": "true", "fineTune": "false", "inference": "true"},
-            "deprecation": {"deprecationStatus": "Tentative"},
+            "deprecation": _arm_deprecation(catalog.fine_tuned_deprecation(created)),
             "isDefaultVersion": True,
             "lifecycleStatus": "GenerallyAvailable",
             "maxCapacity": max(ctx.config.quota.values()),
@@ -1016,6 +1026,19 @@ async def _list_account_models(request: web.Request, target: _Target) -> web.Str
                            "lastModifiedAt": stamp},
         })
     return _json({"value": value})
+
+
+def _arm_deprecation(dates: Mapping[str, int]) -> dict[str, str]:
+    """The data-plane deprecation dates (unix times) as ARM shows them: ISO 8601 UTC, with the
+    retirement "Planned" (the dates are set), as in Microsoft's ListAccountModels example."""
+    shown = {"deprecationStatus": "Planned", "inference": _iso_second(dates["inference"])}
+    if "fine_tune" in dates:
+        shown["fineTune"] = _iso_second(dates["fine_tune"])
+    return shown
+
+
+def _iso_second(ts: float) -> str:
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _lifecycle(status: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+YEAR = 365 * 24 * 3600
 STANDARD_SKUS = frozenset({"Standard", "GlobalStandard", "DataZoneStandard", "Developer"})
 PROVISIONED_SKUS = frozenset({"ProvisionedManaged", "GlobalProvisionedManaged", "DataZoneProvisionedManaged"})
 # What a fine-tuned model (or checkpoint) can be deployed with.
@@ -32,6 +33,21 @@ class BaseModel:
     @property
     def can_fine_tune(self) -> bool:
         return bool(self.fine_tune_methods)
+
+    @property
+    def deprecation(self) -> dict[str, int]:
+        """When the model retires (unix times): ``inference`` two years after its release, and
+        ``fine_tune`` (for a model that can be fine-tuned) eighteen months after. The data-plane
+        and ARM model lists both show these dates."""
+        dates = {"inference": self.created_at + 2 * YEAR}
+        if self.can_fine_tune:
+            dates["fine_tune"] = self.created_at + YEAR + YEAR // 2
+        return dates
+
+
+def fine_tuned_deprecation(finished_at: float) -> dict[str, int]:
+    """A fine-tuned model retires from inference a year after its job finished."""
+    return {"inference": int(finished_at) + YEAR}
 
 
 _SFT_DPO = frozenset({"supervised", "dpo"})

@@ -17,8 +17,6 @@ from tunekeeper.emulator.context import EmulatorContext
 from tunekeeper.emulator.dataplane.jobs import refresh_all
 from tunekeeper.emulator.dataplane.protocol import Routes, context, json_response, list_body
 
-YEAR = 365 * 24 * 3600
-
 
 def add_routes(routes: Routes) -> None:
     routes.add("GET", "/openai/models", list_models)
@@ -34,9 +32,7 @@ def _lifecycle(base: catalog.BaseModel, preview: bool) -> str:
 
 def base_model_body(base: catalog.BaseModel, *, preview: bool) -> dict[str, Any]:
     embeddings = not base.chat
-    deprecation: dict[str, int] = {"inference": base.created_at + 2 * YEAR}
-    if base.can_fine_tune:
-        deprecation["fine_tune"] = base.created_at + YEAR + YEAR // 2
+    deprecation = base.deprecation
     return {
         "object": "model",
         "id": base.id,
@@ -70,7 +66,7 @@ def fine_tuned_model_body(job: dict[str, Any], base: catalog.BaseModel, *, previ
             "embeddings": False,
         },
         "lifecycle_status": _lifecycle(base, preview),
-        "deprecation": {"inference": int(job["finished_at"]) + YEAR},
+        "deprecation": catalog.fine_tuned_deprecation(float(job["finished_at"])),
     }
 
 
