@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 TK     := $(VENV)/bin/tunekeeper
 
-.PHONY: setup tools demo test bench lint crds clean
+.PHONY: setup tools demo test test-all bench lint crds clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,14 @@ demo: setup
 
 # Tests run in parallel (pytest-xdist): each worker process has its own emulator, temp dirs and
 # state. Four workers on two cores, because most tests wait on the emulator or a subprocess rather
-# than compute. TEST_WORKERS=1 runs them in one process; PYTEST_ARGS adds options, e.g.
-# PYTEST_ARGS='-m "not slow"' leaves out the few long scenarios (CI runs everything).
+# than compute. `make test` leaves out the few long scenarios marked slow (a killed 300 MB upload,
+# killed applies, fault storms); `make test-all` (what CI runs) includes them. TEST_WORKERS=1 runs
+# everything in one process; PYTEST_ARGS adds options.
 TEST_WORKERS ?= 4
-test: setup tools
+test: setup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup
 	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: setup
