@@ -97,7 +97,8 @@ class Inventory:
 
 
 def inventory(project: Path) -> Inventory:
-    """Open ``project``'s embedded emulator data with a fresh emulator and list what it holds."""
+    """Open ``project``'s embedded emulator data with a fresh emulator and list what it holds, in
+    every account it serves (the default one, and those ``TUNEKEEPER_EMULATE`` added)."""
     from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
     from openai import AzureOpenAI
     from tunekeeper.cloud.loopback import AllowHttpForLoopback, StaticTokenCredential
@@ -105,26 +106,29 @@ def inventory(project: Path) -> Inventory:
 
     data_dir = project / ".tunekeeper" / "emulator"
     assert data_dir.is_dir(), f"no embedded emulator state under {project}"
+    files: list[object] = []
+    jobs: list[object] = []
+    deployments: list[object] = []
     with Emulator(data_dir=data_dir, api_key="inventory-key", speed=float(FAST)) as emulator:
-        client = AzureOpenAI(azure_endpoint=emulator.url, api_key="inventory-key",
-                             api_version="2025-04-01-preview", max_retries=0)
-        arm = CognitiveServicesManagementClient(
-            credential=StaticTokenCredential(), subscription_id=emulator.config.subscription_id,
-            base_url=emulator.url, per_call_policies=[AllowHttpForLoopback()], polling_interval=0,
-        )
-        try:
-            files = [f for f in client.files.list() if f.purpose == "fine-tune"]
-            jobs = list(client.fine_tuning.jobs.list(limit=100))
-            deployments = list(
-                arm.deployments.list(emulator.config.resource_group, emulator.config.account_name)
+        for account in emulator.accounts:
+            client = AzureOpenAI(azure_endpoint=emulator.url + account.endpoint_path, api_key="inventory-key",
+                                 api_version="2025-04-01-preview", max_retries=0)
+            arm = CognitiveServicesManagementClient(
+                credential=StaticTokenCredential(), subscription_id=account.config.subscription_id,
+                base_url=emulator.url, per_call_policies=[AllowHttpForLoopback()], polling_interval=0,
             )
-        finally:
-            client.close()
-            arm.close()
+            try:
+                files += [f for f in client.files.list() if f.purpose == "fine-tune"]
+                jobs += list(client.fine_tuning.jobs.list(limit=100))
+                deployments += list(arm.deployments.list(account.config.resource_group,
+                                                         account.config.account_name))
+            finally:
+                client.close()
+                arm.close()
     return Inventory(
-        uploaded=Counter(f.filename for f in files),
-        jobs=tuple((j.id, j.status, j.suffix) for j in jobs),
-        deployments=Counter(str(d.name) for d in deployments),
+        uploaded=Counter(f.filename for f in files),  # type: ignore[attr-defined]
+        jobs=tuple((j.id, j.status, j.suffix) for j in jobs),  # type: ignore[attr-defined]
+        deployments=Counter(str(d.name) for d in deployments),  # type: ignore[attr-defined]
     )
 
 

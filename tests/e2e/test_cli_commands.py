@@ -160,7 +160,7 @@ def test_plan_as_json_and_markdown_changes_nothing(project: Path) -> None:
 
     as_markdown = run("plan", project, "-o", "markdown")
     assert as_markdown.exit_code == 0, as_markdown
-    assert "| `+` | create_job | `FineTuneJob/support-bot` |" in as_markdown.stdout
+    assert "| `+` | `support-bot` | gpt-4.1-mini-2025-04-14 (supervised, Standard) |" in as_markdown.stdout
 
     assert inventory(project).uploaded == {}  # planning twice sent nothing that changes the account
 

@@ -1,6 +1,7 @@
 """Every folder in manifests/examples/ is a test: validate -> plan -> apply --wait -> plan again.
 
-Given a private copy of the example (its own embedded emulator under .tunekeeper/),
+Given a private copy of the example (its own embedded emulator under .tunekeeper/, which also
+serves the Accounts an example declares: ``TUNEKEEPER_EMULATE=1``),
 when it is validated, planned and applied with --wait,
 then a second plan has nothing to do (``--detailed-exitcode`` exits 0), status shows each job's
 fine-tuned model and metrics, its results.csv can be read, every deployment answers a chat
@@ -14,9 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from .cli_helpers import copy_example, example_names, inventory, run
+from .cli_helpers import Outcome, copy_example, example_names, inventory
+from .cli_helpers import run as run_cli
 
 EXAMPLES = example_names()
+
+
+def run(*args: str | Path) -> Outcome:
+    """The CLI with every declared Account served by the embedded emulator."""
+    return run_cli(*args, env={"TUNEKEEPER_EMULATE": "1"})
 
 
 @pytest.mark.skipif(not EXAMPLES, reason="manifests/examples/ holds no example folders")

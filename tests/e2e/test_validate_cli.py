@@ -156,7 +156,11 @@ def test_example_validates_clean(name: str) -> None:
 
 
 def test_all_examples_together() -> None:
-    result = tunekeeper("validate", "manifests/examples")
+    # every example that runs on the embedded emulator at once (an example that declares Accounts
+    # makes spec.account required in the others, so it is a stack of its own)
+    alone = [p.relative_to(REPO) for p in sorted(EXAMPLES.iterdir())
+             if p.is_dir() and not any("kind: Account" in f.read_text() for f in p.glob("*.yaml"))]
+    result = tunekeeper("validate", *map(str, alone))
     assert result.returncode == 0, result.stderr
     assert "Valid:" in result.stderr
 

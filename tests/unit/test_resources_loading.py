@@ -183,6 +183,12 @@ def test_parent_in_other_account(repo: Path) -> None:
     only_error(found, "FineTuneJob 'a' is in account x, this job in y")
 
 
+def test_a_deployment_may_serve_a_model_trained_in_another_account(repo: Path) -> None:
+    found = problems(repo, account("dev"), account("prod"), job("a", "  account: dev\n"),
+                     doc("Deployment", "serve", "  account: prod\n  model: {fromJob: a}\n"))
+    assert [d for d in found if d.severity == "error"] == []
+
+
 def test_dpo_after_reinforcement(repo: Path) -> None:
     rft = ("  method:\n    type: reinforcement\n"
            "    grader: {type: python, source: 'def grade(s, i): return 1'}\n")

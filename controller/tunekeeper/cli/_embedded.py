@@ -10,7 +10,10 @@ and management endpoints are the emulator's URL. It is stopped when the command 
 Environment (for demos and tests, never needed in normal use):
 ``TUNEKEEPER_EMULATOR_SPEED`` — how many times faster than Azure simulated work runs;
 ``TUNEKEEPER_EMULATOR_FAULTS`` — a faults file (see ``tunekeeper emulator --faults``) to inject
-429s, 5xx and slow answers into the embedded emulator.
+429s, 5xx and slow answers into the embedded emulator;
+``TUNEKEEPER_EMULATE=1`` — rehearse a repository that declares Accounts: the embedded emulator
+serves every declared Account (same subscription, resource group and account name, so ARM ids
+such as a deployment's model source are the real ones) and nothing is sent to Azure.
 
 This module owns connections only; it decides nothing about what to change.
 """
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 EMBEDDED_ACCOUNT = "embedded"
 SPEED_ENV = "TUNEKEEPER_EMULATOR_SPEED"
+EMULATE_ENV = "TUNEKEEPER_EMULATE"
 FAULTS_ENV = "TUNEKEEPER_EMULATOR_FAULTS"
 # Simulated work runs this many times faster than on Azure: a small job (queue, validation, three
 # epochs, storing the model: about 5 minutes there) and a fine-tuned deployment (about 2 minutes)
@@ -93,21 +97,50 @@ def _faults_file() -> Path | None:
     return path
 
 
-def start_embedded(root: Path) -> Emulator:
-    """Start the embedded emulator for ``root`` (state under .tunekeeper/emulator); caller stops it."""
-    from tunekeeper.emulator import Emulator
+def emulating() -> bool:
+    """Does ``TUNEKEEPER_EMULATE`` ask to serve the declared Accounts from the embedded emulator?"""
+    text = os.environ.get(EMULATE_ENV, "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise TunekeeperError(f"{EMULATE_ENV}={text!r} is not 1 or 0",
+                          hint=f"set {EMULATE_ENV}=1 to rehearse offline")
 
+
+def start_embedded(root: Path, accounts: tuple[AccountSpec, ...] = ()) -> Emulator:
+    """Start the embedded emulator for ``root`` (state under .tunekeeper/emulator), serving
+    ``accounts`` besides its default one; the caller stops it."""
+    from tunekeeper.emulator import Emulator, EmulatorConfig
+    from tunekeeper.emulator.context import AccountConfig
+
+    by_name: dict[str, AccountSpec] = {}
+    for spec in accounts:
+        clash = by_name.setdefault(spec.account_name.lower(), spec)
+        if clash is not spec and (clash.subscription_id, clash.resource_group) != (spec.subscription_id,
+                                                                                   spec.resource_group):
+            raise TunekeeperError(f"Accounts {clash.name} and {spec.name} have the same accountName "
+                                  f"{spec.account_name!r}; the emulator cannot serve both",
+                                  hint="Azure OpenAI account names are globally unique: give each its own")
     # A fresh key per run: the emulator checks it like Azure does, and nothing else can guess it.
-    emulator = Emulator(
-        host="127.0.0.1",
-        port=0,
-        data_dir=emulator_dir(root),
-        api_key=secrets.token_urlsafe(24),
-        speed=emulator_speed(),
-        faults_file=_faults_file(),
+    config = EmulatorConfig(
+        api_key=secrets.token_urlsafe(24), speed=emulator_speed(), data_dir=emulator_dir(root),
+        accounts=tuple(AccountConfig(a.account_name, a.subscription_id, a.resource_group)
+                       for a in by_name.values()),
     )
+    try:
+        emulator = Emulator(host="127.0.0.1", port=0, faults_file=_faults_file(), config=config)
+    except ValueError as exc:  # an account name the emulator's data dir knows under another identity
+        raise TunekeeperError(f"The embedded emulator cannot serve these Accounts: {exc}",
+                              hint=f"delete {emulator_dir(root)} to start the rehearsal afresh") from None
     emulator.start()
     return emulator
+
+
+def emulated_account(emulator: Emulator, spec: AccountSpec) -> AccountSpec:
+    """``spec`` (name and ARM identity unchanged) reached at its account on the embedded emulator."""
+    return replace(spec, endpoint=emulator.account_url(spec.account_name), management_endpoint=emulator.url,
+                   auth=AuthSpec(kind="apiKey"))
 
 
 def embedded_account(emulator: Emulator) -> AccountSpec:
@@ -133,7 +166,14 @@ async def open_target(desired: Desired) -> AsyncIterator[Target]:
     try:
         # Large files go up in parts, recorded here so that a rerun resumes an interrupted upload.
         records = state_dir(desired.root) / "uploads"
-        if desired.accounts:
+        if desired.accounts and emulating():
+            emulator = start_embedded(desired.root, desired.accounts)
+            specs = tuple(emulated_account(emulator, spec) for spec in desired.accounts)
+            settings = replace(EMBEDDED_SETTINGS, upload_records=records)
+            for spec in specs:
+                clouds[spec.name] = await connect(spec, api_key=emulator.config.api_key, settings=settings)
+            desired = replace(desired, accounts=specs)
+        elif desired.accounts:
             # connect sends nothing yet; one at a time so a failure closes the rest
             for spec in desired.accounts:
                 clouds[spec.name] = await connect(spec, settings=CloudSettings(upload_records=records))

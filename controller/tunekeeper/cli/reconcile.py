@@ -18,7 +18,8 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
@@ -34,7 +35,8 @@ from tunekeeper.cli._render import (
     stdout_console,
 )
 from tunekeeper.cli.validate import check_evals
-from tunekeeper.diagnostics import closest
+from tunekeeper.datasets import DatasetReport, DatasetStats
+from tunekeeper.diagnostics import Diagnostic, closest
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.netaddr import is_loopback_url
 from tunekeeper.reconcile import (
@@ -48,9 +50,11 @@ from tunekeeper.reconcile import (
     observe_accounts,
     record_status,
     render_plan,
+    resolve,
 )
 from tunekeeper.reconcile import plan as make_plan
 from tunekeeper.reconcile import status as derive_status
+from tunekeeper.reconcile.comment import CommentFacts, render_comment, render_error_comment
 from tunekeeper.reconcile.converge import apply_saved
 from tunekeeper.reconcile.saved import (
     SavedPlan,
@@ -60,7 +64,7 @@ from tunekeeper.reconcile.saved import (
     load_plan,
     plan_inputs,
 )
-from tunekeeper.resources.specs import AccountSpec, Desired, FineTuneJobSpec
+from tunekeeper.resources.specs import AccountSpec, DataRef, Desired, FineTuneJobSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -125,7 +129,15 @@ def load_desired(paths: Sequence[Path]) -> Desired:
     return desired
 
 
-def validate_data(desired: Desired) -> None:
+@dataclass(frozen=True, slots=True)
+class DataCheck:
+    """What the local checks found: warnings (errors raise) and each training file's figures."""
+
+    warnings: tuple[Diagnostic, ...]
+    training: Mapping[str, DatasetStats]  # training file (str of DataRef.path) -> figures
+
+
+def validate_data(desired: Desired) -> DataCheck:
     """Check every local dataset the jobs reference, and every eval gate file; raise DatasetError
     listing every problem.
 
@@ -133,12 +145,19 @@ def validate_data(desired: Desired) -> None:
     The same checks as ``tunekeeper validate`` (method, base model — through ``fromJob`` chains —
     and, for training files, epochs); each combination is checked once even when jobs share a file.
     """
-    found = check_datasets(desired, display=display_path)
+    training: dict[str, DatasetStats] = {}
+
+    def remember(job: FineTuneJobSpec, ref: DataRef, report: DatasetReport) -> None:
+        if ref is job.training_file:
+            training[str(ref.path)] = report.stats
+
+    found = check_datasets(desired, display=display_path, on_report=remember)
     for _, eval_report in check_evals(desired):
         found.extend(eval_report.diagnostics)
     if any(d.severity == "error" for d in found):
         raise DatasetError(found)
     print_diagnostics(stderr_console(), found)
+    return DataCheck(tuple(found), training)
 
 
 def display_path(path: Path) -> str:
@@ -209,11 +228,16 @@ def _echo(text: str) -> None:
 @reports_errors
 def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: Path | None) -> None:
     """Show what apply would do to reach the manifests in PATHS. Changes nothing."""
-    desired = load_desired(paths)
-    validate_data(desired)
-    digests = compute_digests(desired)
-    result = asyncio.run(_plan(desired, digests))
-    _echo(render_plan(result, output))
+    try:
+        desired = load_desired(paths)
+        data = validate_data(desired)
+        digests = compute_digests(desired)
+        result, facts = asyncio.run(_plan(desired, digests, data))
+    except TunekeeperError as error:
+        if output == "markdown":  # the pull-request comment shows the error, never an empty plan
+            _echo(render_error_comment(error.message, getattr(error, "diagnostics", ()), error.hint))
+        raise
+    _echo(render_comment(result, facts) if output == "markdown" else render_plan(result, output))
     if out is not None:
         given = [str(p) for p in paths] or ["."]
         out.write_bytes(dump_plan(SavedPlan(result, plan_inputs(desired, digests, given))))
@@ -226,11 +250,25 @@ def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: 
         raise click.exceptions.Exit(EXIT_CHANGES)
 
 
-async def _plan(desired: Desired, digests: dict[Path, str]) -> Plan:
+async def _plan(desired: Desired, digests: dict[Path, str], data: DataCheck) -> tuple[Plan, CommentFacts]:
+    from tunekeeper.reconcile.planning import replacements
+    from tunekeeper.reconcile.prices import load_prices
+
     state = _state_file(desired)  # read, never written: plan changes nothing, not even the cache
     async with open_target(desired) as target:
         observed = await observe_accounts(target.desired, target.clouds, cache=state)
-        return make_plan(target.desired, observed, digests=digests, known=state.known())
+        known = state.known()
+        made = make_plan(target.desired, observed, digests=digests, known=known)
+        # the comment's facts come from the same observation: gates, replaced fields, accounts
+        res = resolve(target.desired, observed, digests=digests, known=known)
+        facts = CommentFacts(
+            desired=target.desired, datasets=data.training, prices=load_prices(desired.root),
+            statuses=derive_status(target.desired, observed, state, digests=digests, resolution=res),
+            replaced=replacements(res), warnings=data.warnings,
+            account_names={a.name: f"{a.account_name}, resource group {a.resource_group}"
+                           for a in target.desired.accounts},
+        )
+        return made, facts
 
 
 # -- apply ---------------------------------------------------------------------------------------------

@@ -12,19 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tunekeeper.datasets import validate_dataset
+from tunekeeper.datasets import DatasetReport, validate_dataset
 from tunekeeper.diagnostics import Diagnostic
-from tunekeeper.resources.specs import Desired, FineTuneJobSpec, base_model_of
+from tunekeeper.resources.specs import DataRef, Desired, FineTuneJobSpec, base_model_of
 
 
 def check_datasets(
     desired: Desired, *, display: Callable[[Path], str] = str,
     jobs: Callable[[FineTuneJobSpec], bool] = lambda _: True,
+    on_report: Callable[[FineTuneJobSpec, DataRef, DatasetReport], None] | None = None,
 ) -> list[Diagnostic]:
     """Every problem (errors and warnings) in the local datasets of the jobs ``jobs`` selects.
 
     ``display`` names a file in the diagnostics (the CLI shows it relative to the working
     directory, the operator as the ConfigMap key or volume path the resource wrote).
+    ``on_report`` is told each file's report (its figures feed the plan's cost estimates).
     """
     by_name = {j.name: j for j in desired.jobs}
     seen: set[tuple[Path, str, str | None, int | None]] = set()
@@ -43,4 +45,6 @@ def check_datasets(
             report = validate_dataset(ref.path, method=job.method.value, display_path=display(ref.path),
                                       model=model, epochs=epochs)
             found.extend(report.diagnostics)
+            if on_report is not None:
+                on_report(job, ref, report)
     return found

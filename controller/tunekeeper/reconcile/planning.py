@@ -67,6 +67,7 @@ from tunekeeper.reconcile.resolution import (
     account_of,
     accounts_used,
     deployed,
+    deployed_anywhere,
     job_error,
     resolve,
 )
@@ -148,7 +149,7 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
         key = ResourceKey("FineTuneJob", r.spec.name)
         parent = res.jobs.get(r.spec.from_job) if r.spec.from_job else None
         if r.matched is not None:
-            _plan_matched_job(part, r, key, observed[r.account], claimed)
+            _plan_matched_job(part, r, key, observed, claimed)
             continue
         if parent is not None and parent.spec.name in part.stuck:
             part.stuck[r.spec.name] = f"its parent {part.stuck[parent.spec.name]}"
@@ -192,7 +193,7 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
                 part.actions.append(
                     Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account, r.depth)
                 )
-            if not deployed(previous, observed[r.account]):
+            if not deployed_anywhere(previous, observed.values()):
                 # a deployed model stays until its deployment moved to the new one; deleted then
                 part.actions.append(
                     Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account, r.depth)
@@ -218,7 +219,7 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
     return part
 
 
-def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey, obs: Observation,
+def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey, observed: Mapping[str, Observation],
                       claimed: set[str]) -> None:
     job = r.matched
     assert job is not None
@@ -229,7 +230,7 @@ def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey, obs: O
             Action(ActionKind.CANCEL_JOB, key, Reason.DUPLICATE, _job_ref(twin), r.account, r.depth)
         )
     if r.spec.allow_replacement:
-        for old in superseded(r, obs, claimed):
+        for old in superseded(r, observed, claimed):
             part.actions.append(
                 Action(
                     ActionKind.DELETE_JOB,
@@ -275,9 +276,10 @@ def job_payload(r: JobResolution, res: Resolution) -> JobPayload:
     )
 
 
-def superseded(r: JobResolution, obs: Observation, claimed: set[str]) -> list[ObservedJob]:
+def superseded(r: JobResolution, observed: Mapping[str, Observation], claimed: set[str]) -> list[ObservedJob]:
     """Finished earlier jobs of a replaced resource (owned, same suffix, older), no longer deployed."""
     assert r.matched is not None
+    obs = observed[r.account]
     owned_files = {f.id for f in obs.files if markers.is_owned_filename(f.filename)}
     return sorted(
         (
@@ -288,10 +290,16 @@ def superseded(r: JobResolution, obs: Observation, claimed: set[str]) -> list[Ob
             and (j.suffix or None) == r.suffix
             and j.training_file in owned_files
             and j.created_at <= r.matched.created_at
-            and not deployed(j, obs)
+            and not deployed_anywhere(j, observed.values())
         ),
         key=lambda j: j.id,
     )
+
+
+def replacements(res: Resolution) -> dict[str, tuple[str, ...]]:
+    """FineTuneJob -> the manifest fields whose change needs a new training run (for the PR comment)."""
+    return {name: tuple(_changed_fields(r, r.previous, res)) for name, r in sorted(res.jobs.items())
+            if r.matched is None and r.previous is not None}
 
 
 def _changed_fields(r: JobResolution, previous: ObservedJob, res: Resolution) -> list[str]:
@@ -478,6 +486,7 @@ def deployment_payload(d: DeploymentResolution) -> DeploymentPayload:
         sku=d.spec.sku,
         capacity=d.spec.capacity,
         tags=dict(sorted(d.tags.items())),
+        source=d.source,
     )
     return DeploymentPayload(d.spec.name, request, d.selection.label, d.spec.sku.value, d.spec.capacity,
                              DeploymentView.of(d.observed), d.eval_key if d.eval_pending else None)
@@ -498,6 +507,7 @@ def eval_payload(d: DeploymentResolution, root: Path) -> EvalPayload:
         sku=d.spec.sku,
         capacity=1,
         tags=tags,
+        source=d.source,
     )
     path = root_relative(ref.path, root) if ref.path is not None else ""
     return EvalPayload(d.spec.name, candidate, path, ref.display or path, d.eval_key)

@@ -89,6 +89,10 @@ class DeploymentResolution:
     tags: Mapping[str, str] = field(default_factory=dict)
     eval_key: str | None = None  # set when the eval gate must judge ``selection`` before it is served
     eval_pending: bool = False  # the eval gate has not judged ``selection`` yet
+    # The ARM resource id of the account that trained the model, when it is another one than the
+    # deployment's (``properties.model.source``: Azure's cross-region / cross-subscription deployment).
+    source: str | None = None
+    source_account: str | None = None  # that account's name in the manifests
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +228,7 @@ def resolve(
 
     deployments: dict[str, DeploymentResolution] = {}
     for dspec in sorted(desired.deployments, key=lambda s: s.name):
-        deployments[dspec.name] = _resolve_deployment(
+        resolved = _resolve_deployment(
             dspec,
             account_of(desired, dspec.account),
             observed,
@@ -233,7 +237,21 @@ def resolve(
             digests,
             known,
         )
+        trained_in = jobs[dspec.model.from_job].account if dspec.model.from_job in jobs else resolved.account
+        if trained_in != resolved.account:
+            resolved = dataclasses.replace(resolved, source=account_resource_id(desired, trained_in),
+                                           source_account=trained_in)
+        deployments[dspec.name] = resolved
     return Resolution(jobs=jobs, deployments=deployments, files=files)
+
+
+def account_resource_id(desired: Desired, name: str) -> str:
+    """The ARM resource id of a declared Account (what ``properties.model.source`` names)."""
+    spec = next((a for a in desired.accounts if a.name == name), None)
+    if spec is None:
+        raise PlanError(f"Account {name!r} is not declared", hint="declare the Account that trains the model")
+    return (f"/subscriptions/{spec.subscription_id}/resourceGroups/{spec.resource_group}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{spec.account_name}")
 
 
 def _with_previous(
@@ -269,9 +287,10 @@ def _resolve_deployment(
     digests: Mapping[Path, str],
     known: Known,
 ) -> DeploymentResolution:
-    obs = observed[account]
-    current = next((d for d in obs.deployments if d.name == spec.name), None)
+    current = next((d for d in observed[account].deployments if d.name == spec.name), None)
     job_res = jobs.get(spec.model.from_job) if spec.model.from_job else None
+    # the model's checkpoints and results live in the account that trained it
+    obs = observed[job_res.account] if job_res is not None else observed[account]
     if spec.model.from_job and job_res is None:
         raise PlanError(
             f"{spec.source}: fromJob names FineTuneJob {spec.model.from_job!r}, which is not declared"
@@ -331,6 +350,11 @@ def _resolve_deployment(
         tags = markers.deployment_tags(spec.name, spec_hash=spec_hash, deletion_policy=spec.deletion_policy,
                                        manifest=manifest)
     return DeploymentResolution(spec, account, current, selection, refusal, spec_hash, tags, key, pending)
+
+
+def deployed_anywhere(job: ObservedJob, observations: Iterable[Observation]) -> bool:
+    """Does a deployment of any observed account serve this job's model (across accounts too)?"""
+    return any(deployed(job, obs) for obs in observations)
 
 
 def deployed(job: ObservedJob, obs: Observation) -> bool:

@@ -89,10 +89,14 @@ def is_plan_file(path: Path) -> bool:
         return False
     try:
         with path.open("rb") as handle:
-            head = handle.read(4096)
-    except OSError:
+            head = handle.read(1)
+            if head != b"{":
+                return False
+            # keys are written sorted, so the format key comes late: look at the whole document
+            document = orjson.loads(head + handle.read())
+    except (OSError, orjson.JSONDecodeError):
         return False
-    return head.lstrip().startswith(b"{") and f'"{FORMAT_KEY}"'.encode() in head
+    return isinstance(document, dict) and FORMAT_KEY in document
 
 
 def load_plan(data: bytes, *, source: str = "plan file") -> SavedPlan:

@@ -192,8 +192,11 @@ def _check_deployment(item: Built, spec: DeploymentSpec, jobs: dict[str, Built],
                                "spec.model.fromJob names a FineTuneJob in these manifests", code="TK-X004")]
     job_spec = job.spec
     assert isinstance(job_spec, FineTuneJobSpec)
+    # A Deployment may serve a model trained in another declared Account (ARM deploys it with
+    # properties.model.source); only the embedded emulator and a declared Account cannot mix.
     if (
         job_spec.account != spec.account
+        and (job_spec.account is None or spec.account is None)
         and _known(spec.account, accounts)
         and _known(job_spec.account, accounts)
     ):

@@ -22,8 +22,10 @@ CROSS_RESOURCE_RULES = (
         "all, the embedded emulator; with two or more Accounts it is required."
     ),
     (
-        "`fromJob` (in FineTuneJob and in Deployment `spec.model`) names a FineTuneJob in the manifests, in "
-        "the same account; chains of `fromJob` must not form a cycle."
+        "`fromJob` (in FineTuneJob and in Deployment `spec.model`) names a FineTuneJob in the manifests; "
+        "chains of `fromJob` must not form a cycle. A FineTuneJob continues a job of the same account; a "
+        "Deployment may serve a model trained in another declared Account (deployed with ARM's "
+        "`properties.model.source`: Azure's cross-region and cross-subscription deployment)."
     ),
     (
         "Data paths (`trainingFile`, `validationFile`, `gates.evalFile`) are relative to the manifest's "
