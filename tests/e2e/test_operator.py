@@ -237,6 +237,7 @@ def test_invalid_resources_get_ready_false_naming_the_field_or_line(
     assert list(openai_client.fine_tuning.jobs.list()) == []
 
 
+@pytest.mark.slow
 def test_two_replicas_create_one_job(
     kube: KubeApi, data_dir: Path, emulator: Any, openai_client: Any
 ) -> None:
@@ -262,13 +263,25 @@ def test_two_replicas_create_one_job(
     assert first.exception is None and second.exception is None
 
 
+@pytest.mark.slow
 def test_throttling_is_degraded_then_retried_after_retry_after(
     kube: KubeApi, data_dir: Path, emulator: Any, openai_client: Any
 ) -> None:
-    """Azure throttles every listing: the run reports Degraded (CloudUnavailable), retries, and recovers."""
+    """Azure throttles every listing: the run reports Degraded (CloudUnavailable), retries, and recovers.
+
+    The training data comes from a ConfigMap this time (``configmap:NAME/KEY``)."""
     kube.secret("azure-openai", {"apiKey": TEST_API_KEY})
     kube.apply(account(emulator))
+    folder = data_dir / "default" / "clippy" / "data"
+    kube.config_map(
+        "clippy-data", {name: (folder / name).read_text() for name in ("training.jsonl", "validation.jsonl")}
+    )
     job, _ = documents("clippy.yaml")
+    job["spec"].update(
+        trainingFile="configmap:clippy-data/training.jsonl",
+        validationFile="configmap:clippy-data/validation.jsonl",
+    )
+    shutil.rmtree(data_dir / "default" / "clippy")  # nothing on the data volume: the ConfigMap is the source
     rule = emulator.faults.add("GET /openai/files", status=429, retry_after=0.05)
     with operator("--standalone") as runner:
         kube.apply(job)
