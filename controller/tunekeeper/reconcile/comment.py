@@ -204,6 +204,8 @@ def _deploy_row(
         base = _base_model(job_name, jobs) if job_name else None
         estimate = hosting_cost(facts.prices, base, p.sku, fine_tuned=job_name is not None)
     hosting = estimate.text() if estimate is not None else "-"
+    if job_name is None:
+        hosting, estimate = "none (billed per token)", None  # a base model has no hourly hosting fee
     gates = _gates(spec, rows.get(("Deployment", action.target.name)))
     return ((f"| `{_symbol(action)}` | `{action.target.name}` | {model} | {sku} | {hosting} | {gates} | "
             f"{action.reason.value} |"), estimate)

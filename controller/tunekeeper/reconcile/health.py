@@ -81,7 +81,7 @@ def health_of(ready_reason: str, ready_message: str, *, serving: bool = False, p
 
 
 def _describe(action: Action) -> str:
-    """``update_deployment (capacity 1 -> 2), spec changed``; for drift ``update_deployment (capacity
+    """``update_deployment (capacity 1 -> 2, spec changed)``; for drift ``update_deployment (capacity
     is 3 in the account, 1 in the manifest)``."""
     before, after = action.before or {}, action.after or {}
     keys = [k for k in ("model", "sku", "capacity")
@@ -92,8 +92,7 @@ def _describe(action: Action) -> str:
             changed = ["deleted from the account"]
         return f"{action.kind.value}" + (f" ({', '.join(changed)})" if changed else "")
     changed = [f"{k} {before.get(k)} -> {after.get(k)}" for k in keys]
-    detail = f" ({', '.join(changed)})" if changed else ""
-    return f"{action.kind.value}{detail}, {action.reason.value}"
+    return f"{action.kind.value} ({', '.join([*changed, action.reason.value])})"
 
 
 def _blocked(blocked: Blocked) -> str:
