@@ -3,6 +3,7 @@ manifest labels and who still uses a resource (table-driven, no sockets)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +75,12 @@ def row(kind: str = "FineTuneJob", ready: str = "False") -> ResourceStatus:
     )
 
 
+def action(kind: ActionKind, target: ResourceKey, reason: Reason) -> Action:
+    """An action with what apply would need left empty (the operator reads only kind and target)."""
+    required = {f.name: None for f in dataclasses.fields(Action) if f.default is dataclasses.MISSING}
+    return Action(**{**required, "kind": kind, "target": target, "reason": reason})
+
+
 def plan(*actions: Action, blocked: tuple[Blocked, ...] = ()) -> Plan:
     return Plan("1", "fp", actions, blocked)
 
@@ -82,9 +89,7 @@ def plan(*actions: Action, blocked: tuple[Blocked, ...] = ()) -> Plan:
     ("remaining", "errors", "degraded", "progressing"),
     [
         (
-            plan(
-                Action(ActionKind.WAIT_JOB, ResourceKey("FineTuneJob", "bot"), Reason.JOB_RUNNING, None, None)
-            ),
+            plan(action(ActionKind.WAIT_JOB, ResourceKey("FineTuneJob", "bot"), Reason.JOB_RUNNING)),
             {},
             ("False", "AsExpected"),
             ("True", "TrainingRunning"),
@@ -102,11 +107,7 @@ def plan(*actions: Action, blocked: tuple[Blocked, ...] = ()) -> Plan:
         ),
         (plan(), {"FineTuneJob/bot": "quota exceeded"}, ("True", "CloudError"), ("False", "Stopped")),
         (
-            plan(
-                Action(
-                    ActionKind.WAIT_JOB, ResourceKey("FineTuneJob", "other"), Reason.JOB_RUNNING, None, None
-                )
-            ),
+            plan(action(ActionKind.WAIT_JOB, ResourceKey("FineTuneJob", "other"), Reason.JOB_RUNNING)),
             {},
             ("False", "AsExpected"),
             ("False", "Settled"),
