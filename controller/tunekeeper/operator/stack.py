@@ -83,6 +83,7 @@ DATA_FIELDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "Deployment": (("gates", "evalFile"),),
     "Account": (),
 }
+DATA_CHECKS_KEPT = 256  # dataset verdicts remembered per namespace, by file size and modification time
 # A run drops the resources that cannot go on, then reads the rest again; each round drops one or more.
 MAX_ATTEMPTS = 8
 
@@ -510,6 +511,8 @@ class Stack:
                 desired, display=lambda p: shown.get(p, p.name), jobs=lambda j: j.name == job
             )
             self._data_checks[key] = tuple(found)
+            if len(self._data_checks) > DATA_CHECKS_KEPT:  # the oldest: a file that has changed since
+                del self._data_checks[next(iter(self._data_checks))]
         return self._data_checks[key]
 
     async def _cloud(self, account: AccountSpec) -> Cloud:
