@@ -146,7 +146,10 @@ def test_a_failed_gate_keeps_prod_on_v1_and_reverting_trains_nothing(v1_in_prod:
     assert "Still serving the previous model" in deployment["health"]["message"]
     assert "failed the eval set" in tk("status", project).stdout
     blocked = tk("plan", project, "--detailed-exitcode")
-    assert blocked.exit_code == 4 and "gate failed" in blocked.stdout, blocked
+    assert blocked.exit_code == 4, blocked
+    assert "! blocked  Deployment/support-bot  gate failed" in blocked.stdout
+    comment = tk("plan", project, "-o", "markdown").stdout
+    assert "### Account `prod`" in comment and "- `Deployment/support-bot`: gate failed." in comment
 
     # the pull request is reverted: v1 is still there, so nothing trains
     trained = jobs_in_dev(project)

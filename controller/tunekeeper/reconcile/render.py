@@ -19,7 +19,10 @@ __all__ = ["SENSITIVE", "redact_url", "render_plan", "summary"]
 def render_plan(plan: Plan, fmt: Literal["text", "json", "markdown"] = "text") -> str:
     if fmt == "json":
         return orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2).decode()
-    rows = [(_symbol(plan, a), a.kind.value, str(a.target), _detail(a), a.reason.value) for a in plan.actions]
+    # a plan over several accounts (train in dev, serve from prod) names each action's account
+    several = len({a.account for a in plan.actions} | {b.account for b in plan.blocked}) > 1
+    rows = [(_symbol(plan, a), a.kind.value, f"{a.account}:{a.target}" if several else str(a.target),
+             _detail(a), a.reason.value) for a in plan.actions]
     if fmt == "markdown":
         return _markdown(plan, rows)
     lines: list[str] = []
@@ -29,7 +32,8 @@ def render_plan(plan: Plan, fmt: Literal["text", "json", "markdown"] = "text") -
             cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[1:4]))
             lines.append(f"{row[0]:>3} {cells}  {row[4]}")
     for b in plan.blocked:
-        lines.append(f"  ! blocked  {b.target}  {b.reason.value}: {b.message}")
+        target = f"{b.account}:{b.target}" if several else str(b.target)
+        lines.append(f"  ! blocked  {target}  {b.reason.value}: {b.message}")
     lines.append(summary(plan))
     return "\n".join(lines)
 
