@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -67,3 +68,12 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate a typo most likely meant ("Did you mean ...?"), or None when none is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the current directory when under it."""
+    try:
+        relative = path.relative_to(Path.cwd())
+    except ValueError:
+        return str(path)
+    return str(relative) if str(relative) != "." else path.name

@@ -300,3 +300,13 @@ def test_ranges_start_at_line_starts_even_around_a_giant_line(tmp_path: Path) ->
     assert all(end == start for (_, end), (start, _) in itertools.pairwise(ranges))
     assert all(data[start - 1: start] == b"\n" for start, _ in ranges[1:])
     assert [start for start, _ in ranges] == [0, 300_003, 300_005]  # no cut inside the giant line
+
+
+def test_worker_count_follows_file_size_and_cores() -> None:
+    from tunekeeper.datasets import BYTES_PER_WORKER, auto_workers
+
+    assert auto_workers(10 * 1024 * 1024, cores=2) == 1  # a fork costs more than it saves
+    assert auto_workers(2 * BYTES_PER_WORKER, cores=2) == 2
+    assert auto_workers(500 * 1024 * 1024, cores=2) == 2  # never more than the cores
+    assert auto_workers(500 * 1024 * 1024, cores=8) == 8
+    assert auto_workers(0, cores=4) == 1

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tunekeeper.diagnostics import Diagnostic, count
+from tunekeeper.diagnostics import Diagnostic, count, display_path
 
 if TYPE_CHECKING:
     from tunekeeper.datasets import DatasetReport
@@ -73,8 +73,9 @@ class EvalCheck:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json (one document on stdout) for machines.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes per dataset (large files are split at line boundaries).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes per dataset (large files are split at line boundaries). Default: one per "
+                   "32 MB of the file, at most one per core.")
 @click.option(
     "--exact-tokens", is_flag=True, help="Count every token with the tokenizer (slower; default estimates)."
 )
@@ -85,7 +86,7 @@ class EvalCheck:
 )
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Repository root that data paths must stay inside (default: nearest folder with .git).")
-def validate(paths: tuple[Path, ...], output: str, workers: int, exact_tokens: bool, method: str,
+def validate(paths: tuple[Path, ...], output: str, workers: int | None, exact_tokens: bool, method: str,
              model: str | None, root: Path | None) -> None:
     """Check manifests (and the datasets they reference) or dataset files.
 
@@ -120,10 +121,8 @@ def validate(paths: tuple[Path, ...], output: str, workers: int, exact_tokens: b
     sys.exit(1 if errors else 0)
 
 
-def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str, model: str | None,
+def _run(paths: Sequence[Path], *, workers: int | None, exact_tokens: bool, method: str, model: str | None,
          root: Path | None) -> _Result:
-    from tunekeeper.resources import display_path, load_with_diagnostics, manifest_files
-
     result = _Result()
     datasets = [p for p in paths if p.is_file() and p.suffix.lower() in DATASET_SUFFIXES]
     manifests = [p for p in paths if p not in datasets]
@@ -131,7 +130,9 @@ def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str
         _DatasetCheck(p.absolute(), display_path(p.absolute()), method, model, None, ("named directly",))
         for p in datasets
     ]
-    if manifests:
+    if manifests:  # the manifest machinery (YAML, JSON Schema) loads only when there are manifests
+        from tunekeeper.resources import load_with_diagnostics, manifest_files
+
         found, _ = manifest_files(manifests)
         desired, diagnostics = load_with_diagnostics(manifests, root=root)
         result.desired = desired
@@ -168,7 +169,6 @@ def _run(paths: Sequence[Path], *, workers: int, exact_tokens: bool, method: str
 
 def eval_checks(desired: Desired) -> list[EvalCheck]:
     """One check per Deployment eval gate whose file is in the repository (the loader reports others)."""
-    from tunekeeper.resources import display_path
     from tunekeeper.resources.specs import Method
 
     jobs = {j.name: j for j in desired.jobs}
@@ -203,7 +203,6 @@ def check_evals(desired: Desired) -> list[tuple[EvalCheck, EvalReport]]:
 
 
 def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
-    from tunekeeper.resources import display_path
     from tunekeeper.resources.specs import base_model_of
 
     jobs = {j.name: j for j in desired.jobs}
@@ -332,7 +331,14 @@ def _print_text(result: _Result) -> None:
 
 
 def _prices(result: _Result) -> PriceTable | None:
-    """The price table for cost estimates; a bad override file is reported, not fatal to validation."""
+    """The price table for cost estimates; a bad override file is reported, not fatal to validation.
+
+    None when no training file has a model to price (datasets named without ``--model``): then the
+    price table and the reconcile package it lives in are not even imported, so that validating a
+    data file starts fast.
+    """
+    if not any(check.training and check.model is not None for check, _ in result.datasets):
+        return None
     from tunekeeper.errors import TunekeeperError
     from tunekeeper.reconcile.prices import load_prices
 
@@ -346,10 +352,10 @@ def _prices(result: _Result) -> PriceTable | None:
 
 
 def _cost(prices: PriceTable | None, check: _DatasetCheck, report: DatasetReport) -> str:
-    from tunekeeper.reconcile.costs import training_cost
-
     if prices is None or not check.training or report.stats.billed_tokens is None or check.model is None:
         return "-"
+    from tunekeeper.reconcile.costs import training_cost
+
     return training_cost(prices, check.model, check.training_type, report.stats.billed_tokens).text()
 
 
@@ -381,13 +387,13 @@ def _print_json(result: _Result) -> None:
             for spec in specs:
                 resources.append({"kind": kind, "name": spec.name, "source": str(spec.source),
                                   "spec": _jsonable(spec)})
-    from tunekeeper.reconcile.costs import training_cost
-
     prices = _prices(result)
 
     def cost(check: _DatasetCheck, report: DatasetReport) -> dict[str, object] | None:
         if prices is None or not check.training or check.model is None:
             return None
+        from tunekeeper.reconcile.costs import training_cost
+
         estimate = training_cost(prices, check.model, check.training_type, report.stats.billed_tokens)
         return {
             "amount": None if estimate.amount is None else str(estimate.amount),

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
 
-__all__ = ["METHODS", "DatasetReport", "DatasetStats", "auto_epochs", "validate_bytes", "validate_dataset",
-           "validate_eval_file"]
+__all__ = ["METHODS", "DatasetReport", "DatasetStats", "auto_epochs", "auto_workers", "validate_bytes",
+           "validate_dataset", "validate_eval_file"]
 
 METHODS = ("supervised", "dpo", "reinforcement")
 
@@ -51,7 +51,7 @@ def validate_dataset(
     display_path: str | None = None,
     model: str | None = None,
     epochs: int | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     exact_tokens: bool = False,
 ) -> DatasetReport:
     """Check one JSONL file for ``method`` and report every problem and its figures.
@@ -59,14 +59,15 @@ def validate_dataset(
     ``display_path`` is how diagnostics name the file (default: ``path`` as given). ``model`` (a
     base or fine-tuned model name) sets the context limit; ``epochs`` (None: the service's
     automatic choice, see ``auto_epochs``) sets the billed-token estimate. ``workers`` > 1 scans
-    byte ranges of the file in that many processes with identical results. ``exact_tokens``
+    byte ranges of the file in that many processes with identical results; None picks the count
+    from the file's size and the cores (``auto_workers``). ``exact_tokens``
     counts every example with o200k_base instead of estimating.
 
     Raises ValueError only for a bad argument (unknown method, workers or epochs below 1).
     """
     from tunekeeper.datasets import _scan
 
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if epochs is not None and epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -80,7 +81,24 @@ def validate_dataset(
             pass
     except OSError as exc:
         return _scan.unreadable(label, exc.strerror or str(exc), epochs)
-    return _scan.validate(str(path), size, settings, epochs=epochs, workers=workers)
+    chosen = workers if workers is not None else auto_workers(size)
+    return _scan.validate(str(path), size, settings, epochs=epochs, workers=chosen)
+
+
+# A worker costs a fork, a pipe and the merge of its results: a few milliseconds, worth it only
+# for a range of some megabytes. Measured with bench/datasets_throughput.py: two workers win from
+# about 32 MB on two cores; below that one process is as fast.
+BYTES_PER_WORKER = 32 * 1024 * 1024
+
+
+def auto_workers(size: int, cores: int | None = None) -> int:
+    """Processes to scan a file of ``size`` bytes with: one per ``BYTES_PER_WORKER``, at most one
+    per core this process may run on."""
+    import os
+
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, size // BYTES_PER_WORKER))
 
 
 def validate_bytes(

@@ -2,9 +2,10 @@
 
 Called by ``_scan`` for every line that parsed as a JSON object. ``check_example`` is the
 authoritative check: it reports every problem of the example through the rule table and returns
-the example's figures. ``plain_chat`` is a shortcut for the common, plainly valid supervised
-example (role/content string messages, optional ``weight``): it either returns exactly the
-figures ``check_example`` would, or ``None``, and then the full check runs. Nothing here reads
+the example's figures. ``plain_figures`` (``plain_chat`` for a raw line) is a shortcut for the
+common, plainly valid supervised example (role/content string messages, optional ``weight``):
+it either returns exactly the figures ``check_example`` would, or ``None``, and then the full
+check runs. Nothing here reads
 files, counts tokens exactly or keeps state between examples.
 
 Figures of an example (``Figures``):
@@ -22,9 +23,8 @@ Figures of an example (``Figures``):
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import msgspec
 import orjson
 
 from tunekeeper.datasets._rules import diagnose, show
@@ -67,46 +67,56 @@ def json_length(value: object) -> int:
         return len(repr(value))
 
 
-class _PlainMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    role: Literal["system", "user", "assistant"]
-    content: Annotated[str, msgspec.Meta(min_length=1)]
-    weight: Literal[0, 1] | msgspec.UnsetType = msgspec.UNSET
-
-
-class _PlainExample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    messages: Annotated[list[_PlainMessage], msgspec.Meta(min_length=1)]
-
-
-_decode_plain = msgspec.json.Decoder(_PlainExample).decode
-_NOT_PLAIN = (msgspec.MsgspecError, ValueError)
-_UNSET = msgspec.UNSET
+_ROLE_TURNS = {"system": 0, "user": 0, "assistant": 1}  # the roles of a plain example: trainable turns
 
 
 def plain_chat(line: bytes | bytearray) -> tuple[int, int, int] | None:
-    """(turns, estimate, bound) of a plainly valid supervised example, or None to run the full check.
-
-    Plainly valid: the line is only "messages"; each message exactly a system, user or assistant
-    role and a non-empty content string, plus a ``weight`` of 0 or 1 on assistant messages; at
-    least one trainable turn. msgspec checks that shape while it parses (in C), so the common
-    example costs one typed decode and a short loop.
-    """
+    """(turns, estimate, bound) of one line if it is a plainly valid supervised example, else None."""
     try:
-        messages = _decode_plain(line).messages
-    except _NOT_PLAIN:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return plain_figures(obj, len(line))
+
+
+def plain_figures(obj: object, size: int) -> tuple[int, int, int] | None:
+    """(turns, estimate, bound) of a parsed plainly valid supervised example, or None to run the
+    full check.
+
+    Plainly valid: the object is only "messages", a non-empty list; each message exactly a system,
+    user or assistant role and a non-empty content string, plus a ``weight`` of 0 or 1 (an int) on
+    assistant messages; at least one trainable turn. The scanner parses each line once with
+    orjson (the fastest parser at hand); this check is a short loop over the messages.
+    """
+    if type(obj) is not dict or len(obj) != 1:
+        return None
+    messages = obj.get("messages")
+    if type(messages) is not list or not messages:
         return None
     chars = 0
     turns = 0
+    role_turns = _ROLE_TURNS
     for message in messages:
-        chars += len(message.content)
-        if message.role == "assistant":
-            if message.weight != 0:
-                turns += 1
-        elif message.weight is not _UNSET:
+        if type(message) is not dict:
             return None
+        content = message.get("content")
+        role = message.get("role")
+        if type(content) is not str or not content or type(role) is not str:
+            return None
+        trainable = role_turns.get(role)
+        if trainable is None:
+            return None
+        if len(message) != 2:
+            weight = message.get("weight")
+            if len(message) != 3 or not trainable or type(weight) is not int or weight not in (0, 1):
+                return None
+            trainable = weight
+        turns += trainable
+        chars += len(content)
     if not turns:
         return None
     overhead = MESSAGE_TOKENS * len(messages) + REPLY_TOKENS
-    return turns, chars // 4 + overhead, len(line) + overhead
+    return turns, chars // 4 + overhead, size + overhead
 
 
 class _Walk:

@@ -1,8 +1,8 @@
 """The streaming scanner behind ``validate_dataset`` and ``validate_bytes``.
 
-A file is read line by line through a 1 MiB buffer; each line is parsed and checked by
-``_examples`` (msgspec's typed decoder for the common plain example, orjson and the full check
-for the rest). Per line only a 60-bit hash is kept (xxh3 shifted so that each value is a small
+A file is read line by line through a 1 MiB buffer; each line is parsed once with orjson and
+checked by ``_examples`` (a short loop for the common plain example, the full check for the
+rest). Per line only a 60-bit hash is kept (xxh3 shifted so that each value is a small
 Python int), so memory does not grow with the size of the examples: 8 bytes per line while
 scanning, then, to find repeated lines, a set of the hashes (up to 200,000 lines, about 60 bytes
 each) or a sorted numpy copy (8 bytes each).
@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 import orjson
 import xxhash
 
-from tunekeeper.datasets._examples import CHAT_EXAMPLE, check_example, plain_chat
+from tunekeeper.datasets._examples import CHAT_EXAMPLE, check_example, plain_figures
 from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
 from tunekeeper.datasets._rules import diagnose, kind_of
 from tunekeeper.diagnostics import Diagnostic
@@ -98,8 +98,10 @@ class _Range:
         settings = self.settings
         limit = settings.limit
         exact = settings.exact_tokens
-        plain = plain_chat if settings.method == "supervised" and not exact else _not_plain
+        plain = plain_figures if settings.method == "supervised" and not exact else _not_plain
         full = self.full
+        loads = orjson.loads
+        bad_json = orjson.JSONDecodeError
         digest = xxhash.xxh3_64_intdigest
         remember = part.hashes.append
         source.seek(start)
@@ -123,15 +125,19 @@ class _Range:
                     remember(0)
                     continue
                 line = gathered
-            figures = plain(line)
+            try:
+                obj = loads(line)
+            except bad_json:
+                obj = _UNPARSED
+            figures = plain(obj, len(line))
             if figures is not None:
                 examples += 1
                 remember(digest(line) >> 4)
                 line_turns, estimate, bound = figures
                 turns += line_turns
-                tokens += estimate if bound <= limit else self.count(orjson.loads(line), line_no)
+                tokens += estimate if bound <= limit else self.count(obj, line_no)
             else:
-                checked = full(line, line_no)
+                checked = full(line, line_no, obj)
                 if checked is None:
                     remember(0)
                 else:
@@ -169,14 +175,13 @@ class _Range:
                                               limit=MAX_LINE_BYTES))
         return size
 
-    def full(self, line: bytes | bytearray, line_no: int) -> tuple[bool, int, int] | None:
-        """Check a line that is not plainly valid: (is an object, turns, tokens), or None if blank."""
+    def full(self, line: bytes | bytearray, line_no: int, obj: object) -> tuple[bool, int, int] | None:
+        """Check a line that is not plainly valid (``obj``: the line parsed, or ``_UNPARSED``):
+        (is an object, turns, tokens), or None if blank."""
         settings = self.settings
         out = self.part.diagnostics
         label = settings.label
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
+        if obj is _UNPARSED:
             if not line.strip():
                 out.append(diagnose("TK-D013", label, line_no))
                 return None
@@ -222,9 +227,12 @@ class _Range:
         return int(counted)
 
 
-def _not_plain(line: bytes | bytearray) -> None:
+def _not_plain(obj: object, size: int) -> None:
     """The fast path of methods that have none: every line gets the full check."""
     return
+
+
+_UNPARSED = object()  # a line that is not JSON: the full check says why
 
 
 def scan_range(source: BinaryIO, start: int, end: int, settings: Settings) -> Part:

@@ -10,10 +10,10 @@ Must not: read dataset contents, touch the network, or import the Azure/OpenAI S
 
 from __future__ import annotations
 
+from tunekeeper.diagnostics import display_path
 from tunekeeper.errors import ManifestError
 from tunekeeper.resources.loader import (
     TextSource,
-    display_path,
     find_root,
     load,
     load_texts,

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.diagnostics import Diagnostic, display_path
 from tunekeeper.errors import ManifestError
 from tunekeeper.resources._build import Origin, build
 from tunekeeper.resources._checks import Built, check
@@ -46,15 +46,6 @@ _MAYBE_OURS = re.compile(rb"tunekeeper\.io/|\bkind\b")
 class _Input:
     path: Path  # absolute
     explicit: bool  # named by the user (strict) or found in a folder (only tunekeeper documents count)
-
-
-def display_path(path: Path) -> str:
-    """A path as messages show it: relative to the current directory when under it."""
-    try:
-        relative = path.relative_to(Path.cwd())
-    except ValueError:
-        return str(path)
-    return str(relative) if str(relative) != "." else path.name
 
 
 def find_root(paths: Sequence[Path]) -> Path:
