@@ -51,7 +51,8 @@ done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess
 elapsed = time.perf_counter() - start
 if done.returncode not in (0,):
     sys.exit(done.stderr.decode()[-2000:] or f"exit {done.returncode}")
-print(json.dumps({"seconds": elapsed, "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"seconds": elapsed, "rss_mb": peak_kb / 1024}))
 """
 ORJSON_LOOP = (
     "import orjson, sys\n"
@@ -83,7 +84,8 @@ SYSTEM_PROMPTS = [
 CODE = (
     "Here is how to do it:\n\n```python\nimport json\n\n\ndef load(path: str) -> list[dict]:\n"
     "    \"\"\"Read one JSON object per line.\"\"\"\n    with open(path, encoding=\"utf-8\") as f:\n"
-    "        return [json.loads(line) for line in f if line.strip()]\n```\n\nThen call `load(\"data.jsonl\")`."
+    "        return [json.loads(line) for line in f if line.strip()]\n```\n\n"
+    "Then call `load(\"data.jsonl\")`."
 )
 
 
@@ -95,8 +97,8 @@ def example(rng: random.Random, index: int) -> dict[str, object]:
     messages: list[dict[str, object]] = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}]
     for turn in range(rng.randint(1, 4)):
         messages.append({"role": "user", "content": f"[{index}.{turn}] " + text(rng, rng.randint(1, 6))})
-        answer: dict[str, object] = {"role": "assistant",
-                                     "content": CODE if rng.random() < 0.15 else text(rng, rng.randint(2, 10))}
+        reply = CODE if rng.random() < 0.15 else text(rng, rng.randint(2, 10))
+        answer: dict[str, object] = {"role": "assistant", "content": reply}
         if rng.random() < 0.4:
             answer["weight"] = rng.choice((0, 1))
         messages.append(answer)
@@ -208,9 +210,11 @@ def main() -> int:
                 if target is not None and (name != "validate" or cores >= 2) and ratio < target:
                     missed.append(f"{name} at {size_mb} MB: {ratio:.0%} of orjson, target {target:.0%}")
                 if name.startswith("validate") and rss >= RSS_LIMIT_MB:
-                    missed.append(f"{name} at {size_mb} MB: peak RSS {rss:.0f} MB, target < {RSS_LIMIT_MB} MB")
+                    missed.append(f"{name} at {size_mb} MB: peak RSS {rss:.0f} MB, "
+                                  f"target < {RSS_LIMIT_MB} MB")
                 if name == "validate" and size_mb <= 10 and seconds >= END_TO_END_LIMIT_S:
-                    missed.append(f"validate of {size_mb} MB: {seconds:.3f} s, target < {END_TO_END_LIMIT_S} s")
+                    missed.append(f"validate of {size_mb} MB: {seconds:.3f} s, "
+                                  f"target < {END_TO_END_LIMIT_S} s")
             path.unlink()
         version, _ = best_of([*tunekeeper(), "--version"], max(args.repeat, 5))
         tiny, _ = best_of([*tunekeeper(), "validate", str(small)], max(args.repeat, 5))
