@@ -207,6 +207,11 @@ def _register(kind: str) -> None:
         result = await operator.stack(namespace).reconcile(
             read, since=time.monotonic(), deleting={target.key}
         )
+        if result.unfinished is not None:
+            raise kopf.TemporaryError(
+                f"Cleaning up after {kind} {name} waits: {result.unfinished}",
+                delay=operator.settings.interval,
+            )
         if target.key in result.remaining:
             raise kopf.TemporaryError(
                 f"Cleaning up after {kind} {name}.", delay=min(5.0, operator.settings.interval)

@@ -161,6 +161,8 @@ class RunResult:
     started: float  # time.monotonic() when the run began
     verdicts: Mapping[str, Verdict]  # "Kind/name" -> verdict
     remaining: frozenset[str] = frozenset()  # "Kind/name" with actions still planned (a deletion in progress)
+    # why the core did not run to its end (Azure unreachable, an error): a finalizer must not finish then
+    unfinished: str | None = None
 
     def verdict(self, key: str) -> Verdict | None:
         return self.verdicts.get(key)
@@ -321,7 +323,14 @@ class Stack:
         remaining = (
             frozenset(str(a.target) for a in result.remaining.actions) if result is not None else frozenset()
         )
-        return RunResult(started, verdicts, remaining)
+        unfinished = None
+        if transient is not None:
+            unfinished = f"Azure answered with a transient error: {transient.message.rstrip('.')}."
+        elif fatal is not None:
+            unfinished = fatal
+        elif result is None and desired is None:
+            unfinished = "The namespace's resources could not be read."
+        return RunResult(started, verdicts, remaining, unfinished)
 
     def _in_use(self, resources: Sequence[Resource], leaving: set[str]) -> set[str]:
         """Resources being deleted that a live one still needs: their parents, and Accounts in use."""
