@@ -82,6 +82,8 @@ def kinds(documents: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]
 def test_helm_lint_strict() -> None:
     done = run_helm("lint", "--strict", str(CHART))
     assert done.returncode == 0, done.stdout + done.stderr
+    wrong = run_helm("lint", "--strict", str(CHART), "--set", "interval=soon")  # values.schema.json
+    assert wrong.returncode != 0 and "interval" in wrong.stdout + wrong.stderr
     broken = run_helm("template", "tk", str(CHART), "--set", "credentials.workloadIdentity.enabled=true")
     assert broken.returncode != 0 and "clientId is required" in broken.stderr
 
