@@ -4,7 +4,10 @@ The loader (``resources/loader.py``) calls :func:`parse_documents` on each manif
 gives ``yaml.safe_load`` semantics (the same tags, merge keys, YAML 1.1 scalars) but builds the
 values from PyYAML's composed node tree, so a later problem at ``spec.method.type`` can point
 at the exact line and column. It also refuses what ``safe_load`` lets through silently:
-duplicate keys, non-string keys, alias "bombs" (a value budget per document), deep nesting.
+duplicate keys, non-string keys, alias "bombs" and deep nesting. Alias expansion is bounded three
+ways: per document, per file and per run (a :class:`ValueBudget` the loader shares between every
+file it reads), so neither one document, nor a file of hundreds of documents, nor a folder of
+hundreds of files can expand a few kilobytes into gigabytes.
 
 Must not: know about resource kinds or schemas, touch the network, or raise on bad input
 (every problem becomes a :class:`~tunekeeper.diagnostics.Diagnostic`).
@@ -24,6 +27,8 @@ from tunekeeper.diagnostics import Diagnostic
 NodePath = tuple[str | int, ...]
 
 MAX_VALUES_PER_DOCUMENT = 100_000  # a manifest has hundreds; alias bombs have billions
+MAX_VALUES_PER_FILE = 200_000  # a file of many documents still holds far fewer
+MAX_VALUES_PER_RUN = 1_000_000  # ten thousand manifests in one run; a few hundred MB at most
 MAX_DEPTH = 64
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
@@ -59,6 +64,17 @@ class Document:
         return self.values.get((), self.start)
 
 
+class ValueBudget:
+    """How many more values (after alias expansion) may still be built; shared across files of one run."""
+
+    def __init__(self, limit: int = MAX_VALUES_PER_RUN) -> None:
+        self.limit = limit
+        self.remaining = limit
+
+    def spend(self, count: int) -> None:
+        self.remaining = max(0, self.remaining - count)
+
+
 class _TooBig(Exception):
     pass
 
@@ -78,10 +94,15 @@ def _pos(node: yaml.Node) -> Position:
 class _Builder:
     """Turns one composed document into plain values with positions (SafeLoader scalar rules)."""
 
-    def __init__(self, loader: yaml.SafeLoader, document: Document) -> None:
+    def __init__(self, loader: yaml.SafeLoader, document: Document, budget: int) -> None:
         self._loader = loader
         self._doc = document
-        self._budget = MAX_VALUES_PER_DOCUMENT
+        self.allowed = budget
+        self._budget = budget
+
+    @property
+    def spent(self) -> int:
+        return self.allowed - max(self._budget, 0)
 
     def build(self, node: yaml.Node, path: NodePath, depth: int = 0) -> object:
         self._budget -= 1
@@ -193,15 +214,19 @@ def decode(data: bytes, display: str) -> tuple[str | None, list[Diagnostic]]:
     return text, []
 
 
-def parse_documents(text: str, display: str) -> tuple[list[Document], list[Diagnostic]]:
+def parse_documents(text: str, display: str,
+                    budget: ValueBudget | None = None) -> tuple[list[Document], list[Diagnostic]]:
     """All documents of one YAML stream. Empty documents are skipped (``---`` separators are common).
 
     Stops at the first syntax error (YAML cannot recover), but keeps the documents before it.
+    ``budget`` is the run's value budget (the loader passes one for all the files it reads); the
+    values built here are taken from it.
     """
     documents: list[Document] = []
     loader = _Loader(text)
+    run = budget if budget is not None else ValueBudget()
     try:
-        for document in _compose(loader, display):
+        for document in _compose(loader, run):
             documents.append(document)  # noqa: PERF402 - keeps the documents before a syntax error
     except _Bad as bad:
         return documents, [
@@ -263,7 +288,8 @@ def _tab_near(text: str, line_index: int) -> bool:
     return any("\t" in lines[i] for i in range(max(0, line_index - 1), min(len(lines), line_index + 1)))
 
 
-def _compose(loader: yaml.SafeLoader, display: str) -> Iterator[Document]:
+def _compose(loader: yaml.SafeLoader, run: ValueBudget) -> Iterator[Document]:
+    file_left = MAX_VALUES_PER_FILE
     while loader.check_node():
         node = loader.get_node()
         if node is None:  # pragma: no cover - check_node said there is one
@@ -272,11 +298,26 @@ def _compose(loader: yaml.SafeLoader, display: str) -> Iterator[Document]:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
             continue  # an empty document ("---" then nothing, or only comments)
         document = Document(value=None, start=start)
+        builder = _Builder(loader, document, min(MAX_VALUES_PER_DOCUMENT, file_left, run.remaining))
         try:
-            document.value = _Builder(loader, document).build(node, ())
+            document.value = builder.build(node, ())
         except _TooBig:
-            raise _Bad(f"document expands to more than {MAX_VALUES_PER_DOCUMENT} values", start,
-                       "aliases (*name) expand here; a manifest needs far fewer values") from None
+            raise _too_big(builder.allowed, file_left, run, start) from None
         except RecursionError:
             raise _Bad("document is nested too deeply", start, "a manifest is a few levels deep") from None
+        finally:
+            file_left -= builder.spent
+            run.spend(builder.spent)
         yield document
+
+
+def _too_big(allowed: int, file_left: int, run: ValueBudget, start: Position) -> _Bad:
+    """Which of the three budgets ran out, said so the user knows where to look."""
+    hint = "aliases (*name) expand here; a manifest needs far fewer values"
+    if allowed == run.remaining and allowed < min(MAX_VALUES_PER_DOCUMENT, file_left):
+        return _Bad(f"the manifests of this run expand to more than {run.limit} values in total (alias "
+                    "expansion included); stopped here", start, hint)
+    if allowed == file_left and allowed < MAX_VALUES_PER_DOCUMENT:
+        return _Bad(f"this file expands to more than {MAX_VALUES_PER_FILE} values (alias expansion included)",
+                    start, hint)
+    return _Bad(f"document expands to more than {MAX_VALUES_PER_DOCUMENT} values", start, hint)

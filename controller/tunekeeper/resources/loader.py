@@ -10,6 +10,13 @@ Folders may hold other YAML (CI configs, Helm charts): in a folder, only documen
 tunekeeper resources (their apiVersion or kind says so) are read. A file named explicitly must
 be a manifest.
 
+Manifests follow the rules data paths follow: only regular files inside the repository root are
+read (a symlink may point elsewhere inside it, never out of it); FIFOs, devices and sockets are
+refused without blocking (opened non-blocking, checked with ``fstat``); the size is checked before
+reading and the read itself is bounded. Every file skipped is reported with its path and the
+reason: an error when it was named explicitly, a warning when it was found in a folder. Nothing
+of a refused file is read, so no content from outside the repository can appear in a message.
+
 Must not: read dataset contents (``tunekeeper.datasets`` does), touch the network, print.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +34,7 @@ from tunekeeper.errors import ManifestError
 from tunekeeper.resources._build import Origin, build
 from tunekeeper.resources._checks import Built, check
 from tunekeeper.resources._schema import KINDS, check_document
-from tunekeeper.resources._yaml import Document, decode, parse_documents
+from tunekeeper.resources._yaml import MAX_FILE_BYTES, Document, ValueBudget, decode, parse_documents
 from tunekeeper.resources.specs import (
     DEPRECATED_SPELLINGS,
     AccountSpec,
@@ -66,8 +74,8 @@ def manifest_files(paths: Sequence[Path]) -> tuple[list[_Input], list[Diagnostic
     for path in paths:
         absolute = path.absolute()
         if absolute.is_dir():
-            found += (_Input(p, False) for p in _walk(absolute))
-        elif absolute.is_file():
+            found += (_Input(p, False) for p in _walk(absolute, problems))
+        elif absolute.exists() or absolute.is_symlink():  # FIFOs, devices, dangling links: refused when read
             found.append(_Input(absolute, True))
         else:
             problems.append(Diagnostic(str(path), 0, 0, "error", f"{path}: no such file or folder",
@@ -79,12 +87,74 @@ def manifest_files(paths: Sequence[Path]) -> tuple[list[_Input], list[Diagnostic
     return sorted(unique.values(), key=lambda i: str(i.path)), problems
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+def _walk(folder: Path, problems: list[Diagnostic]) -> Iterator[Path]:
+    for current, dirs, files in os.walk(folder):  # never descends into symlinked folders
+        kept = []
+        for name in sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")):
+            if (Path(current) / name).is_symlink():
+                problems.append(_skipped(Path(current) / name, "is a symlink to a folder, which is not followed",
+                                         "name the folder it points to, if it belongs to this repository",
+                                         explicit=False))
+            else:
+                kept.append(name)
+        dirs[:] = kept
         for name in sorted(files):
             if name.endswith(MANIFEST_SUFFIXES):
                 yield Path(current) / name
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
+
+
+def _skipped(path: Path, reason: str, hint: str, *, explicit: bool) -> Diagnostic:
+    return Diagnostic(display_path(path), 0, 0, "error" if explicit else "warning", f"skipped: {reason}",
+                      hint=hint, code="TK-L004")
+
+
+def read_manifest(path: Path, root: Path) -> bytes:
+    """The bytes of one manifest, read under the rules in the module docstring; ``_Refused`` says why not.
+
+    The file is opened non-blocking (a FIFO without a writer cannot hang the read) and checked
+    through its open descriptor, so what was checked is what is read.
+    """
+    real = path.resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise _Refused(f"is a symlink to {real}, outside the repository root {root}",
+                       "copy the manifest into the repository; links out of it are not followed")
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Refused(f"is not a regular file (it is {_file_type(info.st_mode)})",
+                           "manifests are plain YAML files; remove it or rename it")
+        if info.st_size > MAX_FILE_BYTES:
+            raise _Refused(_too_large(f"is {info.st_size} bytes"), "is this really a manifest?")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 1024 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_FILE_BYTES:  # it grew while being read
+                raise _Refused(_too_large(f"grew past {size} bytes while being read"), "is this really a manifest?")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_large(what: str) -> str:
+    return f"{what}; a manifest must be under {MAX_FILE_BYTES // (1024 * 1024)} MB"
+
+
+def _file_type(mode: int) -> str:
+    for is_type, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if is_type(mode):
+            return name
+    return "not a regular file"
 
 
 def _is_ours(value: object) -> bool:
@@ -119,8 +189,9 @@ def load_with_diagnostics(paths: Sequence[Path], *, root: Path | None = None,
     inputs, diagnostics = manifest_files(paths)
     built: list[Built] = []
     files: list[str] = []
+    budget = ValueBudget()  # alias expansion, across every file of this run
     for item in inputs:
-        built += _load_file(item, root, check_data, diagnostics, files)
+        built += _load_file(item, root, check_data, diagnostics, files, budget)
     return _desired(root, built, files, diagnostics)
 
 
@@ -144,10 +215,11 @@ def load_texts(sources: Sequence[TextSource], *, root: Path,
     diagnostics: list[Diagnostic] = []
     built: list[Built] = []
     files: list[str] = []
+    budget = ValueBudget()
     for source in sources:
         item = _Input(source.file.absolute(), True)
         data = source.text.encode("utf-8")
-        built += _load_bytes(item, data, source.display, root, check_data, diagnostics, [])
+        built += _load_bytes(item, data, source.display, root, check_data, diagnostics, [], budget)
         files.append(source.display)
     return _desired(root, built, files, diagnostics)
 
@@ -173,20 +245,23 @@ def _desired(root: Path, built: list[Built], files: list[str],
 
 
 def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Diagnostic],
-               files: list[str]) -> list[Built]:
+               files: list[str], budget: ValueBudget) -> list[Built]:
     display = display_path(item.path)
     try:
-        data = item.path.read_bytes()
+        data = read_manifest(item.path, root)
+    except _Refused as refused:
+        diagnostics.append(_skipped(item.path, refused.reason, refused.hint, explicit=item.explicit))
+        return []
     except OSError as exc:
         diagnostics.append(Diagnostic(display, 0, 0, "error", f"cannot read: {exc.strerror or exc}",
                                       hint="check that the file exists and is readable",
                                       code="TK-L002"))
         return []
-    return _load_bytes(item, data, display, root, check_data, diagnostics, files)
+    return _load_bytes(item, data, display, root, check_data, diagnostics, files, budget)
 
 
 def _load_bytes(item: _Input, data: bytes, display: str, root: Path, check_data: bool,
-                diagnostics: list[Diagnostic], files: list[str]) -> list[Built]:
+                diagnostics: list[Diagnostic], files: list[str], budget: ValueBudget) -> list[Built]:
     if not item.explicit and not _MAYBE_OURS.search(data):
         return []  # some other YAML in the folder (CI config, Helm chart, ...)
     text, problems = decode(data, display)
@@ -194,7 +269,7 @@ def _load_bytes(item: _Input, data: bytes, display: str, root: Path, check_data:
         if item.explicit or _OURS.search(data):
             diagnostics += problems
         return []
-    documents, problems = parse_documents(text, display)
+    documents, problems = parse_documents(text, display, budget)
     if problems and (item.explicit or _OURS.search(data)):
         diagnostics += problems
     if not item.explicit:
