@@ -28,21 +28,33 @@ FAST = CloudSettings(polling_interval=0.05, arm_retry_backoff_factor=0.05, confl
 
 
 def write_training_file(path: Path, *, examples: int = 12, tag: str = "x") -> Path:
-    lines = [json.dumps({"messages": [
-        {"role": "system", "content": "You are Clippy."},
-        {"role": "user", "content": f"What is the answer to question {tag} {i}?"},
-        {"role": "assistant", "content": f"It looks like you are asking about {tag} {i}."},
-    ]}) for i in range(examples)]
+    lines = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "You are Clippy."},
+                    {"role": "user", "content": f"What is the answer to question {tag} {i}?"},
+                    {"role": "assistant", "content": f"It looks like you are asking about {tag} {i}."},
+                ]
+            }
+        )
+        for i in range(examples)
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 def write_dpo_file(path: Path, *, examples: int = 12) -> Path:
-    lines = [json.dumps({
-        "input": {"messages": [{"role": "user", "content": f"Greet person {i}"}]},
-        "preferred_output": [{"role": "assistant", "content": f"Hello, person {i}!"}],
-        "non_preferred_output": [{"role": "assistant", "content": "Go away."}],
-    }) for i in range(examples)]
+    lines = [
+        json.dumps(
+            {
+                "input": {"messages": [{"role": "user", "content": f"Greet person {i}"}]},
+                "preferred_output": [{"role": "assistant", "content": f"Hello, person {i}!"}],
+                "non_preferred_output": [{"role": "assistant", "content": "Go away."}],
+            }
+        )
+        for i in range(examples)
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -61,13 +73,19 @@ async def processed_file(cloud: AzureCloud, emulator: Any, path: Path) -> str:
 
 # -- files ---------------------------------------------------------------------------------
 async def test_upload_adds_the_bom_reports_progress_and_download_returns_it(
-    cloud: AzureCloud, emulator: Any, tmp_path: Path,
+    cloud: AzureCloud,
+    emulator: Any,
+    tmp_path: Path,
 ) -> None:
     path = write_training_file(tmp_path / "train.jsonl")
     progress: list[tuple[int, int]] = []
 
-    uploaded = await cloud.upload_file(path, filename="train.jsonl", add_bom=True,
-                                       on_progress=lambda done, total: progress.append((done, total)))
+    uploaded = await cloud.upload_file(
+        path,
+        filename="train.jsonl",
+        add_bom=True,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
 
     expected = BOM + path.read_bytes()
     assert uploaded.filename == "train.jsonl" and uploaded.purpose == "fine-tune"
@@ -101,7 +119,9 @@ async def test_list_files_follows_every_page(emulator: Any, tmp_path: Path) -> N
 
 
 async def test_import_fetches_from_a_url_and_the_file_is_listed(
-    cloud: AzureCloud, emulator: Any, tmp_path: Path,
+    cloud: AzureCloud,
+    emulator: Any,
+    tmp_path: Path,
 ) -> None:
     data = write_training_file(tmp_path / "remote.jsonl").read_bytes()
 
@@ -135,7 +155,8 @@ async def test_import_refused_by_the_service_is_a_permanent_error(cloud: AzureCl
 
 
 async def test_get_raises_not_found_and_delete_succeeds_when_already_gone(
-    cloud: AzureCloud, tmp_path: Path,
+    cloud: AzureCloud,
+    tmp_path: Path,
 ) -> None:
     uploaded = await cloud.upload_file(write_training_file(tmp_path / "t.jsonl"), filename="t.jsonl")
     await cloud.delete_file(uploaded.id)
@@ -151,16 +172,24 @@ async def test_get_raises_not_found_and_delete_succeeds_when_already_gone(
 
 # -- fine-tuning jobs ------------------------------------------------------------------------
 async def test_job_lifecycle_create_get_list_events_checkpoints_models(
-    cloud: AzureCloud, emulator: Any, tmp_path: Path,
+    cloud: AzureCloud,
+    emulator: Any,
+    tmp_path: Path,
 ) -> None:
     training = await processed_file(cloud, emulator, write_training_file(tmp_path / "train.jsonl"))
     validation = await processed_file(cloud, emulator, write_training_file(tmp_path / "valid.jsonl", tag="v"))
 
-    created = await cloud.create_job(JobRequest(
-        model=BASE_MODEL, training_file=training, validation_file=validation, seed=42, suffix="clippy",
-        hyperparameters=Hyperparameters(n_epochs=2, batch_size=1, learning_rate_multiplier=0.1),
-        training_type=TrainingType.GLOBAL,
-    ))
+    created = await cloud.create_job(
+        JobRequest(
+            model=BASE_MODEL,
+            training_file=training,
+            validation_file=validation,
+            seed=42,
+            suffix="clippy",
+            hyperparameters=Hyperparameters(n_epochs=2, batch_size=1, learning_rate_multiplier=0.1),
+            training_type=TrainingType.GLOBAL,
+        )
+    )
 
     assert created.status in ("pending", "running")
     assert (created.model, created.training_file, created.validation_file) == (
@@ -201,12 +230,21 @@ async def test_job_lifecycle_create_get_list_events_checkpoints_models(
 
 
 async def test_list_jobs_events_and_checkpoints_follow_every_page(emulator: Any, tmp_path: Path) -> None:
-    async with await connect(account_for(emulator), api_key=TEST_API_KEY,
-                             settings=CloudSettings(page_size=2)) as small_pages:
+    async with await connect(
+        account_for(emulator), api_key=TEST_API_KEY, settings=CloudSettings(page_size=2)
+    ) as small_pages:
         training = await processed_file(small_pages, emulator, write_training_file(tmp_path / "t.jsonl"))
-        jobs = [await small_pages.create_job(JobRequest(model=BASE_MODEL, training_file=training, seed=i,
-                                                        hyperparameters=Hyperparameters(n_epochs=3)))
-                for i in range(5)]
+        jobs = [
+            await small_pages.create_job(
+                JobRequest(
+                    model=BASE_MODEL,
+                    training_file=training,
+                    seed=i,
+                    hyperparameters=Hyperparameters(n_epochs=3),
+                )
+            )
+            for i in range(5)
+        ]
         before = small_pages.request_count
         listed = await small_pages.list_jobs()
         assert {j.id for j in listed} == {j.id for j in jobs}
@@ -220,10 +258,14 @@ async def test_list_jobs_events_and_checkpoints_follow_every_page(emulator: Any,
 
 async def test_dpo_job_sends_beta_under_the_method(cloud: AzureCloud, emulator: Any, tmp_path: Path) -> None:
     training = await processed_file(cloud, emulator, write_dpo_file(tmp_path / "prefs.jsonl"))
-    created = await cloud.create_job(JobRequest(
-        model=BASE_MODEL, training_file=training, method=Method.DPO,
-        hyperparameters=Hyperparameters(n_epochs=1, beta=0.25),
-    ))
+    created = await cloud.create_job(
+        JobRequest(
+            model=BASE_MODEL,
+            training_file=training,
+            method=Method.DPO,
+            hyperparameters=Hyperparameters(n_epochs=1, beta=0.25),
+        )
+    )
     assert created.method == "dpo"
     assert created.hyperparameters["beta"] == 0.25
     assert (await cloud.get_job(created.id)).method == "dpo"
@@ -246,7 +288,9 @@ async def test_cancel_and_delete_job(cloud: AzureCloud, emulator: Any, tmp_path:
 
 
 async def test_rejected_job_is_a_permanent_error_with_code_request_id_and_hint(
-    cloud: AzureCloud, emulator: Any, tmp_path: Path,
+    cloud: AzureCloud,
+    emulator: Any,
+    tmp_path: Path,
 ) -> None:
     training = await processed_file(cloud, emulator, write_training_file(tmp_path / "t.jsonl"))
     with pytest.raises(PermanentCloudError) as caught:
@@ -261,9 +305,14 @@ async def test_rejected_job_is_a_permanent_error_with_code_request_id_and_hint(
 
 # -- chat ----------------------------------------------------------------------------------
 async def test_chat_answers_through_a_deployment(cloud: AzureCloud) -> None:
-    operation = await cloud.begin_create_deployment(DeploymentRequest(
-        name="chat-bot", model_name="gpt-4.1-mini", model_version="2025-04-14", sku=Sku.GLOBAL_STANDARD,
-    ))
+    operation = await cloud.begin_create_deployment(
+        DeploymentRequest(
+            name="chat-bot",
+            model_name="gpt-4.1-mini",
+            model_version="2025-04-14",
+            sku=Sku.GLOBAL_STANDARD,
+        )
+    )
     await operation.result()
     answer = await cloud.chat("chat-bot", [{"role": "user", "content": "Hello?"}])
     assert isinstance(answer, str) and answer
@@ -273,7 +322,8 @@ async def test_chat_answers_through_a_deployment(cloud: AzureCloud) -> None:
 
 # -- credentials ---------------------------------------------------------------------------
 async def test_key_from_the_environment_works_and_a_wrong_key_is_never_shown(
-    emulator: Any, monkeypatch: pytest.MonkeyPatch,
+    emulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TUNEKEEPER_TEST_KEY", TEST_API_KEY)
     async with await connect(account_for(emulator)) as from_env:
@@ -291,9 +341,13 @@ async def test_key_from_the_environment_works_and_a_wrong_key_is_never_shown(
 
 async def test_entra_auth_on_loopback_uses_the_development_token(emulator: Any, tmp_path: Path) -> None:
     account = AccountSpec(
-        name="emulator", endpoint=emulator.url, management_endpoint=emulator.url,
-        subscription_id=emulator.config.subscription_id, resource_group=emulator.config.resource_group,
-        account_name=emulator.config.account_name, auth=AuthSpec(kind="entra"),
+        name="emulator",
+        endpoint=emulator.url,
+        management_endpoint=emulator.url,
+        subscription_id=emulator.config.subscription_id,
+        resource_group=emulator.config.resource_group,
+        account_name=emulator.config.account_name,
+        auth=AuthSpec(kind="entra"),
     )
     async with await connect(account, settings=FAST) as entra:
         uploaded = await entra.upload_file(write_training_file(tmp_path / "t.jsonl"), filename="t.jsonl")
@@ -314,7 +368,9 @@ async def test_throttling_is_retried_after_retry_after_and_counted(cloud: AzureC
 
 
 async def test_server_errors_and_dropped_connections_are_retried_without_duplicates(
-    cloud: AzureCloud, emulator: Any, tmp_path: Path,
+    cloud: AzureCloud,
+    emulator: Any,
+    tmp_path: Path,
 ) -> None:
     training = await processed_file(cloud, emulator, write_training_file(tmp_path / "t.jsonl"))
     emulator.faults.add("POST /openai/fine_tuning/jobs", status=503, retry_after=0.05, times=1)
@@ -331,8 +387,9 @@ async def test_server_errors_and_dropped_connections_are_retried_without_duplica
 
 async def test_persistent_throttling_surfaces_as_transient_with_retry_after(emulator: Any) -> None:
     emulator.faults.add("GET /openai/models", status=429, retry_after=0.05)
-    async with await connect(account_for(emulator), api_key=TEST_API_KEY,
-                             settings=CloudSettings(max_retries=1)) as impatient:
+    async with await connect(
+        account_for(emulator), api_key=TEST_API_KEY, settings=CloudSettings(max_retries=1)
+    ) as impatient:
         with pytest.raises(TransientCloudError) as caught:
             await impatient.list_models()
         assert impatient.request_count == 2
@@ -340,17 +397,43 @@ async def test_persistent_throttling_surfaces_as_transient_with_retry_after(emul
     assert caught.value.retry_after == pytest.approx(0.05)
 
 
-async def test_unreachable_endpoint_is_transient(emulator: Any) -> None:
-    account = AccountSpec(name="gone", endpoint="http://127.0.0.1:9", management_endpoint="http://127.0.0.1:9",
-                          subscription_id="s", resource_group="g", account_name="a",
-                          auth=AuthSpec(kind="apiKey", api_key_env="UNUSED"))
-    settings = CloudSettings(max_retries=1, arm_retry_total=1, arm_retry_backoff_factor=0.01)
-    async with await connect(account, api_key="k", settings=settings) as unreachable:
-        with pytest.raises(TransientCloudError):
+async def test_a_refused_connection_fails_fast_and_names_the_host(emulator: Any) -> None:
+    account = AccountSpec(
+        name="gone",
+        endpoint="http://127.0.0.1:9",
+        management_endpoint="http://127.0.0.1:9",
+        subscription_id="s",
+        resource_group="g",
+        account_name="a",
+        auth=AuthSpec(kind="apiKey", api_key_env="UNUSED"),
+    )
+    started = time.monotonic()
+    async with await connect(account, api_key="k") as unreachable:  # default settings: six retries for 429s
+        with pytest.raises(PermanentCloudError) as data_plane:
             await unreachable.list_files()
-        with pytest.raises(TransientCloudError):
+        with pytest.raises(PermanentCloudError) as arm:
             await unreachable.list_deployments()
-        assert unreachable.request_count >= 4
+    assert time.monotonic() - started < 15
+    for caught in (data_plane, arm):
+        assert "127.0.0.1:9 refused the connection" in caught.value.message
+        assert caught.value.hint is not None and "is the port right" in caught.value.hint
+
+
+async def test_a_host_that_does_not_resolve_is_named_with_a_dns_hint(emulator: Any) -> None:
+    account = AccountSpec(
+        name="typo",
+        endpoint="https://contoso-typo.invalid",
+        management_endpoint="https://contoso-typo.invalid",
+        subscription_id="s",
+        resource_group="g",
+        account_name="a",
+        auth=AuthSpec(kind="apiKey", api_key_env="UNUSED"),
+    )
+    async with await connect(account, api_key="k") as unreachable:  # ARM would ask Entra ID first: data plane
+        with pytest.raises(PermanentCloudError) as caught:
+            await unreachable.list_files()
+    assert "cannot resolve the host name contoso-typo.invalid" in caught.value.message
+    assert caught.value.hint is not None and "typo" in caught.value.hint
 
 
 async def test_concurrent_calls_share_one_client(cloud: AzureCloud, tmp_path: Path) -> None:

@@ -23,9 +23,11 @@ SECRET = "OUTSIDE-SECRET-5e1f"
 def bomb_document(name: str) -> str:
     """One FineTuneJob document whose aliases expand to ~85,000 values: under the per-document limit."""
     a = "[" + ",".join(str(i) for i in range(30)) + "]"
-    return (f"apiVersion: tunekeeper.io/v1alpha1\nkind: FineTuneJob\nmetadata: {{name: {name}}}\nspec:\n"
-            f"  a: &a {a}\n  b: &b [{','.join(['*a'] * 30)}]\n  c: &c [{','.join(['*b'] * 30)}]\n"
-            "  d: [*c, *c]\n")
+    return (
+        f"apiVersion: tunekeeper.io/v1alpha1\nkind: FineTuneJob\nmetadata: {{name: {name}}}\nspec:\n"
+        f"  a: &a {a}\n  b: &b [{','.join(['*a'] * 30)}]\n  c: &c [{','.join(['*b'] * 30)}]\n"
+        "  d: [*c, *c]\n"
+    )
 
 
 def diagnostics(paths: list[Path], root: Path) -> tuple[Diagnostic, ...]:
@@ -94,34 +96,44 @@ def test_a_symlink_to_a_device_is_refused_without_reading(repo: Path) -> None:
 
 
 def test_a_symlink_out_of_the_repository_is_not_followed_and_never_echoed(
-        repo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     outside = tmp_path_factory.mktemp("outside") / "secret.yaml"
-    outside.write_text(f"apiVersion: tunekeeper.io/v1alpha1\nkind: FineTuneJob\nmetadata: {{name: {SECRET}}}\n"
-                       f"spec: {{baseModel: {SECRET}}}\n")
+    outside.write_text(
+        f"apiVersion: tunekeeper.io/v1alpha1\nkind: FineTuneJob\nmetadata: {{name: {SECRET}}}\n"
+        f"spec: {{baseModel: {SECRET}}}\n"
+    )
     (repo / "link.yaml").symlink_to(outside)
     for paths in ([repo], [repo / "link.yaml"]):
         found = diagnostics(paths, repo)
         assert SECRET not in rendered(found)
-        assert any(d.path.endswith("/link.yaml") and "outside the repository root" in d.message for d in found)
+        assert any(
+            d.path.endswith("/link.yaml") and "outside the repository root" in d.message for d in found
+        )
 
 
 def test_a_symlink_inside_the_repository_is_read(repo: Path) -> None:
     (repo / "real").mkdir()
     (repo / "real" / "job.yaml").write_text(
         "apiVersion: tunekeeper.io/v1alpha1\nkind: FineTuneJob\nmetadata: {name: linked}\n"
-        "spec: {baseModel: gpt-4.1-2025-04-14, trainingFile: data/train.jsonl}\n")
+        "spec: {baseModel: gpt-4.1-2025-04-14, trainingFile: data/train.jsonl}\n"
+    )
     (repo / "job.yaml").symlink_to(repo / "real" / "job.yaml")
     desired, _ = load([repo / "job.yaml"], root=repo)
     assert [j.name for j in desired.jobs] == ["linked"]
 
 
-def test_a_symlinked_folder_is_reported_not_followed(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_symlinked_folder_is_reported_not_followed(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     outside = tmp_path_factory.mktemp("elsewhere")
     (outside / "x.yaml").write_text(f"kind: FineTuneJob\nmetadata: {{name: {SECRET}}}\n")
     (repo / "linked").symlink_to(outside)
     found = diagnostics([repo], repo)
     assert SECRET not in rendered(found)
-    assert any(d.path.endswith("/linked") and d.severity == "warning" and "not followed" in d.message for d in found)
+    assert any(
+        d.path.endswith("/linked") and d.severity == "warning" and "not followed" in d.message for d in found
+    )
 
 
 def test_an_oversized_file_is_refused_by_its_size_before_reading(repo: Path) -> None:

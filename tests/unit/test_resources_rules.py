@@ -25,17 +25,26 @@ def job(extra: str = "", base: str = "  baseModel: gpt-4.1-2025-04-14\n") -> str
 
 
 def deployment(extra: str) -> str:
-    return manifest("Deployment", extra, name="serve") + "---\n" + job(
-        "  validationFile: data/valid.jsonl\n  method:\n    hyperparameters: {n_epochs: 4}\n").replace(
-        "name: thing", "name: trained")
+    return (
+        manifest("Deployment", extra, name="serve")
+        + "---\n"
+        + job("  validationFile: data/valid.jsonl\n  method:\n    hyperparameters: {n_epochs: 4}\n").replace(
+            "name: thing", "name: trained"
+        )
+    )
 
 
 def account(extra: str, base: str | None = None) -> str:
-    base = base if base is not None else (
-        "  endpoint: https://contoso.openai.azure.com\n"
-        "  subscriptionId: 00000000-0000-0000-0000-000000000000\n"
-        "  resourceGroup: rg-ft\n"
-        "  accountName: contoso\n")
+    base = (
+        base
+        if base is not None
+        else (
+            "  endpoint: https://contoso.openai.azure.com\n"
+            "  subscriptionId: 00000000-0000-0000-0000-000000000000\n"
+            "  resourceGroup: rg-ft\n"
+            "  accountName: contoso\n"
+        )
+    )
     return manifest("Account", base + extra, name="prod")
 
 
@@ -97,8 +106,10 @@ FAILING = [
     (
         "lrm-nan",
         job("  method:\n    hyperparameters:\n      learning_rate_multiplier: .nan\n"),
-        ("spec.method.hyperparameters.learning_rate_multiplier must be a finite number, "
-         "got not a number (NaN)"),
+        (
+            "spec.method.hyperparameters.learning_rate_multiplier must be a finite number, "
+            "got not a number (NaN)"
+        ),
         "learning_rate_multiplier",
     ),
     (
@@ -312,6 +323,12 @@ FAILING = [
         account("  managementEndpoint: http://management.azure.com\n"),
         "spec.managementEndpoint must use https",
         "managementEndpoint",
+    ),
+    (
+        "loopback-without-management",
+        account("").replace("https://contoso.openai.azure.com", "http://127.0.0.1:8080"),
+        "an http (loopback emulator) endpoint needs spec.managementEndpoint too",
+        "endpoint",
     ),
     (
         "subscription",
@@ -564,7 +581,9 @@ PASSING = [
     ("name-63", job().replace("name: thing", "name: " + "a" * 63)),
     (
         "account-loopback-http",
-        account("").replace("https://contoso.openai.azure.com", "http://127.0.0.1:8080"),
+        account("  managementEndpoint: http://127.0.0.1:8080\n").replace(
+            "https://contoso.openai.azure.com", "http://127.0.0.1:8080"
+        ),
     ),
     ("account-localhost", account("  managementEndpoint: http://localhost:8080\n")),
     ("account-apikey", account("  auth:\n    apiKeyFromEnv: AZURE_OPENAI_API_KEY\n")),

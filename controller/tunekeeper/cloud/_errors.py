@@ -7,9 +7,12 @@ Called by ``cloud/_dataplane.py`` and ``cloud/_arm.py`` around every SDK call (t
 The mapping::
 
     404                                   -> NotFound
-    429, 408, 5xx, timeouts, connections  -> TransientCloudError (retry_after from the headers)
+    429, 408, 5xx, timeouts, dropped       -> TransientCloudError (retry_after from the headers)
     409 RequestConflict (busy account)    -> TransientCloudError
-    400, 401, 403, 409, other 4xx         -> PermanentCloudError (status, Azure code, request id, hint)
+    400, 401, 403, 409, other 4xx, 3xx    -> PermanentCloudError (status, Azure code, request id, hint)
+    cannot connect (DNS, refused, connect timeout)
+                                          -> PermanentCloudError naming the host, with a hint per cause
+                                             (the transports already retried the connection a few times)
 
 Messages carry the action, the HTTP status, Azure's error code and message and the request id;
 they never carry credentials (values passed as ``redact`` are masked as a last line of defence).
@@ -20,10 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import math
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
+import aiohttp
+import httpx2
 import openai
 from azure.core.exceptions import (
     AzureError,
@@ -50,6 +57,19 @@ HINT_403 = (
 HINT_QUOTA = "lower the deployment capacity, or request more quota for this model and region"
 HINT_TRANSIENT = "the service is busy or unreachable; run the command again later"
 HINT_400 = "the service rejected the request as invalid; check the values the message names"
+HINT_DNS = (
+    "check the host name in the Account's endpoint (or managementEndpoint) for a typo; the DNS lookup failed"
+)
+HINT_REFUSED = (
+    "nothing accepts connections there: is the service (or the emulator) running, and is the port right?"
+)
+HINT_CONNECT_TIMEOUT = (
+    "the host did not answer: check network access to it (firewall, proxy, VPN), then run again"
+)
+HINT_REDIRECT = (
+    "the endpoint answered with a redirect, which tunekeeper never follows; put the final URL "
+    "(https://<resource>.openai.azure.com) in the Account"
+)
 HINT_CREDENTIAL = (
     "no Entra ID credential is available: run `az login`, configure workload identity, or set "
     "auth.apiKeyFromEnv on the Account"
@@ -80,8 +100,12 @@ def translate(exc: BaseException, *, action: str, redact: Sequence[str] = ()) ->
     if isinstance(exc, openai.APITimeoutError):
         return TransientCloudError(f"{action} timed out", hint=HINT_TRANSIENT)
     if isinstance(exc, openai.APIConnectionError):
+        url = exc.request.url
+        unreachable = connect_failure(exc, action, url.host, url.port)
+        if unreachable is not None:
+            return unreachable
         return TransientCloudError(
-            _redact(f"{action} failed: could not reach the service ({exc.message})", redact),
+            _redact(f"{action} failed: the connection to {url.host} broke ({_root_cause(exc)})", redact),
             hint=HINT_TRANSIENT,
         )
     if isinstance(exc, HttpResponseError) and exc.response is not None and exc.status_code is not None:
@@ -96,8 +120,13 @@ def translate(exc: BaseException, *, action: str, redact: Sequence[str] = ()) ->
         )
     if isinstance(exc, ClientAuthenticationError):  # azure-identity: no token could be obtained
         return PermanentCloudError(
-            _redact(f"{action} failed: {_first_line(str(exc.message))}", redact), hint=HINT_CREDENTIAL,
+            _redact(f"{action} failed: {_first_line(str(exc.message))}", redact),
+            hint=HINT_CREDENTIAL,
         )
+    if isinstance(exc, ServiceRequestError):
+        unreachable = connect_failure(exc, action, None, None)
+        if unreachable is not None:
+            return unreachable
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return TransientCloudError(
             _redact(
@@ -119,6 +148,15 @@ def from_status(
 ) -> CloudError:
     """The ``CloudError`` for an HTTP error answer (also used for failed long-running operations)."""
     request_id = request_id_of(headers)
+    if 300 <= status < 400:
+        where = headers.get("location") or headers.get("Location") or "another URL"
+        return PermanentCloudError(
+            _redact(f"{action} failed: HTTP {status}: the endpoint redirects to {where}", redact),
+            status_code=status,
+            code=code,
+            request_id=request_id,
+            hint=HINT_REDIRECT,
+        )
     text = f"{action} failed: HTTP {status}"
     if code:
         text += f" {code}"
@@ -132,11 +170,19 @@ def from_status(
         return NotFound(text, status_code=status, code=code, request_id=request_id)
     if status in (408, 429) or status >= 500 or (status == 409 and lowered in CONFLICT_CODES):
         return TransientCloudError(
-            text, retry_after=retry_after_of(headers), status_code=status, code=code,
-            request_id=request_id, hint=HINT_TRANSIENT,
+            text,
+            retry_after=retry_after_of(headers),
+            status_code=status,
+            code=code,
+            request_id=request_id,
+            hint=HINT_TRANSIENT,
         )
     return PermanentCloudError(
-        text, status_code=status, code=code, request_id=request_id, hint=hint_for(status, code),
+        text,
+        status_code=status,
+        code=code,
+        request_id=request_id,
+        hint=hint_for(status, code),
     )
 
 
@@ -198,6 +244,59 @@ def retry_after_of(headers: Mapping[str, str]) -> float | None:
             return None
         seconds = email.utils.mktime_tz(parsed) - time.time()
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def connect_failure(exc: BaseException, action: str, host: str | None, port: int | None) -> CloudError | None:
+    """The error for a connection that could not be made (DNS, refused, connect timeout), naming the
+    host; None when the failure happened after connecting (a dropped answer: retrying may help)."""
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, aiohttp.ClientConnectorError):  # azure-core's transport knows the host
+            host, port = host or cause.host, port or cause.port
+    where = f"{host}:{port}" if host and port else (host or "the service")
+    if any(isinstance(c, (socket.gaierror, aiohttp.ClientConnectorDNSError)) for c in causes):
+        return PermanentCloudError(
+            f"{action} failed: cannot resolve the host name {host or '(unknown)'}", hint=HINT_DNS
+        )
+    if any(
+        isinstance(c, ConnectionRefusedError) or getattr(c, "errno", None) == errno.ECONNREFUSED
+        for c in causes
+    ):
+        return PermanentCloudError(f"{action} failed: {where} refused the connection", hint=HINT_REFUSED)
+    if any(isinstance(c, (httpx2.ConnectTimeout, aiohttp.ConnectionTimeoutError)) for c in causes):
+        return PermanentCloudError(
+            f"{action} failed: {where} did not accept a connection in time", hint=HINT_CONNECT_TIMEOUT
+        )
+    if any(isinstance(c, (httpx2.ConnectError, aiohttp.ClientConnectorError)) for c in causes):
+        return PermanentCloudError(
+            f"{action} failed: cannot connect to {where} ({_root_cause(exc)})", hint=HINT_REFUSED
+        )
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, what caused it, and the members of any exception group on the way (bounded)."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 50:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        inner = getattr(current, "inner_exception", None)  # azure-core keeps the transport's error here
+        for nxt in (current.__cause__, current.__context__, inner):
+            if isinstance(nxt, BaseException):
+                pending.append(nxt)
+
+
+def _root_cause(exc: BaseException) -> str:
+    last = exc
+    for cause in _causes(exc):
+        last = cause
+    return _first_line(str(last)) if str(last).strip() else type(last).__name__
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:

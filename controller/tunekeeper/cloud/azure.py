@@ -15,6 +15,13 @@ builds, for one ``AccountSpec``:
 
 Plain http is accepted only for loopback endpoints; anything else is refused before a request is
 built. Retries and Retry-After are the SDKs' own policies, configured by ``CloudSettings``.
+Neither client follows a redirect (httpx ``follow_redirects=False``, azure-core
+``permit_redirects=False``): an answer from another host is never used, and a 3xx becomes an
+error that names where it pointed. A host that cannot be reached fails in seconds: connect
+timeouts are short, and connection failures are retried by the transports a few times
+(``connect_retries``) rather than by the throttling retry policy, which would spend minutes.
+For a loopback management endpoint with an api key (``tunekeeper emulator --api-key``), the key
+is ARM's bearer token, as that emulator requires.
 Keys and tokens are never logged, printed or put in an error message.
 """
 
@@ -74,6 +81,8 @@ class CloudSettings:
     conflict_initial_delay: float = 2.0  # first wait when the 409 carries no Retry-After; doubles
     conflict_max_delay: float = 30.0
     timeout: float = 600.0  # seconds per data-plane request (uploads of large files included)
+    connect_timeout: float = 5.0  # seconds to open a connection (both clients)
+    connect_retries: int = 1  # retries of a connection that could not be made, by the transports
     page_size: int = 100  # `limit` for listing jobs, events and checkpoints (Azure's defaults: 20, 20, 10)
     files_page_size: int = 10_000  # `limit` for listing files (Azure's default and maximum)
     # Files above this size go in parts through /uploads, resumable across runs (cloud/_uploads.py);
@@ -103,6 +112,29 @@ class CountRequests(SansIOHTTPPolicy[Any, Any]):
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
         self._counter.count += 1
+
+
+class FailFastConnect(httpx2.AsyncBaseTransport):
+    """httpx's transport with its own connection retries, for openai's client.
+
+    openai retries every transport failure like a 429, six times over ~20 s; a host that does not
+    resolve or refuses connections should fail in seconds. httpx's transport retries connection
+    failures (``retries``) itself; when they are spent, the failure is raised as openai's own
+    ``APIConnectionError``, which openai passes on without retrying it again (its documented
+    "propagate OpenAIErrors as-is"). Failures after connecting are untouched: openai retries them.
+    """
+
+    def __init__(self, *, retries: int) -> None:
+        self._inner = httpx2.AsyncHTTPTransport(retries=retries)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            raise openai.APIConnectionError(request=request) from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class AzureCloud:
@@ -156,11 +188,20 @@ class AzureCloud:
         return await self._data.get_file(file_id)
 
     async def upload_file(
-        self, path: Path, *, filename: str, purpose: str = "fine-tune",
-        add_bom: bool = False, on_progress: ProgressCallback | None = None,
+        self,
+        path: Path,
+        *,
+        filename: str,
+        purpose: str = "fine-tune",
+        add_bom: bool = False,
+        on_progress: ProgressCallback | None = None,
     ) -> ObservedFile:
         return await self._data.upload_file(
-            path, filename=filename, purpose=purpose, add_bom=add_bom, on_progress=on_progress,
+            path,
+            filename=filename,
+            purpose=purpose,
+            add_bom=add_bom,
+            on_progress=on_progress,
         )
 
     async def import_file(self, url: str, *, filename: str, purpose: str = "fine-tune") -> ObservedFile:
@@ -209,7 +250,11 @@ class AzureCloud:
         return await self._arm.begin_create_deployment(request)
 
     async def begin_update_deployment(
-        self, name: str, *, sku: Sku | None = None, capacity: int | None = None,
+        self,
+        name: str,
+        *,
+        sku: Sku | None = None,
+        capacity: int | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Operation:
         return await self._arm.begin_update_deployment(name, sku=sku, capacity=capacity, tags=tags)
@@ -233,13 +278,19 @@ class AzureCloud:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
 
 async def connect(
-    account: AccountSpec, *, api_key: str | None = None, settings: CloudSettings | None = None,
+    account: AccountSpec,
+    *,
+    api_key: str | None = None,
+    settings: CloudSettings | None = None,
 ) -> AzureCloud:
     """An ``AzureCloud`` for ``account``. No request is sent until the first method call.
 
@@ -264,7 +315,11 @@ async def connect(
             owned.append(entra)
         return entra
 
-    http_client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [counter.on_httpx_request]})
+    http_client = openai.DefaultAsyncHttpxClient(
+        event_hooks={"request": [counter.on_httpx_request]},
+        follow_redirects=False,
+        transport=FailFastConnect(retries=settings.connect_retries),
+    )
     openai_auth: dict[str, Any]
     if key is not None:
         openai_auth = {"api_key": key}
@@ -273,13 +328,16 @@ async def connect(
     else:
         from azure.identity.aio import get_bearer_token_provider
 
-        openai_auth = {"azure_ad_token_provider": get_bearer_token_provider(
-            default_credential(), COGNITIVE_SERVICES_SCOPE)}
+        openai_auth = {
+            "azure_ad_token_provider": get_bearer_token_provider(
+                default_credential(), COGNITIVE_SERVICES_SCOPE
+            )
+        }
     openai_client = openai.AsyncAzureOpenAI(
         azure_endpoint=endpoint,
         api_version=settings.api_version,
         max_retries=settings.max_retries,
-        timeout=settings.timeout,
+        timeout=httpx2.Timeout(settings.timeout, connect=settings.connect_timeout),
         http_client=http_client,
         **openai_auth,
     )
@@ -287,7 +345,7 @@ async def connect(
     arm_credential: AsyncTokenCredential
     arm_options: dict[str, Any] = {}
     if is_loopback_url(management):
-        arm_credential = AsyncStaticTokenCredential()
+        arm_credential = AsyncStaticTokenCredential(key) if key else AsyncStaticTokenCredential()
         arm_options["per_call_policies"] = [AllowHttpForLoopback()]
     else:
         arm_credential = default_credential()
@@ -301,6 +359,9 @@ async def connect(
         retry_total=settings.arm_retry_total,
         retry_backoff_factor=settings.arm_retry_backoff_factor,
         per_retry_policies=[CountRequests(counter)],
+        retry_connect=settings.connect_retries,
+        connection_timeout=settings.connect_timeout,
+        permit_redirects=False,
         **arm_options,
     )
     log.debug("Connected to account %s (%s)", account.name, endpoint)

@@ -1,4 +1,7 @@
-"""The emulator's own admin endpoints under ``/_emulator`` (no auth; not part of any Azure API).
+"""The emulator's own admin endpoints under ``/_emulator`` (not part of any Azure API).
+
+Open on a loopback emulator in open mode; they need the api key when the emulator requires
+authentication (app.py checks it, docs/emulator.md has the security model).
 
 For tests and for users' resilience drills against a running ``tunekeeper emulator``:
 
@@ -101,9 +104,12 @@ async def _get_clock(request: web.Request) -> web.Response:
 async def _advance_clock(request: web.Request) -> web.Response:
     body = await _json_body(request)
     seconds = body.get("seconds") if isinstance(body, dict) else None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         return _error(400, "invalidPayload", 'Send {"seconds": N} with N >= 0; the clock only moves forward.')
-    request.app[CONTEXT].clock.advance(float(seconds))
+    try:
+        request.app[CONTEXT].clock.advance(float(seconds))
+    except (ValueError, OverflowError) as exc:
+        return _error(400, "invalidPayload", f"Cannot advance the clock: {exc}.")
     return web.json_response(_clock_body(request))
 
 
@@ -125,8 +131,11 @@ async def _reset(request: web.Request) -> web.Response:
 
 def _account_view(request: web.Request, account: EmulatorContext) -> dict[str, Any]:
     c = account.config
-    return {**c.identity().to_dict(), "id": account.resource_id,
-            "endpoint": f"{request.scheme}://{request.host}{account.endpoint_path}"}
+    return {
+        **c.identity().to_dict(),
+        "id": account.resource_id,
+        "endpoint": f"{request.scheme}://{request.host}{account.endpoint_path}",
+    }
 
 
 async def _list_accounts(request: web.Request) -> web.Response:
@@ -144,8 +153,11 @@ async def _add_account(request: web.Request) -> web.Response:
             'Send {"accountName": "...", "subscriptionId"?, "resourceGroup"?, '
             '"region"?}; the others default to the default account\'s.',
         )
-    fields = {"subscriptionId": root.config.subscription_id, "resourceGroup": root.config.resource_group,
-              "region": root.config.region}
+    fields = {
+        "subscriptionId": root.config.subscription_id,
+        "resourceGroup": root.config.resource_group,
+        "region": root.config.region,
+    }
     for key, default in list(fields.items()):
         value = body.get(key, default)
         if not isinstance(value, str):
@@ -156,8 +168,11 @@ async def _add_account(request: web.Request) -> web.Response:
         return _error(400, "invalidPayload", f"Unknown field(s): {', '.join(sorted(unknown))}.")
     try:
         known = root.accounts.get(body["accountName"]) is not None
-        account = root.accounts.add(AccountConfig(body["accountName"], fields["subscriptionId"],
-                                                  fields["resourceGroup"], fields["region"]))
+        account = root.accounts.add(
+            AccountConfig(
+                body["accountName"], fields["subscriptionId"], fields["resourceGroup"], fields["region"]
+            )
+        )
     except ValueError as exc:
         return _error(409 if "already exists" in str(exc) else 400, "invalidPayload", str(exc))
     return web.json_response(_account_view(request, account), status=200 if known else 201)

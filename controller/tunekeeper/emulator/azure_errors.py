@@ -151,3 +151,17 @@ def internal_failure(plane_is_arm: bool) -> EmulatorHttpError:
     if plane_is_arm:
         return ArmError(500, "InternalServerError", "An internal error occurred in the emulator.")
     return DataPlaneError(500, "internalFailure", "Internal error. Please retry.")
+
+
+def request_too_large(limit: int, plane_is_arm: bool) -> EmulatorHttpError:
+    message = f"The request body is larger than this operation accepts ({limit} bytes)."
+    if plane_is_arm:
+        return ArmError(413, "RequestEntityTooLarge", message)
+    return DataPlaneError(413, "invalidPayload", message)
+
+
+def request_timeout(seconds: float, plane_is_arm: bool) -> EmulatorHttpError:
+    message = f"The request was not received and answered within {seconds:g} seconds."
+    if plane_is_arm:
+        return ArmError(408, "RequestTimeout", message)
+    return DataPlaneError(408, "timeout", message)

@@ -57,19 +57,30 @@ class AccountConfig:
                 f"account name {self.account_name!r} must be 2-64 letters, digits, '_', '.' or '-', "
                 "starting with a letter or digit"
             )
-        for label, value in (("subscription", self.subscription_id), ("resource group", self.resource_group),
-                             ("region", self.region)):
+        for label, value in (
+            ("subscription", self.subscription_id),
+            ("resource group", self.resource_group),
+            ("region", self.region),
+        ):
             if not value or "/" in value:
                 raise ValueError(f"{label} {value!r} must be a non-empty name without '/'")
 
     def to_dict(self) -> dict[str, str]:
-        return {"accountName": self.account_name, "subscriptionId": self.subscription_id,
-                "resourceGroup": self.resource_group, "region": self.region}
+        return {
+            "accountName": self.account_name,
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group,
+            "region": self.region,
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class EmulatorConfig:
     api_key: str = DEFAULT_API_KEY
+    # False (open, loopback only): the data plane takes the api-key or any bearer token, ARM any
+    # bearer token, the /_emulator admin routes nothing. True (what `tunekeeper emulator --api-key`
+    # and --allow-remote set): every route, admin included, needs `api-key: KEY` or `Bearer KEY`.
+    require_auth: bool = False
     subscription_id: str = DEFAULT_SUBSCRIPTION
     resource_group: str = DEFAULT_RESOURCE_GROUP
     account_name: str = DEFAULT_ACCOUNT
@@ -87,11 +98,17 @@ class EmulatorConfig:
     # (``/accounts/{name}``) and ARM path. Accounts added at run time are persisted besides these.
     accounts: tuple[AccountConfig, ...] = ()
     # Tokens-per-minute quota (in capacity units of 1K TPM) per SKU for this account.
-    quota: dict[str, int] = field(default_factory=lambda: {
-        "Standard": 300, "GlobalStandard": 1000, "DataZoneStandard": 500, "Developer": 100,
-        "ProvisionedManaged": 100, "GlobalProvisionedManaged": 100, "DataZoneProvisionedManaged": 100,
-    })
-
+    quota: dict[str, int] = field(
+        default_factory=lambda: {
+            "Standard": 300,
+            "GlobalStandard": 1000,
+            "DataZoneStandard": 500,
+            "Developer": 100,
+            "ProvisionedManaged": 100,
+            "GlobalProvisionedManaged": 100,
+            "DataZoneProvisionedManaged": 100,
+        }
+    )
 
     def identity(self) -> AccountConfig:
         """The default account's identity."""
@@ -112,8 +129,10 @@ class EmulatorContext:
     @property
     def resource_id(self) -> str:
         c = self.config
-        return (f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
-                f"/providers/Microsoft.CognitiveServices/accounts/{c.account_name}")
+        return (
+            f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{c.account_name}"
+        )
 
     @property
     def endpoint_path(self) -> str:
@@ -142,8 +161,10 @@ class Accounts:
             if existing is not self.find(
                 account.subscription_id, account.resource_group, account.account_name
             ):
-                raise ValueError(f"an account named {account.account_name!r} already exists "
-                                 f"({existing.resource_id}); account names are unique on one emulator")
+                raise ValueError(
+                    f"an account named {account.account_name!r} already exists "
+                    f"({existing.resource_id}); account names are unique on one emulator"
+                )
             return existing
         if self.factory is None:
             raise RuntimeError("this emulator cannot add accounts")
@@ -158,13 +179,22 @@ class Accounts:
         return iter(list(self._by_name.values()))
 
     def in_subscription(self, subscription: str, resource_group: str | None = None) -> list[EmulatorContext]:
-        return [c for c in self
-                if c.config.subscription_id.lower() == subscription.lower()
-                and (resource_group is None or c.config.resource_group.lower() == resource_group.lower())]
+        return [
+            c
+            for c in self
+            if c.config.subscription_id.lower() == subscription.lower()
+            and (resource_group is None or c.config.resource_group.lower() == resource_group.lower())
+        ]
 
     def find(self, subscription: str, resource_group: str, name: str) -> EmulatorContext | None:
-        return next((c for c in self.in_subscription(subscription, resource_group)
-                     if c.config.account_name.lower() == name.lower()), None)
+        return next(
+            (
+                c
+                for c in self.in_subscription(subscription, resource_group)
+                if c.config.account_name.lower() == name.lower()
+            ),
+            None,
+        )
 
     def by_resource_id(self, resource_id: str) -> EmulatorContext | None:
         match = ACCOUNT_RESOURCE_ID.match(resource_id)

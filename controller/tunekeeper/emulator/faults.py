@@ -68,6 +68,12 @@ _ERRORS: Mapping[int, tuple[str, str, str]] = {
     504: ("GatewayTimeout", "internalFailure", "The gateway timed out (injected fault)."),
 }
 
+# Bounds on a rule, so that no rule can hold a connection (or a shutdown) for long: the SDKs
+# time out well before a minute, and Azure's own Retry-After values are seconds, not hours.
+MAX_LATENCY_SECONDS = 60.0
+MAX_RETRY_AFTER_SECONDS = 3600.0
+MAX_RULES = 1000
+
 
 @dataclass(slots=True)
 class FaultRule:
@@ -168,15 +174,19 @@ class Faults:
             raise ValueError(f"status must be an HTTP error status 400..599, got {status}")
         if not (0.0 <= float(probability) <= 1.0):
             raise ValueError(f"probability must be between 0 and 1, got {probability}")
-        if retry_after is not None and float(retry_after) < 0:
-            raise ValueError(f"retry_after must be >= 0 seconds, got {retry_after}")
-        if float(latency) < 0:
-            raise ValueError(f"latency must be >= 0 seconds, got {latency}")
+        if retry_after is not None and not 0 <= float(retry_after) <= MAX_RETRY_AFTER_SECONDS:
+            raise ValueError(
+                f"retry_after must be from 0 to {MAX_RETRY_AFTER_SECONDS:g} seconds, got {retry_after}"
+            )
+        if not 0 <= float(latency) <= MAX_LATENCY_SECONDS:
+            raise ValueError(f"latency must be from 0 to {MAX_LATENCY_SECONDS:g} seconds, got {latency}")
         if times is not None and int(times) < 1:
             raise ValueError(f"times must be >= 1 (omit it for a rule that never expires), got {times}")
         if status is not None and drop:
             raise ValueError("a rule either answers with a status or drops the connection, not both")
         with self._lock:
+            if len(self._rules) >= MAX_RULES:
+                raise ValueError(f"at most {MAX_RULES} fault rules at once; remove some first")
             self._counter += 1
             rule_id = f"fault-{self._counter}"
             rule_seed = (
@@ -376,8 +386,16 @@ def _parse_rule_file(text: str, display: str) -> tuple[list[Any], list[int]]:
     elif data is None:
         return [], []
     elif not isinstance(data, list):
-        raise ManifestError([Diagnostic(display, 1, message="expected a list of fault rules",
-                                        hint="write 'faults:' followed by a list of rules")])
+        raise ManifestError(
+            [
+                Diagnostic(
+                    display,
+                    1,
+                    message="expected a list of fault rules",
+                    hint="write 'faults:' followed by a list of rules",
+                )
+            ]
+        )
     lines = [0] * len(data)
     if isinstance(seq_node, yaml.SequenceNode):
         lines = [child.start_mark.line + 1 for child in seq_node.value]
@@ -387,8 +405,9 @@ def _parse_rule_file(text: str, display: str) -> tuple[list[Any], list[int]]:
 # -- the middleware -----------------------------------------------------------------------
 def fault_response(status: int, path: str, retry_after: float | None) -> web.Response:
     """The error answer for an injected ``status``, shaped like the plane ``path`` belongs to."""
-    arm_code, data_code, message = _ERRORS.get(status, ("InternalServerError", "internalFailure",
-                                                         f"Injected fault (HTTP {status})."))
+    arm_code, data_code, message = _ERRORS.get(
+        status, ("InternalServerError", "internalFailure", f"Injected fault (HTTP {status}).")
+    )
     arm = path.lower().startswith("/subscriptions/")
     body = {"error": {"code": arm_code if arm else data_code, "message": message}}
     headers: dict[str, str] = {}

@@ -43,6 +43,10 @@ from tunekeeper.emulator.faults import Faults
 from tunekeeper.emulator.store import Store
 
 DATABASE_NAME = "emulator.sqlite3"
+IDLE_CONNECTION_SECONDS = (
+    30.0  # a connection with no complete request for this long is closed (half-sent headers)
+)
+SHUTDOWN_SECONDS = 3.0  # requests still running at stop() (a slow fault, an upload) are cancelled after this
 ACCOUNTS_DIR = "accounts"
 ACCOUNTS_META = "accounts"  # the default store's list of the other accounts (persisted)
 
@@ -81,8 +85,10 @@ class Emulator:
         self.accounts = Accounts()
         self.accounts.register(self.context)
         self.accounts.factory = self._open_account
-        persisted = [AccountConfig(a["accountName"], a["subscriptionId"], a["resourceGroup"], a["region"])
-                     for a in self.store.get_meta(ACCOUNTS_META, [])]
+        persisted = [
+            AccountConfig(a["accountName"], a["subscriptionId"], a["resourceGroup"], a["region"])
+            for a in self.store.get_meta(ACCOUNTS_META, [])
+        ]
         for account in (*config.accounts, *persisted):
             self.accounts.add(account)
         self.app = build_app(self.context)
@@ -96,8 +102,14 @@ class Emulator:
         self._stopped = threading.Event()
 
     # -- accounts ---------------------------------------------------------------------------
-    def add_account(self, account_name: str, *, subscription_id: str | None = None,
-                    resource_group: str | None = None, region: str | None = None) -> EmulatorContext:
+    def add_account(
+        self,
+        account_name: str,
+        *,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        region: str | None = None,
+    ) -> EmulatorContext:
         """Serve one more account (kept across restarts on the same data dir); returns its context.
 
         Defaults are the default account's subscription, resource group and region. Adding an
@@ -105,8 +117,14 @@ class Emulator:
         raises ValueError (account names are unique, like Azure's custom subdomains).
         """
         c = self.config
-        return self.accounts.add(AccountConfig(account_name, subscription_id or c.subscription_id,
-                                               resource_group or c.resource_group, region or c.region))
+        return self.accounts.add(
+            AccountConfig(
+                account_name,
+                subscription_id or c.subscription_id,
+                resource_group or c.resource_group,
+                region or c.region,
+            )
+        )
 
     def account(self, name: str) -> EmulatorContext:
         """The context of an account by name (KeyError when the emulator has none of that name)."""
@@ -134,8 +152,9 @@ class Emulator:
             if data_dir is None
             else Path(data_dir) / ACCOUNTS_DIR / f"{account.account_name.lower()}.sqlite3"
         )
-        ctx = EmulatorContext(config=config, store=Store(database), clock=self.clock, faults=self.faults,
-                              default=False)
+        ctx = EmulatorContext(
+            config=config, store=Store(database), clock=self.clock, faults=self.faults, default=False
+        )
         self._persist_accounts(extra=account)
         return ctx
 
@@ -183,7 +202,13 @@ class Emulator:
         return self
 
     async def _listen(self) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+            keepalive_timeout=IDLE_CONNECTION_SECONDS,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -259,5 +284,7 @@ class Emulator:
     @property
     def arm_account_path(self) -> str:
         c = self.config
-        return (f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
-                f"/providers/Microsoft.CognitiveServices/accounts/{c.account_name}")
+        return (
+            f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{c.account_name}"
+        )

@@ -5,6 +5,9 @@ Every emulated object (file, job, event, checkpoint, deployment, operation, ...)
 every object where it left it; without one it lives in memory. Thread-safe: the HTTP server
 runs in its own thread while tests read the store from theirs. File contents are kept as
 blobs in their own table so that listing documents stays cheap.
+
+A database that SQLite cannot open or read (not a database, damaged, locked by a writer that
+never lets go) is an ``EmulatorStateError`` naming the file, raised when the store is opened.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tunekeeper.errors import TunekeeperError
+
+
+class EmulatorStateError(TunekeeperError):
+    """The emulator's saved state cannot be used; the message names the file and the hint what to do."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -38,13 +48,26 @@ class Store:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         target = str(path) if path is not None else ":memory:"
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL" if path is not None else "PRAGMA journal_mode=MEMORY")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL" if path is not None else "PRAGMA journal_mode=MEMORY")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT COUNT(*) FROM meta").fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise EmulatorStateError(
+                f"cannot open the emulator's database {self.location}: {exc}",
+                hint="if it is damaged, move it away (or choose another --data-dir) to start afresh; "
+                "if another emulator uses it, stop that one first",
+            ) from None
         self._lock = threading.RLock()
+
+    @property
+    def location(self) -> str:
+        """Where the state lives, as messages name it."""
+        return str(self.path) if self.path is not None else "memory"
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

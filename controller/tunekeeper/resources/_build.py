@@ -50,11 +50,27 @@ class Origin:
     display: str
     document: Document
 
-    def at(self, path: NodePath, message: str, hint: str | None = None, *, severity: str = "error",
-           key: bool = False, code: str = "TK-R000") -> Diagnostic:
+    def at(
+        self,
+        path: NodePath,
+        message: str,
+        hint: str | None = None,
+        *,
+        severity: str = "error",
+        key: bool = False,
+        code: str = "TK-R000",
+    ) -> Diagnostic:
         pos = self.document.position(path, key=key)
-        return Diagnostic(self.display, pos.line, pos.column, "error" if severity == "error" else "warning",
-                          message, hint=hint, field_path=field_path(path) or None, code=code)
+        return Diagnostic(
+            self.display,
+            pos.line,
+            pos.column,
+            "error" if severity == "error" else "warning",
+            message,
+            hint=hint,
+            field_path=field_path(path) or None,
+            code=code,
+        )
 
     @property
     def source(self) -> SourceRef:
@@ -65,8 +81,14 @@ def _endpoint(value: str, path: NodePath, origin: Origin, out: list[Diagnostic])
     name = field_path(path)
     parts = urlsplit(value)
     if parts.username or parts.password:
-        out.append(origin.at(path, f"{name} must not contain credentials",
-                             "use spec.auth (Entra ID, or apiKeyFromEnv) instead", code="TK-R001"))
+        out.append(
+            origin.at(
+                path,
+                f"{name} must not contain credentials",
+                "use spec.auth (Entra ID, or apiKeyFromEnv) instead",
+                code="TK-R001",
+            )
+        )
     elif parts.scheme == "http" and not is_loopback_host(parts.hostname):
         out.append(
             origin.at(
@@ -77,25 +99,43 @@ def _endpoint(value: str, path: NodePath, origin: Origin, out: list[Diagnostic])
             )
         )
     elif parts.scheme not in ("http", "https") or not parts.hostname:
-        out.append(origin.at(path, f"{name} must be an https URL, got {value!r}",
-                             "for example https://my-resource.openai.azure.com", code="TK-R002"))
+        out.append(
+            origin.at(
+                path,
+                f"{name} must be an https URL, got {value!r}",
+                "for example https://my-resource.openai.azure.com",
+                code="TK-R002",
+            )
+        )
     return value.rstrip("/")
 
 
-def data_ref(value: str, path: NodePath, origin: Origin, root: Path, check_data: bool,
-             out: list[Diagnostic]) -> DataRef:
+def data_ref(
+    value: str, path: NodePath, origin: Origin, root: Path, check_data: bool, out: list[Diagnostic]
+) -> DataRef:
     """A data reference: an https URL to import, or a path relative to the manifest inside ``root``."""
     name = field_path(path)
     if "://" in value:
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.hostname:
-            out.append(origin.at(path, f"{name} must be an https URL or a relative path, got {value!r}",
-                                 "data is imported over https only (for example an Azure Blob SAS URL)",
-                                 code="TK-R010"))
+            out.append(
+                origin.at(
+                    path,
+                    f"{name} must be an https URL or a relative path, got {value!r}",
+                    "data is imported over https only (for example an Azure Blob SAS URL)",
+                    code="TK-R010",
+                )
+            )
         return DataRef(url=value, display=value)
     if os.path.isabs(value) or value.startswith("~"):
-        out.append(origin.at(path, f"{name} must be a path relative to the manifest, got {value!r}",
-                             "write the path relative to the folder of this manifest file", code="TK-R011"))
+        out.append(
+            origin.at(
+                path,
+                f"{name} must be a path relative to the manifest, got {value!r}",
+                "write the path relative to the folder of this manifest file",
+                code="TK-R011",
+            )
+        )
         return DataRef(path=Path(value), display=value)
     written = Path(os.path.normpath(origin.file.parent / value))
     real_root = root.resolve()
@@ -131,8 +171,11 @@ def data_ref(value: str, path: NodePath, origin: Origin, root: Path, check_data:
                 )
             )
         elif not resolved.is_file():
-            out.append(origin.at(path, f"{name} {value!r} is not a file", "point it at a .jsonl file",
-                                 code="TK-R015"))
+            out.append(
+                origin.at(
+                    path, f"{name} {value!r} is not a file", "point it at a .jsonl file", code="TK-R015"
+                )
+            )
     return DataRef(path=resolved, display=value)
 
 
@@ -155,8 +198,9 @@ def _auto(value: Any) -> Any:
     return None if value == "auto" else value
 
 
-def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_data: bool,
-          out: list[Diagnostic]) -> Spec:
+def build(
+    kind: str, value: dict[str, Any], origin: Origin, root: Path, check_data: bool, out: list[Diagnostic]
+) -> Spec:
     """One spec from a schema-valid document; single-resource problems go to ``out``."""
     name: str = value["metadata"]["name"]
     spec: dict[str, Any] = value["spec"]
@@ -171,14 +215,32 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
             )
         else:
             auth_spec = AuthSpec()
+        if urlsplit(spec["endpoint"]).scheme == "http" and "managementEndpoint" not in spec:
+            # Otherwise ARM calls would go to Azure's public management endpoint with Entra ID, and
+            # fail with azure-identity's page-long list of credentials it could not find.
+            out.append(
+                origin.at(
+                    ("spec", "endpoint"),
+                    "an http (loopback emulator) endpoint needs "
+                    "spec.managementEndpoint too; deployments would otherwise be managed through "
+                    f"{DEFAULT_MANAGEMENT_ENDPOINT} with Entra ID",
+                    f"add managementEndpoint: {spec['endpoint'].rstrip('/')} (the emulator serves ARM "
+                    "on the same port)",
+                    code="TK-R003",
+                )
+            )
         return AccountSpec(
             name=name,
             endpoint=_endpoint(spec["endpoint"], ("spec", "endpoint"), origin, out),
             subscription_id=spec["subscriptionId"],
             resource_group=spec["resourceGroup"],
             account_name=spec["accountName"],
-            management_endpoint=_endpoint(spec.get("managementEndpoint", DEFAULT_MANAGEMENT_ENDPOINT),
-                                          ("spec", "managementEndpoint"), origin, out),
+            management_endpoint=_endpoint(
+                spec.get("managementEndpoint", DEFAULT_MANAGEMENT_ENDPOINT),
+                ("spec", "managementEndpoint"),
+                origin,
+                out,
+            ),
             auth=auth_spec,
             source=origin.source,
         )
@@ -215,8 +277,11 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
     model = spec["model"]
     sku = spec.get("sku", {})
     gates = spec.get("gates", {})
-    eval_file = (data_ref(gates["evalFile"], ("spec", "gates", "evalFile"), origin, root, check_data, out)
-                 if "evalFile" in gates else None)
+    eval_file = (
+        data_ref(gates["evalFile"], ("spec", "gates", "evalFile"), origin, root, check_data, out)
+        if "evalFile" in gates
+        else None
+    )
     if eval_file is not None and eval_file.url is not None:
         out.append(
             origin.at(
@@ -229,12 +294,19 @@ def build(kind: str, value: dict[str, Any], origin: Origin, root: Path, check_da
     return DeploymentSpec(
         name=name,
         account=spec.get("account"),
-        model=(ModelRef(from_job=model["fromJob"], checkpoint=model.get("checkpoint", "final"))
-               if "fromJob" in model else ModelRef(base_model=model["name"], version=model.get("version"))),
+        model=(
+            ModelRef(from_job=model["fromJob"], checkpoint=model.get("checkpoint", "final"))
+            if "fromJob" in model
+            else ModelRef(base_model=model["name"], version=model.get("version"))
+        ),
         sku=Sku(sku.get("name", "Standard")),
         capacity=int(sku.get("capacity", 1)),
-        gates=Gates(metrics=tuple(MetricGate(g["metric"], g["op"], float(g["threshold"]))
-                                  for g in gates.get("metrics", [])), eval_file=eval_file),
+        gates=Gates(
+            metrics=tuple(
+                MetricGate(g["metric"], g["op"], float(g["threshold"])) for g in gates.get("metrics", [])
+            ),
+            eval_file=eval_file,
+        ),
         deletion_policy=DeletionPolicy(spec.get("deletionPolicy", "Delete")),
         source=origin.source,
     )

@@ -109,8 +109,11 @@ class _Builder:
         if self._budget < 0:
             raise _TooBig()
         if depth > MAX_DEPTH:
-            raise _Bad(f"nesting is deeper than {MAX_DEPTH} levels", _pos(node),
-                       "a manifest is a few levels deep; check for a recursive alias")
+            raise _Bad(
+                f"nesting is deeper than {MAX_DEPTH} levels",
+                _pos(node),
+                "a manifest is a few levels deep; check for a recursive alias",
+            )
         self._doc.values.setdefault(path, _pos(node))
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
@@ -159,16 +162,25 @@ class _Builder:
                         merged.setdefault(k, v)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                raise _Bad("a mapping key must be a plain string, not a list or mapping", _pos(key_node),
-                           "write keys as plain names, like `name: value`")
+                raise _Bad(
+                    "a mapping key must be a plain string, not a list or mapping",
+                    _pos(key_node),
+                    "write keys as plain names, like `name: value`",
+                )
             key = self._scalar(key_node, (*path, "\0key"))
             if not isinstance(key, str):
-                raise _Bad(f"mapping key {key_node.value!r} is read as {type(key).__name__}, not text",
-                           _pos(key_node), f'quote it: "{key_node.value}":')
+                raise _Bad(
+                    f"mapping key {key_node.value!r} is read as {type(key).__name__}, not text",
+                    _pos(key_node),
+                    f'quote it: "{key_node.value}":',
+                )
             if key in result:
                 first = self._doc.keys[(*path, key)]
-                raise _Bad(f"duplicate key {key!r} (first defined at line {first.line})", _pos(key_node),
-                           "remove one of them; YAML would silently keep only the last")
+                raise _Bad(
+                    f"duplicate key {key!r} (first defined at line {first.line})",
+                    _pos(key_node),
+                    "remove one of them; YAML would silently keep only the last",
+                )
             self._doc.keys[(*path, key)] = _pos(key_node)
             result[key] = self.build(value_node, (*path, key), depth + 1)
         for k, v in merged.items():
@@ -180,8 +192,11 @@ class _Builder:
             return [node]
         if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.MappingNode) for n in node.value):
             return list(node.value)
-        raise _Bad("a merge key (<<) needs a mapping or a list of mappings", _pos(node),
-                   "write <<: *anchor, where the anchor names a mapping")
+        raise _Bad(
+            "a merge key (<<) needs a mapping or a list of mappings",
+            _pos(node),
+            "write <<: *anchor, where the anchor names a mapping",
+        )
 
 
 def _line_of(text: str, index: int) -> Position:
@@ -208,14 +223,23 @@ def decode(data: bytes, display: str) -> tuple[str | None, list[Diagnostic]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         pos = _line_of(data[: exc.start].decode("utf-8", "replace"), exc.start)
-        return None, [Diagnostic(display, pos.line, pos.column, "error",
-                                 f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-                                 hint="save the file as UTF-8", code="TK-Y002")]
+        return None, [
+            Diagnostic(
+                display,
+                pos.line,
+                pos.column,
+                "error",
+                f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                hint="save the file as UTF-8",
+                code="TK-Y002",
+            )
+        ]
     return text, []
 
 
-def parse_documents(text: str, display: str,
-                    budget: ValueBudget | None = None) -> tuple[list[Document], list[Diagnostic]]:
+def parse_documents(
+    text: str, display: str, budget: ValueBudget | None = None
+) -> tuple[list[Document], list[Diagnostic]]:
     """All documents of one YAML stream. Empty documents are skipped (``---`` separators are common).
 
     Stops at the first syntax error (YAML cannot recover), but keeps the documents before it.
@@ -315,9 +339,16 @@ def _too_big(allowed: int, file_left: int, run: ValueBudget, start: Position) ->
     """Which of the three budgets ran out, said so the user knows where to look."""
     hint = "aliases (*name) expand here; a manifest needs far fewer values"
     if allowed == run.remaining and allowed < min(MAX_VALUES_PER_DOCUMENT, file_left):
-        return _Bad(f"the manifests of this run expand to more than {run.limit} values in total (alias "
-                    "expansion included); stopped here", start, hint)
+        return _Bad(
+            f"the manifests of this run expand to more than {run.limit} values in total (alias "
+            "expansion included); stopped here",
+            start,
+            hint,
+        )
     if allowed == file_left and allowed < MAX_VALUES_PER_DOCUMENT:
-        return _Bad(f"this file expands to more than {MAX_VALUES_PER_FILE} values (alias expansion included)",
-                    start, hint)
+        return _Bad(
+            f"this file expands to more than {MAX_VALUES_PER_FILE} values (alias expansion included)",
+            start,
+            hint,
+        )
     return _Bad(f"document expands to more than {MAX_VALUES_PER_DOCUMENT} values", start, hint)

@@ -44,8 +44,20 @@ from tunekeeper.resources.specs import (
 )
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-_SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".tunekeeper", ".mypy_cache",
-                        ".pytest_cache", ".ruff_cache", ".tox"})
+_SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".venv",
+        "venv",
+        "node_modules",
+        "__pycache__",
+        ".tunekeeper",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+    }
+)
 _OURS = re.compile(rb"tunekeeper\.io/")  # apiVersion: tunekeeper.io/..., block or flow style
 _MAYBE_OURS = re.compile(rb"tunekeeper\.io/|\bkind\b")
 
@@ -78,8 +90,17 @@ def manifest_files(paths: Sequence[Path]) -> tuple[list[_Input], list[Diagnostic
         elif absolute.exists() or absolute.is_symlink():  # FIFOs, devices, dangling links: refused when read
             found.append(_Input(absolute, True))
         else:
-            problems.append(Diagnostic(str(path), 0, 0, "error", f"{path}: no such file or folder",
-                                       hint="check the path", code="TK-L001"))
+            problems.append(
+                Diagnostic(
+                    str(path),
+                    0,
+                    0,
+                    "error",
+                    f"{path}: no such file or folder",
+                    hint="check the path",
+                    code="TK-L001",
+                )
+            )
     unique: dict[Path, _Input] = {}
     for item in found:
         if item.path not in unique or item.explicit:
@@ -92,9 +113,14 @@ def _walk(folder: Path, problems: list[Diagnostic]) -> Iterator[Path]:
         kept = []
         for name in sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")):
             if (Path(current) / name).is_symlink():
-                problems.append(_skipped(Path(current) / name, "is a symlink to a folder, which is not followed",
-                                         "name the folder it points to, if it belongs to this repository",
-                                         explicit=False))
+                problems.append(
+                    _skipped(
+                        Path(current) / name,
+                        "is a symlink to a folder, which is not followed",
+                        "name the folder it points to, if it belongs to this repository",
+                        explicit=False,
+                    )
+                )
             else:
                 kept.append(name)
         dirs[:] = kept
@@ -111,8 +137,15 @@ class _Refused(Exception):
 
 
 def _skipped(path: Path, reason: str, hint: str, *, explicit: bool) -> Diagnostic:
-    return Diagnostic(display_path(path), 0, 0, "error" if explicit else "warning", f"skipped: {reason}",
-                      hint=hint, code="TK-L004")
+    return Diagnostic(
+        display_path(path),
+        0,
+        0,
+        "error" if explicit else "warning",
+        f"skipped: {reason}",
+        hint=hint,
+        code="TK-L004",
+    )
 
 
 def read_manifest(path: Path, root: Path) -> bytes:
@@ -123,14 +156,18 @@ def read_manifest(path: Path, root: Path) -> bytes:
     """
     real = path.resolve()
     if not real.is_relative_to(root.resolve()):
-        raise _Refused(f"is a symlink to {real}, outside the repository root {root}",
-                       "copy the manifest into the repository; links out of it are not followed")
+        raise _Refused(
+            f"is a symlink to {real}, outside the repository root {root}",
+            "copy the manifest into the repository; links out of it are not followed",
+        )
     fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise _Refused(f"is not a regular file (it is {_file_type(info.st_mode)})",
-                           "manifests are plain YAML files; remove it or rename it")
+            raise _Refused(
+                f"is not a regular file (it is {_file_type(info.st_mode)})",
+                "manifests are plain YAML files; remove it or rename it",
+            )
         if info.st_size > MAX_FILE_BYTES:
             raise _Refused(_too_large(f"is {info.st_size} bytes"), "is this really a manifest?")
         chunks: list[bytes] = []
@@ -139,7 +176,9 @@ def read_manifest(path: Path, root: Path) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_FILE_BYTES:  # it grew while being read
-                raise _Refused(_too_large(f"grew past {size} bytes while being read"), "is this really a manifest?")
+                raise _Refused(
+                    _too_large(f"grew past {size} bytes while being read"), "is this really a manifest?"
+                )
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -150,8 +189,13 @@ def _too_large(what: str) -> str:
 
 
 def _file_type(mode: int) -> str:
-    for is_type, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+    for is_type, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
         if is_type(mode):
             return name
     return "not a regular file"
@@ -163,11 +207,13 @@ def _is_ours(value: object) -> bool:
     api_version = value.get("apiVersion")
     kind = value.get("kind")
     return (isinstance(kind, str) and kind in KINDS) or (
-        isinstance(api_version, str) and api_version.startswith("tunekeeper"))
+        isinstance(api_version, str) and api_version.startswith("tunekeeper")
+    )
 
 
-def load(paths: Sequence[Path], *, root: Path | None = None,
-         check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
+def load(
+    paths: Sequence[Path], *, root: Path | None = None, check_data: bool = True
+) -> tuple[Desired, tuple[Diagnostic, ...]]:
     """Read, validate and check manifests. Returns (desired specs, warnings); raises ManifestError
     with every diagnostic (errors and warnings, sorted) when anything is wrong.
 
@@ -180,8 +226,9 @@ def load(paths: Sequence[Path], *, root: Path | None = None,
     return desired, diagnostics
 
 
-def load_with_diagnostics(paths: Sequence[Path], *, root: Path | None = None,
-                          check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
+def load_with_diagnostics(
+    paths: Sequence[Path], *, root: Path | None = None, check_data: bool = True
+) -> tuple[Desired, tuple[Diagnostic, ...]]:
     """Like :func:`load`, but never raises: returns the resources that could be built (those whose
     own document is valid) with every diagnostic, errors included. For reports that want to go on
     checking what is valid (``tunekeeper validate`` checks those resources' datasets)."""
@@ -204,8 +251,9 @@ class TextSource:
     display: str  # how messages name it; also the manifest label its deployments are tagged with
 
 
-def load_texts(sources: Sequence[TextSource], *, root: Path,
-               check_data: bool = True) -> tuple[Desired, tuple[Diagnostic, ...]]:
+def load_texts(
+    sources: Sequence[TextSource], *, root: Path, check_data: bool = True
+) -> tuple[Desired, tuple[Diagnostic, ...]]:
     """Like :func:`load_with_diagnostics`, for manifests given as text. Never raises.
 
     Each source is read exactly as a file named explicitly would be; ``Desired.files`` lists the
@@ -224,8 +272,9 @@ def load_texts(sources: Sequence[TextSource], *, root: Path,
     return _desired(root, built, files, diagnostics)
 
 
-def _desired(root: Path, built: list[Built], files: list[str],
-             diagnostics: list[Diagnostic]) -> tuple[Desired, tuple[Diagnostic, ...]]:
+def _desired(
+    root: Path, built: list[Built], files: list[str], diagnostics: list[Diagnostic]
+) -> tuple[Desired, tuple[Diagnostic, ...]]:
     resolved, cross = check(built)
     diagnostics += cross
     desired = Desired(
@@ -244,8 +293,14 @@ def _desired(root: Path, built: list[Built], files: list[str],
     return desired, tuple(sorted(diagnostics))
 
 
-def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Diagnostic],
-               files: list[str], budget: ValueBudget) -> list[Built]:
+def _load_file(
+    item: _Input,
+    root: Path,
+    check_data: bool,
+    diagnostics: list[Diagnostic],
+    files: list[str],
+    budget: ValueBudget,
+) -> list[Built]:
     display = display_path(item.path)
     try:
         data = read_manifest(item.path, root)
@@ -253,15 +308,31 @@ def _load_file(item: _Input, root: Path, check_data: bool, diagnostics: list[Dia
         diagnostics.append(_skipped(item.path, refused.reason, refused.hint, explicit=item.explicit))
         return []
     except OSError as exc:
-        diagnostics.append(Diagnostic(display, 0, 0, "error", f"cannot read: {exc.strerror or exc}",
-                                      hint="check that the file exists and is readable",
-                                      code="TK-L002"))
+        diagnostics.append(
+            Diagnostic(
+                display,
+                0,
+                0,
+                "error",
+                f"cannot read: {exc.strerror or exc}",
+                hint="check that the file exists and is readable",
+                code="TK-L002",
+            )
+        )
         return []
     return _load_bytes(item, data, display, root, check_data, diagnostics, files, budget)
 
 
-def _load_bytes(item: _Input, data: bytes, display: str, root: Path, check_data: bool,
-                diagnostics: list[Diagnostic], files: list[str], budget: ValueBudget) -> list[Built]:
+def _load_bytes(
+    item: _Input,
+    data: bytes,
+    display: str,
+    root: Path,
+    check_data: bool,
+    diagnostics: list[Diagnostic],
+    files: list[str],
+    budget: ValueBudget,
+) -> list[Built]:
     if not item.explicit and not _MAYBE_OURS.search(data):
         return []  # some other YAML in the folder (CI config, Helm chart, ...)
     text, problems = decode(data, display)
@@ -275,9 +346,17 @@ def _load_bytes(item: _Input, data: bytes, display: str, root: Path, check_data:
     if not item.explicit:
         documents = [d for d in documents if _is_ours(d.value)]
     elif not documents and not problems:
-        diagnostics.append(Diagnostic(display, 0, 0, "error", "no resources in this file (it is empty)",
-                                      hint="add an Account, FineTuneJob or Deployment, or remove the file",
-                                      code="TK-L003"))
+        diagnostics.append(
+            Diagnostic(
+                display,
+                0,
+                0,
+                "error",
+                "no resources in this file (it is empty)",
+                hint="add an Account, FineTuneJob or Deployment, or remove the file",
+                code="TK-L003",
+            )
+        )
     if documents:
         files.append(_relative_to(item.path, root))
     result: list[Built] = []

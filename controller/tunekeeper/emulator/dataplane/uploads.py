@@ -32,8 +32,13 @@ from aiohttp import web
 from tunekeeper.emulator.azure_errors import DataPlaneError, invalid_payload, not_found
 from tunekeeper.emulator.context import EmulatorContext
 from tunekeeper.emulator.dataplane.files import (
+    CHUNK_WAIT_SECONDS,
+    MALFORMED_MULTIPART,
+    MAX_FIELD_BYTES,
     MAX_FILE_BYTES,
     check_purpose,
+    first_line,
+    read_part,
     store_new_file,
 )
 from tunekeeper.emulator.dataplane.protocol import (
@@ -100,8 +105,9 @@ async def create_upload(request: web.Request) -> web.Response:
     if type(size) is not int:
         raise invalid_payload("The field 'bytes' is required: the size of the whole file.", param="bytes")
     if not 0 < size <= MAX_UPLOAD_BYTES:
-        raise invalid_payload(f"The field 'bytes' must be between 1 and {MAX_UPLOAD_BYTES} (9 GB), "
-                              f"got {size}.", param="bytes")
+        raise invalid_payload(
+            f"The field 'bytes' must be between 1 and {MAX_UPLOAD_BYTES} (9 GB), got {size}.", param="bytes"
+        )
     purpose = check_purpose(request, body["purpose"])
     now = ctx.clock.now()
     doc: dict[str, Any] = {
@@ -121,36 +127,56 @@ async def create_upload(request: web.Request) -> web.Response:
     return json_response(public(doc), headers={"Location": location(request, f"/uploads/{doc['id']}")})
 
 
+async def _read_data_field(request: web.Request) -> bytes | None:
+    """The 'data' field of a part, bounded in size and in the wait for each chunk (files.read_part)."""
+    async with asyncio.timeout(CHUNK_WAIT_SECONDS):
+        reader = await request.multipart()
+    data: bytes | None = None
+    while True:
+        async with asyncio.timeout(CHUNK_WAIT_SECONDS):
+            field = await reader.next()
+        if field is None:
+            return data
+        if not isinstance(field, aiohttp.BodyPartReader):
+            continue
+        limit = MAX_PART_BYTES if field.name == "data" else MAX_FIELD_BYTES
+        value = await read_part(
+            field,
+            limit,
+            lambda: DataPlaneError(
+                413,
+                "invalidPayload",
+                f"A part may be at most {MAX_PART_BYTES // (1024 * 1024)} MB.",
+                param="data",
+            ),
+        )
+        if field.name == "data":
+            data = value
+
+
 async def add_part(request: web.Request) -> web.Response:
     ctx = context(request)
     upload_id = request.match_info["upload_id"]
     _require_pending(_current(ctx, upload_id), "add a part to")
     if not request.content_type.startswith("multipart/"):
         raise invalid_payload("A part is sent as multipart/form-data with the field 'data'.", param="data")
-    reader = await request.multipart()
-    data: bytes | None = None
-    while (field := await reader.next()) is not None:
-        if not isinstance(field, aiohttp.BodyPartReader):
-            continue
-        if field.name != "data":
-            await field.release()
-            continue
-        chunks = bytearray()
-        while chunk := await field.read_chunk(READ_CHUNK):
-            chunks.extend(chunk)
-            if len(chunks) > MAX_PART_BYTES:
-                raise DataPlaneError(413, "invalidPayload",
-                                     f"A part may be at most {MAX_PART_BYTES // (1024 * 1024)} MB.",
-                                     param="data")
-        data = bytes(chunks)
+    try:
+        data = await _read_data_field(request)
+    except MALFORMED_MULTIPART as exc:
+        raise invalid_payload(f"The multipart/form-data body is malformed: {first_line(exc)}") from None
+    except TimeoutError:
+        raise DataPlaneError(
+            408, "timeout", f"The part stalled: no data for {CHUNK_WAIT_SECONDS:g} seconds."
+        ) from None
     if data is None:
         raise invalid_payload("The form field 'data' is required.", param="data")
     # Read again after the body arrived: the Upload may have been cancelled meanwhile.
     doc = _current(ctx, upload_id)
     _require_pending(doc, "add a part to")
     if len(doc["_parts"]) >= MAX_PARTS:
-        raise invalid_payload(f"Upload {upload_id} already has {MAX_PARTS} parts, the most an Upload "
-                              "may have.")
+        raise invalid_payload(
+            f"Upload {upload_id} already has {MAX_PARTS} parts, the most an Upload may have."
+        )
     if int(doc["_received"]) + len(data) > MAX_UPLOAD_BYTES:
         raise invalid_payload(f"Upload {upload_id} would hold more than {MAX_UPLOAD_BYTES} bytes (9 GB).")
     part_id = new_id("part")
@@ -178,8 +204,9 @@ async def complete_upload(request: web.Request) -> web.Response:
     body = await json_body(request)
     part_ids = body.get("part_ids")
     if not isinstance(part_ids, list) or not part_ids or not all(isinstance(p, str) for p in part_ids):
-        raise invalid_payload("The field 'part_ids' is required: the ids of the parts, in file order.",
-                              param="part_ids")
+        raise invalid_payload(
+            "The field 'part_ids' is required: the ids of the parts, in file order.", param="part_ids"
+        )
     md5 = body.get("md5")
     if md5 is not None and not isinstance(md5, str):
         raise invalid_payload("The field 'md5' must be a string.", param="md5")
@@ -193,8 +220,10 @@ async def complete_upload(request: web.Request) -> web.Response:
         raise invalid_payload(f"Part {unknown[0]} is not a part of Upload {upload_id}.", param="part_ids")
     sizes = [int(ctx.store.get("upload_part", p)["_bytes"]) for p in part_ids]  # type: ignore[index]
     if sum(sizes) != doc["bytes"]:
-        raise invalid_payload(f"The parts hold {sum(sizes)} bytes; Upload {upload_id} was created for "
-                              f"{doc['bytes']} bytes.", param="part_ids")
+        raise invalid_payload(
+            f"The parts hold {sum(sizes)} bytes; Upload {upload_id} was created for {doc['bytes']} bytes.",
+            param="part_ids",
+        )
     file_doc = await asyncio.to_thread(_make_file, ctx, doc, part_ids, md5)
     return json_response(public(file_doc))
 
@@ -207,8 +236,11 @@ def _make_file(
     if md5 is not None and hashlib.md5(data).hexdigest() != md5.lower():
         raise invalid_payload("The md5 given does not match the parts' content.", param="md5")
     if len(data) > MAX_FILE_BYTES:
-        raise invalid_payload(f"The file would be {len(data)} bytes; files may be at most "
-                              f"{MAX_FILE_BYTES // (1024 * 1024)} MB.", param="part_ids")
+        raise invalid_payload(
+            f"The file would be {len(data)} bytes; files may be at most "
+            f"{MAX_FILE_BYTES // (1024 * 1024)} MB.",
+            param="part_ids",
+        )
     file = store_new_file(ctx, purpose=doc["purpose"], filename=doc["filename"], data=data)
     del data
     doc["status"] = "completed"
