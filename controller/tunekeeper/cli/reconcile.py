@@ -435,8 +435,10 @@ async def _chat(desired: Desired, account: str | None, name: str, messages: list
 @reports_errors
 def results(job: str, path: Path | None, png: Path | None, output: str) -> None:
     """Show the results.csv (loss, token accuracy per step) of the FineTuneJob named JOB."""
-    from tunekeeper.reconcile.results import parse_results, render_png, render_text
+    from tunekeeper.reconcile.results import parse_results, render_png, render_text, require_png_support
 
+    if png is not None:
+        require_png_support()
     desired = load_desired([path] if path else [])
     name = find_named("FineTuneJob", job, (j.name for j in desired.jobs))
     spec = next(j for j in desired.jobs if j.name == name)

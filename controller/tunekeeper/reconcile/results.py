@@ -211,6 +211,21 @@ def render_text(results: Results, *, title: str = "", width: int = 40) -> str:
 
 
 # -- PNG, like the portal's charts ---------------------------------------------------------------
+def require_png_support() -> None:
+    """Raise a clear error when matplotlib (the optional ``png`` extra) is not installed.
+
+    Called before anything is fetched, so ``results --png`` fails at once rather than after the
+    download.
+    """
+    try:
+        import matplotlib  # noqa: F401 - only checking that it is there
+    except ImportError:
+        raise TunekeeperError(
+            "--png needs matplotlib, which is an optional part of tunekeeper and is not installed",
+            hint="pip install 'tunekeeper[png]' (make setup installs it), or leave out --png",
+        ) from None
+
+
 def build_figure(results: Results, *, title: str = "") -> Figure:
     """Two charts side by side, Loss and Token accuracy, train vs validation (Agg backend).
 
@@ -218,6 +233,7 @@ def build_figure(results: Results, *, title: str = "") -> Figure:
     evaluation over the whole validation set, usually per epoch) as markers. The caller owns
     the figure (``render_png`` saves and closes it).
     """
+    require_png_support()
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4), dpi=100)  # not pyplot: no global figure registry, no GUI backend
