@@ -1,4 +1,4 @@
-# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Two commands do everything on a fresh machine: `make demo` and `make test` (`make test-all` for CI).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
