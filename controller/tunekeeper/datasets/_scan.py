@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 from array import array
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
@@ -322,6 +321,8 @@ def scan_file(path: str, size: int, settings: Settings, workers: int) -> list[Pa
 
 def _fork_scan(path: str, start: int, end: int, settings: Settings) -> tuple[int, int]:
     """Start a child scanning source[start:end]; returns (pid, read end of its pipe)."""
+    import pickle  # here, not at start-up: only parallel scans send parts through a pipe
+
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: scan, send, and leave without running anything of the parent's
@@ -342,6 +343,8 @@ def _fork_scan(path: str, start: int, end: int, settings: Settings) -> tuple[int
 
 def _collect(child: tuple[int, int]) -> Part | None:
     """The Part a forked child sent, or None when it sent nothing usable."""
+    import pickle
+
     pid, read_end = child
     with os.fdopen(read_end, "rb") as pipe:
         payload = pipe.read()
