@@ -144,6 +144,20 @@ async def test_without_records_a_failed_upload_is_cancelled(emulator: Any, tmp_p
     assert [u["status"] for u in uploads_in(emulator.store)] == ["cancelled"]
 
 
+async def test_records_past_their_expiry_are_swept(emulator: Any, tmp_path: Path) -> None:
+    records = tmp_path / "uploads"
+    records.mkdir()
+    stale = records / "upload-0.json"
+    stale.write_bytes(json.dumps({
+        "version": 1, "endpoint": "e", "filename": "old.jsonl", "purpose": "fine-tune", "size": 1,
+        "part_size": 1, "upload_id": "upload-0", "expires_at": 1.0, "parts": {}}).encode())
+    write_lines(tmp_path / "train.jsonl", 300)
+
+    await upload(emulator, tmp_path / "train.jsonl", settings(tmp_path))
+
+    assert not stale.exists()
+
+
 KILLED_UPLOAD = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path

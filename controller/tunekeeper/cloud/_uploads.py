@@ -16,8 +16,9 @@ unknown to it), the old upload is cancelled and the file is sent again from the 
 Never an orphan: an upload that fails for a reason a rerun cannot mend (the service refuses a
 part or the file) is cancelled before the error is raised; one interrupted by a crash or a lost
 connection is kept, with its record, for the rerun to finish; a record close to its upload's
-expiry is cancelled and dropped rather than resumed. Without a records folder, any failure
-cancels the upload.
+expiry is cancelled and dropped rather than resumed, and records past their expiry are swept
+(the service has expired those uploads). Without a records folder, any failure cancels the
+upload.
 
 It must not retry by itself (the SDK's policy does), read a whole file into memory, or log
 secrets.
@@ -154,6 +155,7 @@ class PartUploader:
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         """Upload ``size`` bytes of ``stream`` (seekable) in parts; the File as the service returns it."""
+        self._sweep()
         record_path = self._record_path(filename, purpose, size)
         record = self._load(record_path, filename, purpose, size)
         if record is not None and record.expires_at - EXPIRY_MARGIN < time.time():
@@ -274,6 +276,20 @@ class PartUploader:
             self._forget(path)  # unreadable, or another format: it cannot be resumed
             return None
         return record
+
+    def _sweep(self) -> None:
+        """Drop records whose upload has expired: the service has dropped those uploads itself. (A
+        record left by an upload whose file then changed is never resumed; this is its end.)"""
+        if self._records is None or not self._records.is_dir():
+            return
+        now = time.time()
+        for path in self._records.glob("upload-*.json"):
+            try:
+                record = UploadRecord.from_json(path.read_bytes())
+            except OSError:
+                continue
+            if record is not None and record.expires_at < now:
+                self._forget(path)
 
     def _save(self, path: Path | None, record: UploadRecord) -> None:
         if path is None:
