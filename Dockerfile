@@ -3,7 +3,8 @@
 # Build: docker build -t tunekeeper-operator .   (the base image is pinned to an exact tag; pin it
 # by digest too in your registry: python:3.11.11-slim-bookworm@sha256:...)
 #
-# Stage 1 builds wheels of tunekeeper and every dependency; stage 2 installs them, offline, into a
+# Stage 1 builds wheels of tunekeeper and every dependency (at the versions CI tested,
+# constraints.txt); stage 2 installs them, offline, into a
 # virtual environment and runs as an unprivileged user. tests/e2e/test_image.py runs the same
 # install and entry point outside a container (no container engine exists where the tests run).
 
@@ -11,10 +12,10 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY schemas ./schemas
 COPY controller ./controller
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels ".[operator]"
+RUN python -m pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels ".[operator]"
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 tunekeeper \
