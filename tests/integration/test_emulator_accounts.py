@@ -25,6 +25,8 @@ from tunekeeper.cloud.loopback import AllowHttpForLoopback, StaticTokenCredentia
 from tunekeeper.emulator import Emulator
 from tunekeeper.emulator.context import AccountConfig, EmulatorConfig
 
+from .test_emulator_arm import arm_definitions, arm_schema  # noqa: F401 -- the published ARM schema fixtures
+
 KEY = "accounts-key"
 API_VERSION = "2025-04-01-preview"
 PROD_SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
@@ -145,6 +147,21 @@ def test_a_model_trained_in_one_account_is_deployed_and_served_from_another(emu:
     assert answer.choices[0].message.content == "Capital 3, of course."
     with pytest.raises(ConflictError, match="prod-ft/support"):
         dev.delete(f"/fine_tuning/jobs/{job.id}", cast_to=object)
+
+
+def test_the_cross_account_deployment_matches_the_published_schema(emu: Emulator,
+                                                                   request: pytest.FixtureRequest) -> None:
+    check = request.getfixturevalue("arm_schema")  # skips when the published documents are absent
+    job = _train(emu, _openai(emu.url))
+    _arm(emu, PROD_SUBSCRIPTION).deployments.begin_create_or_update(
+        "rg-prod", "prod-ft", "support", _deployment(job.fine_tuned_model, emu.context.resource_id)).result()
+
+    body = httpx.get(f"{emu.url}/subscriptions/{PROD_SUBSCRIPTION}/resourceGroups/rg-prod/providers/"
+                     "Microsoft.CognitiveServices/accounts/prod-ft/deployments/support?api-version=2026-09-01",
+                     headers={"Authorization": "Bearer t"}).json()
+
+    assert body["properties"]["model"]["source"] == emu.context.resource_id
+    check(body, "Deployment")  # DeploymentModel.source is a published field
 
 
 @pytest.mark.parametrize(("source", "code"), [
