@@ -19,7 +19,7 @@ Targets: ``validate -w1`` >= 80% of orjson, ``validate`` >= 110% on 2 cores or m
 < 100 MB, and the 10 MB file in < 0.2 s end to end. Exit code 1 when a target is missed. It
 also prints the start-up of ``tunekeeper --version`` and of ``validate`` on a 12-line file.
 
-Usage: python bench/datasets_throughput.py [--sizes 10,200,500] [--repeat 3] [--dir DIR]
+Usage: python bench/datasets_throughput.py [--sizes 10,200,500] [--repeat 5] [--dir DIR]
 Generated files go to a temporary folder (under --dir if given) and are deleted afterwards.
 """
 
@@ -175,7 +175,7 @@ def best_of(command: list[str], repeat: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,200,500", help="comma-separated sizes in MB")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best time is kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (best time is kept)")
     parser.add_argument(
         "--dir", default=None, help="where to put the generated files (a temporary folder inside)"
     )
