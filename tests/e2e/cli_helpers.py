@@ -88,6 +88,7 @@ class Inventory:
     uploaded: Counter[str]  # filename -> count, purpose fine-tune only (not results files)
     jobs: tuple[tuple[str, str, str | None], ...]  # (id, status, suffix)
     deployments: Counter[str]  # name -> count
+    results: int = 0  # results files (purpose fine-tune-results) the jobs left
 
     def duplicates(self) -> dict[str, list[str]]:
         return {
@@ -107,6 +108,7 @@ def inventory(project: Path) -> Inventory:
     data_dir = project / ".tunekeeper" / "emulator"
     assert data_dir.is_dir(), f"no embedded emulator state under {project}"
     files: list[object] = []
+    results = 0
     jobs: list[object] = []
     deployments: list[object] = []
     with Emulator(data_dir=data_dir, api_key="inventory-key", speed=float(FAST)) as emulator:
@@ -118,7 +120,9 @@ def inventory(project: Path) -> Inventory:
                 base_url=emulator.url, per_call_policies=[AllowHttpForLoopback()], polling_interval=0,
             )
             try:
-                files += [f for f in client.files.list() if f.purpose == "fine-tune"]
+                listed = list(client.files.list())
+                files += [f for f in listed if f.purpose == "fine-tune"]
+                results += sum(1 for f in listed if f.purpose == "fine-tune-results")
                 jobs += list(client.fine_tuning.jobs.list(limit=100))
                 deployments += list(arm.deployments.list(account.config.resource_group,
                                                          account.config.account_name))
@@ -129,6 +133,7 @@ def inventory(project: Path) -> Inventory:
         uploaded=Counter(f.filename for f in files),  # type: ignore[attr-defined]
         jobs=tuple((j.id, j.status, j.suffix) for j in jobs),  # type: ignore[attr-defined]
         deployments=Counter(str(d.name) for d in deployments),  # type: ignore[attr-defined]
+        results=results,
     )
 
 

@@ -501,3 +501,28 @@ async def test_training_progress_counts_epochs_past_the_three_kept_checkpoints(
     done = [d for d, _ in training]
     assert done == sorted(done) and done[-1] == 8.0
     assert {int(d) for d in done} == set(range(9)), done
+
+
+async def test_a_twin_cancelled_by_someone_else_does_not_fail_the_run(emulator: Any, cloud: Cloud,
+                                                                      tmp_path: Path) -> None:
+    """Two applies at once: both plan to cancel the same twin; the second cancel gets 409
+    "cannot be cancelled because it is cancelled", which means the work is done, not a failure."""
+    desired = example("clippy", tmp_path)
+    clouds = {"embedded": cloud}
+    await converge(desired, clouds, events=NullSink(), wait=False, poll_interval=0.01)
+    (job,) = [j for j in await cloud.list_jobs()]
+    from tunekeeper.cloud.base import JobRequest
+    await cloud.create_job(JobRequest(model=job.model, training_file=job.training_file,
+                                      validation_file=job.validation_file, suffix=job.suffix, seed=job.seed,
+                                      hyperparameters=desired.jobs[0].hyperparameters))
+    observations = {"embedded": await observe(cloud, account_for(emulator), desired)}
+    p = plan(desired, observations, digests=compute_digests(desired))
+    cancels = [a for a in p.actions if a.kind is ActionKind.CANCEL_JOB]
+    assert len(cancels) == 1
+    await cloud.cancel_job(cancels[0].payload.job_id)  # type: ignore[union-attr]  # the other apply was first
+    emulator.clock.advance(600)
+    result = await apply(p, desired, clouds, events=NullSink(), observations=observations,
+                         digests=compute_digests(desired))
+    assert not result.errors, result.errors
+    outcome = next(o for a, o in result.outcomes if a.kind is ActionKind.CANCEL_JOB)
+    assert outcome.outcome is Outcome.DONE and "already" in outcome.message
