@@ -153,9 +153,9 @@ async def test_a_job_created_twice_by_a_retried_request_trains_once(emulator: An
     result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
                             timeout=120, sleep=clock_sleep(emulator))
     assert result.converged, result.to_dict()
+    # the twin was cancelled before it trained, then collected (a cancelled job of this stack holds no model)
     statuses = {d["id"]: d["status"] for d in emulator.store.list("job")}
-    assert statuses[first["id"]] == "succeeded"
-    assert sorted(statuses.values()) == ["cancelled", "succeeded"]
+    assert statuses == {first["id"]: "succeeded"}
 
 
 async def test_an_upload_the_service_ran_twice_leaves_one_copy(

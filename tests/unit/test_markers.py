@@ -110,10 +110,14 @@ def test_deployment_tags_mark_ownership() -> None:
         provisioning_state="Succeeded",
         tags=tags,
     )
-    assert markers.owner_of(dep) == "bot"
+    assert markers.declared_name(dep) == "bot" and markers.deployment_owner(dep) is None  # legacy: no owner
     assert (
-        markers.owner_of(dataclasses.replace(dep, tags={"tunekeeper.io/resource": "Deployment/bot"})) is None
+        markers.declared_name(dataclasses.replace(dep, tags={"tunekeeper.io/resource": "Deployment/bot"}))
+        is None
     )
+    owned = dataclasses.replace(dep, tags=markers.deployment_tags("bot", spec_hash="h", owner="0123456789ab",
+                                                                  deletion_policy=DeletionPolicy.RETAIN))
+    assert markers.deployment_owner(owned) == "0123456789ab" and markers.declared_name(owned) == "bot"
     assert markers.deployment_spec_hash("m", "1", "Standard", 1) != markers.deployment_spec_hash(
         "m", "1", "Standard", 2
     )

@@ -95,3 +95,27 @@ def test_eval_candidate_and_verdict_key() -> None:
     assert gates.candidate_name("support-bot") == "support-bot-tk-eval"
     assert gates.candidate_name("x" * 64) == "x" * 56 + "-tk-eval"
     assert gates.eval_key("support-bot", "m", "e" * 64) == "support-bot|m|eeeeeeeeeeeeeeee"
+
+
+def test_owner_marked_file_names_and_tags() -> None:
+    """Version 0.2 markers: the owner id (12 hex) in file names and an ARM tag; 0.1 names still parse."""
+    from tunekeeper.resources.specs import Owner
+
+    owner = Owner("git:0d7638d0706d1ae96ba47e15dddccb9e84047220:manifests/examples/clippy")
+    assert owner.id == "a4cba567d82d"
+    assert Owner("name:team-search").id == "21ab7ae93169"
+    name = markers.remote_filename(DataRef(path=Path("/r/data/train.jsonl")), "a" * 64, owner.id)
+    assert name == "tk-a4cba567d82d-aaaaaaaaaaaaaaaa-train.jsonl"
+    assert markers.file_mark(name) == markers.FileMark("a4cba567d82d", "a" * 16, "train.jsonl")
+    assert markers.file_mark("tk-aaaaaaaaaaaaaaaa-train.jsonl") == markers.FileMark(
+        None, "a" * 16, "train.jsonl"
+    )
+    assert markers.file_mark("train.jsonl") is None and markers.file_mark("tk-short-x.jsonl") is None
+    assert markers.deployment_tags("bot", spec_hash="0123456789abcdef", deletion_policy=DeletionPolicy.RETAIN,
+                                   owner=owner.id) == {
+        "tunekeeper.io/managed-by": "tunekeeper",
+        "tunekeeper.io/owner": "a4cba567d82d",
+        "tunekeeper.io/resource": "Deployment/bot",
+        "tunekeeper.io/spec-hash": "0123456789abcdef",
+        "tunekeeper.io/deletion-policy": "Retain",
+    }

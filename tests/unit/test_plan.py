@@ -24,6 +24,7 @@ from tunekeeper.resources.specs import (
     Method,
     MetricGate,
     ModelRef,
+    Owner,
     Sku,
     SourceRef,
 )
@@ -34,9 +35,13 @@ VALID = ROOT / "data" / "valid.jsonl"
 OTHER = ROOT / "data" / "other.jsonl"
 DIGESTS = {TRAIN: "a" * 64, VALID: "b" * 64, OTHER: "c" * 64}
 BASE = "gpt-4.1-2025-04-14"
-TRAIN_NAME = f"tk-{'a' * 16}-train.jsonl"
-VALID_NAME = f"tk-{'b' * 16}-valid.jsonl"
-OTHER_NAME = f"tk-{'c' * 16}-other.jsonl"
+OWNER = Owner("name:team-a", "stack team-a")
+THEM = Owner("name:team-b", "stack team-b")
+TRAIN_NAME = f"tk-{OWNER.id}-{'a' * 16}-train.jsonl"
+VALID_NAME = f"tk-{OWNER.id}-{'b' * 16}-valid.jsonl"
+OTHER_NAME = f"tk-{OWNER.id}-{'c' * 16}-other.jsonl"
+LEGACY_TRAIN = f"tk-{'a' * 16}-train.jsonl"  # as version 0.1 named uploads (no owner)
+LEGACY_VALID = f"tk-{'b' * 16}-valid.jsonl"
 
 
 def job_spec(name: str = "bot", **kw: object) -> FineTuneJobSpec:
@@ -62,13 +67,16 @@ def deployment_spec(name: str = "bot", **kw: object) -> DeploymentSpec:
     return DeploymentSpec(**values)  # type: ignore[arg-type]
 
 
-def desired(jobs: Sequence[FineTuneJobSpec] = (), deployments: Sequence[DeploymentSpec] = ()) -> Desired:
-    return Desired(root=ROOT, jobs=tuple(jobs), deployments=tuple(deployments), files=("manifests/bot.yaml",))
+def desired(jobs: Sequence[FineTuneJobSpec] = (), deployments: Sequence[DeploymentSpec] = (), *,
+            complete: bool = False, owner: Owner = OWNER) -> Desired:
+    """A run of stack ``owner``; ``complete`` when it loaded the whole stack (prune and gc allowed)."""
+    return Desired(root=ROOT, jobs=tuple(jobs), deployments=tuple(deployments), files=("manifests/bot.yaml",),
+                   owner=owner, complete=complete)
 
 
 def file(name: str, status: str = "processed", id: str | None = None, created: int = 1) -> ObservedFile:
     return ObservedFile(
-        id=id or f"file-{name[3:11]}",
+        id=id or f"file-{name.split('-')[-2][:8]}",
         filename=name,
         purpose="fine-tune",
         bytes=10,
@@ -132,12 +140,14 @@ def deployment(
     state: str = "Succeeded",
     tags: dict[str, str] | None = None,
     version: str = "1",
+    owner: str | None = OWNER.id,
 ) -> ObservedDeployment:
     if tags is None:
         tags = markers.deployment_tags(
             name,
             spec_hash=markers.deployment_spec_hash(model, version, sku, capacity),
             deletion_policy=DeletionPolicy.DELETE,
+            owner=owner,
             manifest="manifests/bot.yaml",
         )
     return ObservedDeployment(
@@ -266,8 +276,8 @@ CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str
         [(K.WAIT_DEPLOYMENT, "Deployment/bot", Reason.DRIFT)],
     ),
     (
-        "owned deployment no longer declared is deleted; retained and foreign ones are not",
-        desired([SPEC]),
+        "this stack's deployment no longer declared is pruned; retained, legacy and others' are not",
+        desired([SPEC], complete=True),
         observed(
             READY_FILES,
             [DONE],
@@ -277,9 +287,11 @@ CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str
                     "kept",
                     model=FT_MODEL,
                     tags=markers.deployment_tags(
-                        "kept", spec_hash="x", deletion_policy=DeletionPolicy.RETAIN
+                        "kept", spec_hash="x", deletion_policy=DeletionPolicy.RETAIN, owner=OWNER.id
                     ),
                 ),
+                deployment("legacy", model=FT_MODEL, owner=None),
+                deployment("team-b", model=FT_MODEL, owner=THEM.id),
                 deployment("theirs", model=FT_MODEL, tags={"team": "search"}),
             ],
         ),
@@ -287,14 +299,20 @@ CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str
         [(K.DELETE_DEPLOYMENT, "Deployment/old", Reason.NO_LONGER_DECLARED)],
     ),
     (
-        "a spec change with allowReplacement: delete the succeeded job, train again",
-        desired([job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)]),
+        "a subset of the stack prunes nothing",
+        desired([SPEC]),
+        observed(READY_FILES, [DONE], [deployment("old", model=FT_MODEL)]),
+        Known(),
+        [],
+    ),
+    (
+        "a spec change with allowReplacement: train again, the succeeded job is kept for rollback",
+        desired(
+            [job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)], complete=True
+        ),
         observed(READY_FILES, [DONE]),
         Known(),
-        [
-            (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-            (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-        ],
+        [(K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)],
     ),
     (
         "replacing a running job cancels it first",
@@ -303,7 +321,6 @@ CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str
         Known(),
         [
             (K.CANCEL_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-            (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
             (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
         ],
     ),
@@ -319,10 +336,7 @@ CASES: list[tuple[str, Desired, dict[str, Observation], Known, list[tuple[K, str
         desired([job_spec(suffix="v2", allow_replacement=True)]),
         observed(READY_FILES, [DONE]),
         Known(jobs={"bot": "ftjob-1"}),
-        [
-            (K.DELETE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-            (K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
-        ],
+        [(K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING)],
     ),
     (
         "a create the service ran twice: the newer twin is cancelled, one training is enough",
@@ -511,7 +525,7 @@ def test_base_model_deployment() -> None:
         "checkpoint": "gpt-4.1-mini"}
     assert action.after["tags"] == markers.deployment_tags(
         "plain", spec_hash=markers.deployment_spec_hash("gpt-4.1-mini", "2025-04-14", "GlobalStandard", 10),
-        deletion_policy=DeletionPolicy.DELETE, manifest="manifests/bot.yaml")
+        deletion_policy=DeletionPolicy.DELETE, owner=OWNER.id, manifest="manifests/bot.yaml")
 
 
 def test_order_is_total_and_deterministic() -> None:
@@ -566,38 +580,153 @@ def test_fingerprint_moves_when_a_touched_object_changes() -> None:
     assert before.observed_fingerprint == progressed.observed_fingerprint
 
 
-def test_replaced_job_is_deleted_only_once_its_deployment_moved() -> None:
-    changed = job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)
+def test_a_replaced_model_is_kept_then_collected_beyond_retention_once_nothing_serves_it() -> None:
+    changed = job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True, retain_previous=0)
     serving_old = deployment(model=FT_MODEL)
-    start = plan(desired([changed], [deployment_spec()]), observed(READY_FILES, [DONE], [serving_old]),
-                 digests=DIGESTS)
+    start = plan(
+        desired([changed], [deployment_spec()], complete=True),
+        observed(READY_FILES, [DONE], [serving_old]),
+        digests=DIGESTS,
+    )
     assert rows(start) == [(K.CREATE_JOB, "FineTuneJob/bot", Reason.REQUIRES_NEW_TRAINING),
                            (K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.WAITING_FOR_PARENT)]
     assert render_plan(start).splitlines()[0].startswith("-/+ create_job")
 
     new = job_for(changed, id="ftjob-2", created=20, hyperparameters={"n_epochs": 4})
     assert new.fine_tuned_model
-    training = plan(
-        desired([changed], [deployment_spec()]),
-        observed(READY_FILES, [DONE, new], [serving_old]),
-        digests=DIGESTS,
-    )
-    assert rows(training) == [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)]
+    training = plan(desired([changed], [deployment_spec()], complete=True),
+                    observed(READY_FILES, [DONE, new], [serving_old]), digests=DIGESTS)
+    assert rows(training) == [
+        (K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.SPEC_CHANGED)
+    ]  # old still serves
     moved = plan(
-        desired([changed], [deployment_spec()]),
+        desired([changed], [deployment_spec()], complete=True),
         observed(READY_FILES, [DONE, new], [deployment(model=new.fine_tuned_model)]),
         digests=DIGESTS,
     )
-    assert [(a.kind, a.before and a.before["job_id"]) for a in moved.actions] == [(K.DELETE_JOB, "ftjob-1")]
+    assert [(a.kind, a.reason, a.last, a.before and a.before["job_id"]) for a in moved.actions] == [
+        (K.DELETE_MODEL, Reason.BEYOND_RETENTION, True, "ftjob-1")]
+    kept = plan(
+        desired([dataclasses.replace(changed, retain_previous=1)], [deployment_spec()], complete=True),
+        observed(READY_FILES, [DONE, new], [deployment(model=new.fine_tuned_model)]),
+        digests=DIGESTS,
+    )
+    assert kept.actions == ()  # the default keeps the last 3 replaced models
 
 
-def test_pruning_is_scoped_to_the_manifests_this_run_read() -> None:
+def test_reverting_a_replacement_re_adopts_the_retained_model() -> None:
+    changed = job_spec(hyperparameters=Hyperparameters(n_epochs=4), allow_replacement=True)
+    new = job_for(changed, id="ftjob-2", created=20, hyperparameters={"n_epochs": 4})
+    assert new.fine_tuned_model
+    p = plan(desired([SPEC], [deployment_spec()], complete=True),
+             observed(READY_FILES, [DONE, new], [deployment(model=new.fine_tuned_model)]), digests=DIGESTS)
+    assert rows(p) == [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.ROLLBACK)]
+    assert p.notes and "re-adopts job ftjob-1" in p.notes[0] and "no new training" in p.notes[0]
+
+
+def test_pruning_follows_the_owners_inventory_not_the_files_read() -> None:
     elsewhere = deployment("other", model=FT_MODEL, tags=markers.deployment_tags(
-        "other", spec_hash="x", deletion_policy=DeletionPolicy.DELETE, manifest="examples/other/app.yaml"))
-    same_folder = deployment("gone", model=FT_MODEL, tags=markers.deployment_tags(
-        "gone", spec_hash="x", deletion_policy=DeletionPolicy.DELETE, manifest="manifests/removed.yaml"))
-    p = plan(desired([SPEC]), observed(READY_FILES, [DONE], [elsewhere, same_folder]), digests=DIGESTS)
-    assert rows(p) == [(K.DELETE_DEPLOYMENT, "Deployment/gone", Reason.NO_LONGER_DECLARED)]
+        "other", spec_hash="x", deletion_policy=DeletionPolicy.DELETE, owner=OWNER.id,
+        manifest="examples/other/app.yaml"))
+    theirs = deployment(
+        "gone",
+        model=FT_MODEL,
+        tags=markers.deployment_tags(
+            "gone",
+            spec_hash="x",
+            deletion_policy=DeletionPolicy.DELETE,
+            owner=THEM.id,
+            manifest="manifests/bot.yaml",
+        ),
+    )
+    legacy = deployment("legacy", model=FT_MODEL, owner=None)
+    seen = observed(READY_FILES, [DONE], [elsewhere, theirs, legacy])
+    assert rows(plan(desired([SPEC]), seen, digests=DIGESTS)) == []  # a subset run deletes nothing
+    full = plan(desired([SPEC], complete=True), seen, digests=DIGESTS)
+    assert rows(full) == [(K.DELETE_DEPLOYMENT, "Deployment/other", Reason.NO_LONGER_DECLARED)]
+    assert any("Deployment legacy was created by tunekeeper 0.1" in w for w in full.warnings)
+    assert [
+        r
+        for r in rows(plan(desired([SPEC], complete=True, owner=THEM), seen, digests=DIGESTS))
+        if r[0] is K.DELETE_DEPLOYMENT
+    ] == [(K.DELETE_DEPLOYMENT, "Deployment/gone", Reason.NO_LONGER_DECLARED)]
+
+
+def test_a_rename_creates_before_it_prunes() -> None:
+    renamed = deployment_spec("bot-2")
+    p = plan(
+        desired([SPEC], [renamed], complete=True),
+        observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+        digests=DIGESTS,
+    )
+    assert rows(p) == [(K.CREATE_DEPLOYMENT, "Deployment/bot-2", Reason.NOT_IN_ACCOUNT),
+                       (K.DELETE_DEPLOYMENT, "Deployment/bot", Reason.NO_LONGER_DECLARED)]
+    assert [a.last for a in p.actions] == [False, True]
+
+
+def test_a_removed_fine_tune_job_is_collected_in_dependency_order() -> None:
+    results = dataclasses.replace(DONE, result_files=("file-results",))
+    seen = observed([*READY_FILES, file(OTHER_NAME)], [results], [deployment(model=FT_MODEL)])
+    p = plan(desired([], complete=True), seen, digests=DIGESTS)
+    assert rows(p) == [(K.DELETE_DEPLOYMENT, "Deployment/bot", Reason.NO_LONGER_DECLARED),
+                       (K.DELETE_MODEL, "Model/ftjob-1", Reason.NO_LONGER_DECLARED),
+                       (K.DELETE_FILE, f"File/{TRAIN_NAME}", Reason.UNUSED),
+                       (K.DELETE_FILE, f"File/{VALID_NAME}", Reason.UNUSED),
+                       (K.DELETE_FILE, f"File/{OTHER_NAME}", Reason.UNUSED)]
+    assert p.actions[1].before and p.actions[1].before["result_files"] == ["file-results"]
+    assert render_plan(p).endswith("Plan: 0 to create, 0 to change, 5 to delete.")
+
+
+def test_garbage_collection_never_touches_what_is_used_or_not_ours() -> None:
+    theirs_train = f"tk-{THEM.id}-{'a' * 16}-train.jsonl"
+    their_job = job_for(SPEC, id="ftjob-9", training="file-theirs00")
+    legacy_job = job_for(SPEC, id="ftjob-8", training="file-legacy0")
+    running = job_for(job_spec("gone"), "running", id="ftjob-7", created=30)
+    served_by_them = job_for(job_spec("old"), id="ftjob-6", created=5)
+    seen = observed(
+        [*READY_FILES, file(theirs_train, id="file-theirs00"), file(LEGACY_TRAIN, id="file-legacy0")],
+        [their_job, legacy_job, running, served_by_them],
+        [deployment("their-bot", model=served_by_them.fine_tuned_model or "", owner=THEM.id)])
+    p = plan(desired([], complete=True), seen, digests=DIGESTS)
+    # their file and job, the legacy file and job, the served model and the files live jobs name stay;
+    # the running job of a removed resource is cancelled (to stop paying), then collected once stopped
+    assert rows(p) == [(K.CANCEL_JOB, "Model/ftjob-7", Reason.NO_LONGER_DECLARED)]
+
+
+def test_apply_replace_deletes_the_job_then_trains_again() -> None:
+    failed = job_for(SPEC, "failed", error_message="diverged")
+    p = plan(desired([SPEC]), observed(READY_FILES, [failed]), digests=DIGESTS, replace=frozenset({"bot"}))
+    assert rows(p) == [(K.DELETE_MODEL, "FineTuneJob/bot", Reason.REPLACE_REQUESTED),
+                       (K.CREATE_JOB, "FineTuneJob/bot", Reason.REPLACE_REQUESTED)]
+    assert [a.last for a in p.actions] == [False, False]
+    with pytest.raises(PlanError, match="serves a deployment"):
+        plan(
+            desired([SPEC], [deployment_spec()]),
+            observed(READY_FILES, [DONE], [deployment(model=FT_MODEL)]),
+            digests=DIGESTS,
+            replace=frozenset({"bot"}),
+        )
+    with pytest.raises(PlanError, match="do not declare"):
+        plan(desired([SPEC]), observed(READY_FILES, [DONE]), digests=DIGESTS, replace=frozenset({"bto"}))
+
+
+def test_a_legacy_deployment_is_adopted_and_marked_and_legacy_files_are_not_uploaded_again() -> None:
+    legacy_files = (file(LEGACY_TRAIN), file(LEGACY_VALID))
+    p = plan(desired([SPEC], [deployment_spec()], complete=True),
+             observed(legacy_files, [DONE], [deployment(model=FT_MODEL, owner=None)]), digests=DIGESTS)
+    assert rows(p) == [(K.UPDATE_DEPLOYMENT, "Deployment/bot", Reason.ADOPTED)]
+    tags = p.actions[0].after["tags"]  # type: ignore[index]
+    assert tags[markers.OWNER_TAG] == OWNER.id  # type: ignore[index]
+    fresh = plan(desired([job_spec(seed=5)]), observed(legacy_files), digests=DIGESTS)
+    assert rows(fresh) == [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)]
+    assert fresh.actions[0].payload.training_file == LEGACY_TRAIN  # type: ignore[union-attr]
+
+
+def test_quota_walls_are_announced() -> None:
+    crowded = [file(f"other-{i}-x.jsonl", id=f"file-{i}") for i in range(50)]
+    p = plan(desired([SPEC]), observed(crowded), digests=DIGESTS)
+    assert any("limit of 50" in w for w in p.warnings)
+    assert "warning: Account embedded holds 50 fine-tuning files" in render_plan(p)
 
 
 def test_failed_provisioning_is_not_retried_with_the_same_spec() -> None:
@@ -665,8 +794,7 @@ def test_a_new_resource_sharing_a_suffix_does_not_take_anothers_job_as_its_previ
     p = plan(
         desired([a, b]), observed(READY_FILES, [old_a]), digests=DIGESTS, known=Known(jobs={"a": "ftjob-a"})
     )
-    assert rows(p) == [(K.DELETE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
-                       (K.CREATE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
+    assert rows(p) == [(K.CREATE_JOB, "FineTuneJob/a", Reason.REQUIRES_NEW_TRAINING),
                        (K.CREATE_JOB, "FineTuneJob/b", Reason.NOT_IN_ACCOUNT)]
 
 
@@ -710,6 +838,7 @@ def test_actions_carry_everything_apply_needs() -> None:
             "bot",
             spec_hash=markers.deployment_spec_hash(FT_MODEL, "1", "Standard", 3),
             deletion_policy=DeletionPolicy.DELETE,
+            owner=OWNER.id,
             manifest="manifests/bot.yaml",
         ),
     )
@@ -719,7 +848,7 @@ def test_actions_carry_everything_apply_needs() -> None:
         observed(READY_FILES, [job_for(SPEC, "running")]),
         digests=DIGESTS,
     )
-    assert [a.payload for a in replaced.actions[:2]] == [JobRefPayload("ftjob-1", "running", BASE, None)] * 2
+    assert replaced.actions[0].payload == JobRefPayload("ftjob-1", "running", BASE, None)
 
 
 def test_child_job_names_its_parent_while_the_parent_trains() -> None:

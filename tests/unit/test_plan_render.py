@@ -41,7 +41,14 @@ def test_replacement_shows_minus_plus() -> None:
     p = plan(desired([job_spec(hyperparameters=Hyperparameters(n_epochs=9), allow_replacement=True)]),
              observed(READY_FILES, [DONE]), digests=DIGESTS)
     lines = render_plan(p, "text").splitlines()
-    assert lines[0].lstrip().startswith("-/+ delete_job") and lines[1].lstrip().startswith("-/+ create_job")
+    assert lines[0].lstrip().startswith("-/+ create_job")  # the replaced job is kept for rollback
+    assert lines[-1] == "Plan: 1 to create, 0 to change, 0 to delete."
+    running = plan(desired([job_spec(seed=7, allow_replacement=True)]),
+                   observed(READY_FILES, [DONE.__class__(**{**{f: getattr(DONE, f) for f in DONE.__slots__},  # type: ignore[attr-defined]
+                                                            "status": "running", "fine_tuned_model": None})]),
+                   digests=DIGESTS)
+    lines = render_plan(running, "text").splitlines()
+    assert lines[0].lstrip().startswith("-/+ cancel_job") and lines[1].lstrip().startswith("-/+ create_job")
     assert lines[-1] == "Plan: 1 to create, 0 to change, 1 to delete."
 
 

@@ -20,6 +20,7 @@ _COMMANDS: dict[str, str] = {
     "emulator": "emulator:emulator",
     "plan": "reconcile:plan",
     "apply": "reconcile:apply",
+    "gc": "reconcile:gc",
     "status": "reconcile:status",
     "chat": "reconcile:chat",
     "results": "reconcile:results",

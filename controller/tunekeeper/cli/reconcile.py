@@ -14,18 +14,19 @@ This module holds no reconcile logic: what to change, and how, is decided in the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
 import click
 
-from tunekeeper.cli._embedded import Target, open_target
+from tunekeeper.cli._embedded import EMBEDDED_ACCOUNT, Target, open_target
 from tunekeeper.cli._render import (
     ProgressEvents,
     print_diagnostics,
@@ -41,6 +42,7 @@ from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
 from tunekeeper.netaddr import is_loopback_url
 from tunekeeper.reconcile import (
     ConvergeResult,
+    NullSink,
     Plan,
     ResourceStatus,
     StateFile,
@@ -55,7 +57,8 @@ from tunekeeper.reconcile import (
 from tunekeeper.reconcile import plan as make_plan
 from tunekeeper.reconcile import status as derive_status
 from tunekeeper.reconcile.comment import CommentFacts, render_comment, render_error_comment
-from tunekeeper.reconcile.converge import apply_saved
+from tunekeeper.reconcile.converge import apply_saved, collect_garbage
+from tunekeeper.reconcile.lock import hold
 from tunekeeper.reconcile.saved import (
     SavedPlan,
     check_inputs,
@@ -64,6 +67,7 @@ from tunekeeper.reconcile.saved import (
     load_plan,
     plan_inputs,
 )
+from tunekeeper.reconcile.state import STATE_DIR
 from tunekeeper.resources.specs import AccountSpec, DataRef, Desired, FineTuneJobSpec
 
 P = ParamSpec("P")
@@ -113,12 +117,14 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 # -- loading and validation -------------------------------------------------------------------------
 def load_desired(paths: Sequence[Path]) -> Desired:
-    """Manifests -> Desired; warnings go to stderr, errors raise ManifestError (every diagnostic)."""
+    """Manifests -> Desired with its stack's owner; warnings go to stderr, errors raise ManifestError."""
     from tunekeeper.resources import load
+    from tunekeeper.resources.stack import with_stack
 
     given = list(paths) or [Path(".")]
     desired, warnings = load(given)
     print_diagnostics(stderr_console(), warnings)
+    desired = with_stack(desired, given)
     if not (desired.jobs or desired.deployments or desired.accounts):
         where = ", ".join(str(p) for p in given)
         stderr_console().print(f"[yellow]warning:[/] no tunekeeper manifests found in {where}")
@@ -225,14 +231,18 @@ def _echo(text: str) -> None:
                    "blocked or failed (wins over 3), 1 on error.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help='Also save the plan to FILE; "tunekeeper apply FILE" then executes exactly it.')
+@click.option("--replace", "replace", multiple=True, metavar="FineTuneJob/NAME",
+              help="Plan to train this FineTuneJob again on purpose (as apply --replace). Repeatable.")
 @reports_errors
-def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: Path | None) -> None:
+def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: Path | None,
+         replace: tuple[str, ...]) -> None:
     """Show what apply would do to reach the manifests in PATHS. Changes nothing."""
     try:
+        to_replace = _replace_names(replace)
         desired = load_desired(paths)
         data = validate_data(desired)
         digests = compute_digests(desired)
-        result, facts = asyncio.run(_plan(desired, digests, data))
+        result, facts = asyncio.run(_plan(desired, digests, data, to_replace))
     except TunekeeperError as error:
         if output == "markdown":  # the pull-request comment shows the error, never an empty plan
             _echo(render_error_comment(error.message, getattr(error, "diagnostics", ()), error.hint))
@@ -250,7 +260,8 @@ def plan(paths: tuple[Path, ...], output: Format, detailed_exitcode: bool, out: 
         raise click.exceptions.Exit(EXIT_CHANGES)
 
 
-async def _plan(desired: Desired, digests: dict[Path, str], data: DataCheck) -> tuple[Plan, CommentFacts]:
+async def _plan(desired: Desired, digests: dict[Path, str], data: DataCheck,
+                replace: frozenset[str] = frozenset()) -> tuple[Plan, CommentFacts]:
     from tunekeeper.reconcile.planning import replacements
     from tunekeeper.reconcile.prices import load_prices
 
@@ -258,9 +269,11 @@ async def _plan(desired: Desired, digests: dict[Path, str], data: DataCheck) -> 
     async with open_target(desired) as target:
         observed = await observe_accounts(target.desired, target.clouds, cache=state)
         known = state.known()
-        made = make_plan(target.desired, observed, digests=digests, known=known)
-        # the comment's facts come from the same observation: gates, replaced fields, accounts
+        # one resolution serves the plan and the comment's facts (gates, replaced fields, accounts)
         res = resolve(target.desired, observed, digests=digests, known=known)
+        made = make_plan(
+            target.desired, observed, digests=digests, known=known, resolution=res, replace=replace
+        )
         facts = CommentFacts(
             desired=target.desired, datasets=data.training, prices=load_prices(desired.root),
             statuses=derive_status(target.desired, observed, state, digests=digests, resolution=res),
@@ -288,10 +301,16 @@ async def _plan(desired: Desired, digests: dict[Path, str], data: DataCheck) -> 
 )
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--replace",
+    "replace",
+    multiple=True,
+    metavar="FineTuneJob/NAME",
+    help="Train this FineTuneJob again on purpose (its current job and model are deleted first). Repeatable.",
+)
 @reports_errors
-def apply(
-    paths: tuple[Path, ...], wait: bool, timeout: float | None, output: str, progress: bool | None
-) -> None:
+def apply(paths: tuple[Path, ...], wait: bool, timeout: float | None, output: str, progress: bool | None,
+          replace: tuple[str, ...]) -> None:
     """Make the account match the manifests in PATHS: upload data, train, deploy.
 
     Everything is validated locally first; nothing is sent unless manifests and datasets pass.
@@ -304,7 +323,13 @@ def apply(
     """
     saved: SavedPlan | None = None
     try:
+        to_replace = _replace_names(replace)
         if len(paths) == 1 and is_plan_file(paths[0]):
+            if to_replace:
+                raise TunekeeperError(
+                    "--replace cannot change a saved plan",
+                    hint="make the plan with the replacement: tunekeeper plan --replace ... --out FILE",
+                )
             saved = load_plan(paths[0].read_bytes(), source=str(paths[0]))
             desired = load_desired([Path(p) for p in saved.inputs.paths])
             validate_data(desired)
@@ -316,8 +341,9 @@ def apply(
         print_error(stderr_console(), error, nothing_sent=True)
         raise click.exceptions.Exit(EXIT_FAILURE) from None
     bars = sys.stderr.isatty() if progress is None else progress
-    with ProgressEvents(stderr_console(), bars=bars) as events:
-        result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events, saved=saved))
+    with _locked(desired, "tunekeeper apply"), ProgressEvents(stderr_console(), bars=bars) as events:
+        result = asyncio.run(_apply(desired, wait=wait, timeout=timeout, events=events, saved=saved,
+                                    replace=to_replace))
         if result.converged:
             events.settle()
     _echo(render_converge(result, output, timeout=timeout))
@@ -327,7 +353,7 @@ def apply(
 
 
 async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events: ProgressEvents,
-                 saved: SavedPlan | None = None) -> ConvergeResult:
+                 saved: SavedPlan | None = None, replace: frozenset[str] = frozenset()) -> ConvergeResult:
     async with open_target(desired) as target:
         if saved is not None:
             return await apply_saved(
@@ -340,8 +366,40 @@ async def _apply(desired: Desired, *, wait: bool, timeout: float | None, events:
                 timeout=timeout,
                 poll_interval=_poll_interval(target),
             )
-        return await converge(target.desired, target.clouds, state=_state_file(desired), events=events,
-                              wait=wait, timeout=timeout, poll_interval=_poll_interval(target))
+        return await converge(
+            target.desired,
+            target.clouds,
+            state=_state_file(desired),
+            events=events,
+            wait=wait,
+            timeout=timeout,
+            poll_interval=_poll_interval(target),
+            replace=replace,
+        )
+
+
+def _replace_names(given: Sequence[str]) -> frozenset[str]:
+    """``--replace FineTuneJob/NAME`` values -> FineTuneJob names (only FineTuneJobs can be replaced)."""
+    names: set[str] = set()
+    for text in given:
+        kind, _, name = text.partition("/")
+        if kind != "FineTuneJob" or not name:
+            raise TunekeeperError(f"--replace {text}: only a FineTuneJob can be replaced",
+                                  hint="write --replace FineTuneJob/NAME")
+        names.add(name)
+    return frozenset(names)
+
+
+@contextlib.contextmanager
+def _locked(desired: Desired, command: str) -> Iterator[None]:
+    """The lock of this stack on every account it touches, for the whole command (see reconcile/lock.py)."""
+    accounts = [a.name for a in desired.accounts] or [EMBEDDED_ACCOUNT]
+
+    def warn(text: str) -> None:
+        stderr_console().print(f"[yellow]warning:[/] {text}")
+
+    with hold(desired.root / STATE_DIR, desired.owner.id, accounts, command=command, warn=warn):
+        yield
 
 
 def render_converge(result: ConvergeResult, output: str, *, timeout: float | None) -> str:
@@ -351,21 +409,64 @@ def render_converge(result: ConvergeResult, output: str, *, timeout: float | Non
     fmt: Format = "markdown" if output == "markdown" else "text"
     remaining = result.remaining
     lines: list[str] = []
+    failures = [f"  ! {target}: {message}" for target, message in sorted(result.errors.items())]
     if result.timed_out:
         lines.append(f"Timed out after {timeout:g} s. Still in progress (run apply again to carry on):")
         lines.append(render_plan(remaining, fmt))
     elif not result.settled:
+        if failures:
+            lines.append("Failed (run apply again once the cause is fixed):")
+            lines.extend(failures)
         lines.append("Still in progress (run apply again, or apply --wait, to carry on):")
         lines.append(render_plan(remaining, fmt))
     elif remaining.blocked or result.errors:
         lines.append("Apply finished, but not everything matches the manifests:")
-        lines.extend(f"  ! {target}: {message}" for target, message in sorted(result.errors.items()))
+        lines.extend(failures)
         if remaining.blocked:
             lines.append(render_plan(remaining, fmt))
     else:
         count = len(result.statuses)
         lines.append(f"Apply complete: {count} resource{'s' if count != 1 else ''} match the manifests.")
     return "\n".join(lines)
+
+
+# -- gc ------------------------------------------------------------------------------------------------
+@click.command(short_help="Delete this stack's deployments, models and files nothing uses any more.")
+@paths_argument
+@click.option("--dry-run", is_flag=True, help="Only show what would be deleted, and why.")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
+@reports_errors
+def gc(paths: tuple[Path, ...], dry_run: bool, output: Format) -> None:
+    """Delete what this stack created and nothing uses any more: deployments no manifest declares,
+    then models of removed jobs and replaced ones beyond retainPrevious, then unused files.
+
+    Needs the whole stack (its root folder). Never touches another stack's objects, a model any
+    deployment serves, or a file a job names. apply does the same at the end of every run.
+    """
+    desired = load_desired(paths)
+    validate_data(desired)
+    with contextlib.ExitStack() as stack:
+        if not dry_run:
+            stack.enter_context(_locked(desired, "tunekeeper gc"))
+        result = asyncio.run(_gc(desired, dry_run=dry_run))
+    if dry_run:
+        _echo(render_plan(result.remaining, output) if result.remaining.actions or output != "text"
+              else "Nothing to collect.")
+    elif result.remaining.actions or result.errors:
+        _echo(render_converge(result, output, timeout=None))
+    else:
+        _echo(f"Garbage collected: {result.actions} deletion{'s' if result.actions != 1 else ''}."
+              if result.actions else "Nothing to collect.")
+    if result.errors:
+        raise click.exceptions.Exit(EXIT_FAILURE)
+
+
+async def _gc(desired: Desired, *, dry_run: bool) -> ConvergeResult:
+    async with open_target(desired) as target:
+        return await collect_garbage(target.desired, target.clouds, state=_state_file(desired),
+                                     events=NullSink(), dry_run=dry_run)
 
 
 # -- status --------------------------------------------------------------------------------------------

@@ -48,12 +48,15 @@ from tunekeeper.reconcile.model import (
     JobPayload,
     JobRefPayload,
     Known,
+    ModelDeletePayload,
     Observation,
     Plan,
 )
 from tunekeeper.reconcile.observe import compute_digests, observe_accounts
 from tunekeeper.reconcile.planning import touched_state
 from tunekeeper.reconcile.resolution import FAILED_JOB, best_file, resolve
+
+TERMINAL_JOB = frozenset({"succeeded", *FAILED_JOB})
 from tunekeeper.resources.specs import Desired
 
 
@@ -145,18 +148,27 @@ async def apply(
     outcomes: list[tuple[Action, ActionOutcome]] = []
     executed = 0
     stopped = False
+    unfinished = False  # a change of this pass did not succeed (yet): deletions that run last wait
     for action in plan.actions:
         label = str(action.target)
         if label in run.errors or label in skip:
+            unfinished = unfinished or action.last or action.kind.changes
             continue
         if stop_after is not None and executed >= stop_after:
             stopped = True
             break
+        if action.last and unfinished:
+            outcome = ActionOutcome(Outcome.DEFERRED, "waits until every other change of the plan succeeded")
+            events.action_finished(action, outcome)
+            outcomes.append((action, outcome))
+            continue
         executed += 1
         events.action_started(action)
         outcome = await run.execute(action)
         events.action_finished(action, outcome)
         outcomes.append((action, outcome))
+        if outcome.outcome is not Outcome.DONE and _holds_back_deletions(action):
+            unfinished = True
         if outcome.outcome is Outcome.FAILED:
             run.errors[label] = outcome.message
         if outcome.outcome is Outcome.RETRY:
@@ -170,6 +182,14 @@ async def apply(
         dict(run.created_jobs),
         dict(run.evals),
     )
+
+
+def _holds_back_deletions(action: Action) -> bool:
+    """Must this action have succeeded before prune and garbage collection run? Changes and a
+    deployment still provisioning do (a renamed deployment serves before the old one goes); a
+    job training or a file processing does not (hours of training must not hold back a prune)."""
+    return action.last or (action.kind.changes and action.kind is not ActionKind.CANCEL_JOB) \
+        or action.kind is ActionKind.WAIT_DEPLOYMENT
 
 
 def check_fresh(plan: Plan, desired: Desired, observations: Mapping[str, Observation], *,
@@ -231,7 +251,7 @@ class _Run:
         if isinstance(p, FileRefPayload):
             if kind is ActionKind.DELETE_FILE:
                 await cloud.delete_file(p.file_id)
-                return f"Deleted {p.file_id}, a second copy of {p.name}"
+                return f"Deleted file {p.file_id} ({p.name})"
             file = await self._file(action.account, p.name, cloud, refresh=True)
             if file is None:
                 raise _Deferred(f"{p.name} is not in the account any more")
@@ -240,12 +260,10 @@ class _Run:
             return await self._create_job(action, p, cloud)
         if isinstance(p, JobRefPayload):
             if kind is ActionKind.CANCEL_JOB:
-                job = await cloud.cancel_job(p.job_id)
-                return f"Cancelled job {job.id}"
-            if kind is ActionKind.DELETE_JOB:
-                await cloud.delete_job(p.job_id)
-                return f"Deleted job {p.job_id}"
+                return await self._cancel_job(p.job_id, cloud)
             return await self._follow_job(action, p, cloud)
+        if isinstance(p, ModelDeletePayload):
+            return await self._delete_model(p, cloud)
         if isinstance(p, DeploymentPayload):
             return await self._put_deployment(action, p, cloud)
         if isinstance(p, EvalPayload):
@@ -260,6 +278,36 @@ class _Run:
             await operation.result()
             return f"Deleted Deployment {p.name}"
         return await self._follow_deployment(action, p, cloud)
+
+    # -- deletions ------------------------------------------------------------------------------
+    async def _cancel_job(self, job_id: str, cloud: Cloud) -> str:
+        try:
+            job = await cloud.cancel_job(job_id)
+        except PermanentCloudError as exc:
+            if exc.status_code != 409:
+                raise
+            # Another run (or a person) got there first: "cannot be cancelled because it is cancelled".
+            job = await cloud.get_job(job_id)
+            if job.status not in TERMINAL_JOB:
+                raise
+            return f"Job {job.id} was already {job.status}"
+        return f"Cancelled job {job.id}"
+
+    async def _delete_model(self, p: ModelDeletePayload, cloud: Cloud) -> str:
+        """Delete a finished job (and with it its model), then the results files nothing else names."""
+        try:
+            job = await cloud.get_job(p.job_id)
+        except NotFound:
+            job = None
+        if job is not None:
+            if job.status not in TERMINAL_JOB:
+                raise _Deferred(f"job {job.id} is {job.status}; it is deleted once it stopped")
+            await cloud.delete_job(p.job_id)
+        for file_id in p.result_files:
+            await cloud.delete_file(file_id)
+        what = f"model {p.fine_tuned_model}" if p.fine_tuned_model else f"job {p.job_id}"
+        results = f" and {len(p.result_files)} results file(s)" if p.result_files else ""
+        return f"Deleted {what}{results}"
 
     # -- files ----------------------------------------------------------------------------------
     async def _add_file(self, action: Action, p: FilePayload, cloud: Cloud) -> str:

@@ -29,6 +29,7 @@ from tunekeeper.reconcile.model import (
     FilePayload,
     JobPayload,
     JobRefPayload,
+    ModelDeletePayload,
     Plan,
     Reason,
     redact_url,
@@ -97,7 +98,7 @@ def render_comment(plan: Plan, facts: CommentFacts) -> str:
                 lines.append(line)
                 if estimate is not None and a.kind is ActionKind.CREATE_DEPLOYMENT:
                     hosting_total.append(estimate)
-        deletes = [a for a in actions if a.kind in (ActionKind.DELETE_DEPLOYMENT, ActionKind.DELETE_JOB,
+        deletes = [a for a in actions if a.kind in (ActionKind.DELETE_DEPLOYMENT, ActionKind.DELETE_MODEL,
                                                     ActionKind.CANCEL_JOB, ActionKind.DELETE_FILE)]
         if deletes:
             lines += ["", "**Delete**", "", "| | what | why |", "|---|---|---|"]
@@ -229,8 +230,10 @@ def _deleted(action: Action) -> str:
     if isinstance(p, DeploymentRefPayload) or action.kind is ActionKind.DELETE_DEPLOYMENT:
         return f"`{action.target}`"
     if isinstance(p, JobRefPayload):
-        what = "cancel the running job" if action.kind is ActionKind.CANCEL_JOB else "the replaced job"
-        return f"`{action.target}`: {what} and its model"
+        return f"`{action.target}`: cancel the running job"
+    if isinstance(p, ModelDeletePayload):
+        results = f" and {len(p.result_files)} results file(s)" if p.result_files else ""
+        return f"`{action.target}`: the job and its model{results}"
     return f"`{action.target}`"
 
 
@@ -275,8 +278,8 @@ def _sum(estimates: Sequence[Estimate]) -> str:
 
 
 def _symbol(action: Action) -> str:
-    if action.reason is Reason.REQUIRES_NEW_TRAINING and action.kind in (
-        ActionKind.CANCEL_JOB, ActionKind.DELETE_JOB, ActionKind.CREATE_JOB
+    if action.reason in (Reason.REQUIRES_NEW_TRAINING, Reason.REPLACE_REQUESTED) and action.kind in (
+        ActionKind.CANCEL_JOB, ActionKind.DELETE_MODEL, ActionKind.CREATE_JOB
     ):
         return "-/+"
     return action.kind.symbol

@@ -5,10 +5,14 @@ Called by ``tunekeeper apply`` (and, later, by the operator's handlers); ``apply
 makes all the progress possible now (uploads, job creation once files are processed,
 deployments of finished jobs) and returns; with ``wait`` it polls until nothing is left to do
 (or ``timeout``): the result is ``converged`` when the accounts match the manifests, and only
-``settled`` when what is left waits on a person (a failed job, a failed gate, an error). A resource whose
-action failed permanently is left alone for the rest of the run and reported in status; transient errors are
-retried on the next loop after their Retry-After. The state file is written after every loop. Each loop
-observes once and resolves once; plan, status and error propagation share that one ``Resolution``.
+``settled`` when what is left waits on a person (a failed job, a failed gate, an error). A
+resource whose action failed permanently is left alone for the rest of the run and reported in
+status; transient errors (after the SDKs' own retries) are retried on the next loop after their
+Retry-After, with backoff, a bounded number of times: an action that keeps failing fails its
+resource with the last error, so the run ends non-zero instead of retrying forever. ``timeout``
+bounds the whole run, requests in flight included. After any failure, nothing is pruned or
+collected for the rest of the run. The state file is written after every loop. Each loop observes once and
+resolves once; plan, status and error propagation share that one ``Resolution``.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from tunekeeper.cloud.base import Cloud
-from tunekeeper.errors import TransientCloudError
+from tunekeeper.errors import PlanError, TransientCloudError
 from tunekeeper.reconcile.apply import ApplyResult, apply, check_fresh
 from tunekeeper.reconcile.events import EventSink, Outcome
-from tunekeeper.reconcile.model import Action, DeploymentPayload, Plan
+from tunekeeper.reconcile.model import PLAN_FORMAT_VERSION, Action, DeploymentPayload, Plan
 from tunekeeper.reconcile.observe import compute_digests, observe_accounts
 from tunekeeper.reconcile.planning import plan
 from tunekeeper.reconcile.resolution import Resolution, resolve
@@ -33,7 +38,10 @@ from tunekeeper.resources.specs import Desired
 
 Sleep = Callable[[float], Awaitable[None]]
 NO_WAIT_LOOPS = 25  # without --wait: at most this many observe/apply rounds (progress stops much sooner)
-NO_WAIT_RETRIES = 3  # without --wait: transient errors retried this many times before returning
+NO_WAIT_RETRIES = 2  # without --wait: passes an action may meet transient errors before its resource fails
+MAX_TRANSIENT_ROUNDS = 6  # with --wait: the same, with backoff between passes (bounded, never forever)
+MAX_BACKOFF = 60.0  # seconds between passes at most, unless Retry-After asks for more
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,91 +76,149 @@ class ConvergeResult:
 
 
 async def converge(
-    desired: Desired, clouds: Mapping[str, Cloud], *, state: StateFile | None = None, events: EventSink,
-    wait: bool, poll_interval: float = 2.0, timeout: float | None = None, stop_after: int | None = None,
-    sleep: Sleep | None = None, digests: Mapping[Path, str] | None = None,
+    desired: Desired,
+    clouds: Mapping[str, Cloud],
+    *,
+    state: StateFile | None = None,
+    events: EventSink,
+    wait: bool,
+    poll_interval: float = 2.0,
+    timeout: float | None = None,
+    stop_after: int | None = None,
+    sleep: Sleep | None = None,
+    digests: Mapping[Path, str] | None = None,
+    replace: frozenset[str] = frozenset(),
 ) -> ConvergeResult:
-    """Loop observe -> plan -> apply; see the module docstring for when it returns."""
+    """Loop observe -> plan -> apply; see the module docstring for when it returns.
+
+    ``replace`` names FineTuneJobs to train again on purpose (``apply --replace``): each is
+    replaced once, by the first loop that creates its new job.
+    """
     sleep = sleep or asyncio.sleep
     digests = digests if digests is not None else compute_digests(desired)
     persist = state is not None
     state = state if state is not None else StateFile(None)
-    started = time.monotonic()
+    clock = _Deadline(timeout)
     remaining_budget = stop_after
     errors: dict[str, str] = {}
-    loops = actions = transient_rounds = 0
+    failing: dict[str, int] = {}  # target -> consecutive passes its action met a transient error
+    to_replace = set(replace)
+    loops = actions = observe_failures = 0
     last_plan: Plan | None = None
     rows: list[ResourceStatus] = []
     seen_events: set[str] = set()
+    limit = MAX_TRANSIENT_ROUNDS if wait else NO_WAIT_RETRIES
 
     def finish(*, settled: bool, stopped: bool = False, timed_out: bool = False) -> ConvergeResult:
-        assert last_plan is not None
-        return ConvergeResult(
-            settled, last_plan, tuple(rows), loops, actions, stopped, timed_out, dict(errors)
-        )
+        shown = last_plan if last_plan is not None else Plan(PLAN_FORMAT_VERSION, "", ())
+        return ConvergeResult(settled, shown, tuple(rows), loops, actions, stopped, timed_out, dict(errors))
 
     while True:
         loops += 1
         try:
-            observations = await observe_accounts(desired, clouds, cache=state)
+            observations = await clock.bound(observe_accounts(desired, clouds, cache=state))
+        except _TimedOut:
+            return finish(settled=False, timed_out=True)
         except TransientCloudError as exc:
-            transient_rounds += 1
-            if (not wait and transient_rounds > NO_WAIT_RETRIES) or _expired(started, timeout):
+            observe_failures += 1
+            if observe_failures > limit:
                 raise
-            await sleep(max(poll_interval, exc.retry_after or 0.0))
+            await sleep(_backoff(poll_interval, observe_failures, exc.retry_after))
             continue
+        observe_failures = 0
         known = state.known()
         resolution = resolve(desired, observations, digests=digests, known=known)  # once per loop
-        last_plan = plan(desired, observations, digests=digests, known=known, resolution=resolution)
+        last_plan = plan(desired, observations, digests=digests, known=known, resolution=resolution,
+                         replace=frozenset(to_replace))
         rows = status(desired, observations, state, digests=digests, errors=errors, resolution=resolution)
         record_status(state, rows)
         if persist:
             state.save()
-        pending = [a for a in last_plan.actions if str(a.target) not in errors]
+        # after a failure nothing is deleted for the rest of the run: prune waits for a clean pass
+        pending = [a for a in last_plan.actions if str(a.target) not in errors and not (a.last and errors)]
         if not pending:
             return finish(settled=True)
         if remaining_budget is not None and remaining_budget <= 0:
             return finish(settled=False, stopped=True)
-        result = await apply(
-            last_plan,
-            desired,
-            clouds,
-            events=events,
-            stop_after=remaining_budget,
-            known=known,
-            observations=observations,
-            digests=digests,
-            skip=frozenset(errors),
-            seen_events=seen_events,
-        )
+        try:
+            result = await clock.bound(apply(
+                last_plan, desired, clouds, events=events, stop_after=remaining_budget, known=known,
+                observations=observations, digests=digests, skip=frozenset(errors), seen_events=seen_events))
+        except _TimedOut:
+            return finish(settled=False, timed_out=True)
         actions += result.executed
         if remaining_budget is not None:
             remaining_budget -= result.executed
         errors.update(result.errors)
+        _give_up_on_repeated_failures(result, failing, errors, limit)
         _propagate(errors, resolution)
         _remember_jobs(state, result)
+        to_replace -= set(result.created_jobs)
         for key, passed in result.evals.items():
             state.record_eval(key, passed)
         if persist:
             state.save()
         if result.stopped:
             return finish(settled=False, stopped=True)
-        if _expired(started, timeout):
+        if clock.expired():
             return finish(settled=False, timed_out=True)
         if result.progressed:
-            transient_rounds = 0
             if not wait and loops >= NO_WAIT_LOOPS:
                 return finish(settled=False)
             continue
         if result.retrying:
-            transient_rounds += 1
-            if not wait and transient_rounds > NO_WAIT_RETRIES:
-                return finish(settled=False)
-            await sleep(max(poll_interval if wait else 0.0, result.retry_after or 0.0))
+            rounds = max(failing.values(), default=1)
+            await sleep(_backoff(poll_interval if wait else 0.0, rounds, result.retry_after))
             continue
         if not wait:
             return finish(settled=False)
         await sleep(poll_interval)
+
+
+class _TimedOut(Exception):
+    """The run's deadline (``timeout``) passed."""
+
+
+class _Deadline:
+    """The whole run's time budget: every observe and apply pass is bounded by what is left of it."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.started = time.monotonic()
+
+    def expired(self) -> bool:
+        return self.timeout is not None and time.monotonic() - self.started >= self.timeout
+
+    async def bound(self, work: Awaitable[T]) -> T:
+        if self.timeout is None:
+            return await work
+        left = self.timeout - (time.monotonic() - self.started)
+        try:
+            return await asyncio.wait_for(work, max(left, 0.001))
+        except TimeoutError:
+            raise _TimedOut from None
+
+
+def _backoff(interval: float, rounds: int, retry_after: float | None) -> float:
+    """Exponential backoff over passes (the SDKs already retried each request), capped; Retry-After wins."""
+    delay: float = min(interval * 2.0 ** max(rounds - 1, 0), MAX_BACKOFF)
+    return max(delay, retry_after or 0.0)
+
+
+def _give_up_on_repeated_failures(result: ApplyResult, failing: dict[str, int], errors: dict[str, str],
+                                  limit: int) -> None:
+    """An action that met a transient error (after the SDK's own retries) in ``limit`` passes in a row
+    fails its resource with the last error: the run then ends non-zero instead of retrying forever."""
+    for action, outcome in result.outcomes:
+        target = str(action.target)
+        if outcome.outcome is Outcome.RETRY:
+            failing[target] = failing.get(target, 0) + 1
+            if failing[target] >= limit:
+                errors.setdefault(
+                    target, f"Still failing after {failing[target]} attempts: {outcome.message}"
+                )
+        elif outcome.outcome is Outcome.DONE:
+            failing.pop(target, None)
 
 
 async def apply_saved(
@@ -200,7 +266,8 @@ async def apply_saved(
             state.record_eval(key, passed)
         finished = {id(a) for a, o in result.outcomes if o.outcome in (Outcome.DONE, Outcome.FAILED)}
         pending = [a for a in pending if id(a) not in finished and str(a.target) not in errors]
-        executable = [a for a in pending if not _needs_new_plan(a)]
+        waiting = any(_needs_new_plan(a) for a in pending)
+        executable = [a for a in pending if not _needs_new_plan(a) and not (a.last and waiting)]
         if not executable:
             settled = not pending
             break
@@ -220,6 +287,35 @@ async def apply_saved(
         state.save()
     remaining = replace(saved, actions=tuple(pending))
     return ConvergeResult(settled, remaining, tuple(rows), loops, actions, False, timed_out, errors)
+
+
+async def collect_garbage(
+    desired: Desired, clouds: Mapping[str, Cloud], *, state: StateFile | None = None, events: EventSink,
+    dry_run: bool, digests: Mapping[Path, str] | None = None,
+) -> ConvergeResult:
+    """``tunekeeper gc``: only the deletions of a plan (prune and garbage collection), nothing created.
+
+    Refused unless the run loaded its whole stack. The plan foresees the cascade (a model whose
+    deployment goes, then its files), so one pass deletes what it showed; ``dry_run`` shows it only.
+    """
+    if not desired.complete:
+        raise PlanError(
+            "gc needs the whole stack: these paths are only part of it",
+            hint="run it on the stack root (the folder holding tunekeeper.yaml, or the repository root)",
+        )
+    digests = digests if digests is not None else compute_digests(desired)
+    state = state if state is not None else StateFile(None)
+    observations = await observe_accounts(desired, clouds, cache=state)
+    full = plan(desired, observations, digests=digests, known=state.known())
+    deletions = replace(full, actions=tuple(a for a in full.actions if a.last), blocked=())
+    if dry_run or not deletions.actions:
+        return ConvergeResult(not deletions.actions, deletions, (), 1, 0)
+    result = await apply(
+        deletions, desired, clouds, events=events, observations=observations, digests=digests
+    )
+    left = tuple(a for a, o in result.outcomes if o.outcome is not Outcome.DONE)
+    return ConvergeResult(not left, replace(deletions, actions=left), (), 1, result.executed,
+                          errors=dict(result.errors))
 
 
 def _needs_new_plan(action: Action) -> bool:

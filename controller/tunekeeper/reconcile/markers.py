@@ -4,21 +4,30 @@ Called by ``plan`` (to match observed objects to manifests) and ``apply`` (to st
 creates). Pure functions of specs and digests: no I/O, no clock. A re-run after a crash at any
 point adopts what exists because every marker is computed from the manifest alone:
 
+Owner
+    Every marker names the owner (``Desired.owner.id``, 12 hex characters): the stack the object
+    was created for. A run adopts, changes, prunes and collects only its own owner's objects;
+    objects of another owner are never touched. Objects written by version 0.1, which had no
+    owner in their markers, are *legacy*: they are still adopted (no new upload, no new
+    training) and a legacy deployment is re-tagged with the adopting owner, but a legacy object
+    that no manifest declares is never pruned or collected (nothing proves whose it is).
+
 Files
-    Uploaded as ``tk-<sha256[:16]>-<original name>`` (``sha256`` of the bytes; for an imported
-    URL, of the URL). Same bytes, same name: identical data shared by two jobs is uploaded once,
-    and an upload that finished before a crash is found by its name.
+    Uploaded as ``tk-<owner>-<sha256[:16]>-<original name>`` (``sha256`` of the bytes; for an
+    imported URL, of the URL). Same owner, same bytes, same name: identical data shared by two
+    jobs of a stack is uploaded once, and an upload that finished before a crash is found by its
+    name. Legacy: ``tk-<sha256[:16]>-<original name>`` (read, never written).
 
 Jobs
-    A job's *fingerprint* hashes everything that needs a new training run when it changes:
-    base model (or, for ``fromJob``, the parent's fingerprint), training and validation file
-    digests, method, the hyperparameters set in the manifest, seed, suffix and trainingType.
+    A job belongs to the owner of its training file. Its *fingerprint* hashes everything that
+    needs a new training run when it changes: base model (or, for ``fromJob``, the parent's
+    fingerprint), training and validation file digests, method, the hyperparameters set in the manifest, seed, suffix and trainingType.
     Markers sent with the job: the *effective seed* (the manifest's seed, or one derived from
     the resource name and fingerprint) and the *effective suffix* (the manifest's suffix, or
     the resource name cut to the 40 characters Azure allows). Adoption rule: an observed job
     belongs to a FineTuneJob when its model, training file id, validation file id (ids of
-    files carrying the content-hashed names), seed, suffix and method are equal to the
-    desired ones, and every hyperparameter the manifest sets has the same value (values the
+    files carrying this owner's content-hashed names, or legacy ones), seed, suffix and method
+    are equal to the desired ones, and every hyperparameter the manifest sets has the same value (values the
     service chose for "auto" are not compared). Among several matches the succeeded one wins
     (the newest), then a running one (the oldest: the others are cancelled as duplicates). When the data files
     were deleted from the account after training, a job whose file ids are no longer listed still matches if
@@ -26,19 +35,20 @@ Jobs
     resource.
 
 Deployments
-    ARM tags: ``tunekeeper.io/managed-by=tunekeeper``, ``tunekeeper.io/resource=Deployment/<name>``,
-    ``tunekeeper.io/spec-hash`` (hash of the resolved model, sku and capacity),
-    ``tunekeeper.io/deletion-policy`` and ``tunekeeper.io/manifest`` (the manifest file, relative
-    to the repository root). A deployment without the managed-by tag is never changed or
-    deleted; an owned one whose manifest is gone is deleted (policy Delete) only by a run that
-    read that manifest's file or folder (``in_scope``).
+    ARM tags: ``tunekeeper.io/managed-by=tunekeeper``, ``tunekeeper.io/owner`` (the owner id),
+    ``tunekeeper.io/resource=Deployment/<name>``, ``tunekeeper.io/spec-hash`` (hash of the
+    resolved model, sku and capacity), ``tunekeeper.io/deletion-policy`` and
+    ``tunekeeper.io/manifest`` (the manifest file, relative to the repository root; for people).
+    A deployment without the managed-by tag, or with another owner's tag, is never changed or
+    deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -48,6 +58,7 @@ from tunekeeper.cloud.base import ObservedDeployment, ObservedJob
 from tunekeeper.resources.specs import DataRef, DeletionPolicy, FineTuneJobSpec, Hyperparameters
 
 FILE_PREFIX = "tk-"
+OWNER_TAG = "tunekeeper.io/owner"
 MANAGED_BY = "tunekeeper.io/managed-by"
 MANAGER = "tunekeeper"
 RESOURCE_TAG = "tunekeeper.io/resource"
@@ -70,17 +81,48 @@ def data_digest(ref: DataRef, digests: Mapping[Path, str]) -> str:
     return hashlib.sha256(ref.url.encode()).hexdigest()
 
 
-def remote_filename(ref: DataRef, digest: str) -> str:
-    """``tk-<sha256[:16]>-<original name>``: the name a data file carries in the account."""
+def remote_filename(ref: DataRef, digest: str, owner: str | None = None) -> str:
+    """``tk-<owner>-<sha256[:16]>-<original name>``: the name a data file carries in the account.
+
+    Without ``owner``, the legacy (0.1) name ``tk-<sha256[:16]>-<original name>``, which is only
+    looked for, never written.
+    """
     if ref.path is not None:
         base = ref.path.name
     else:
         base = PurePosixPath(urlsplit(ref.url or "").path).name or "data.jsonl"
-    return f"{FILE_PREFIX}{digest[:16]}-{base}"
+    if owner is None:
+        return f"{FILE_PREFIX}{digest[:16]}-{base}"
+    return f"{FILE_PREFIX}{owner}-{digest[:16]}-{base}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileMark:
+    """What a data file's name says: its owner (None for a legacy name), digest prefix and original name."""
+
+    owner: str | None
+    digest: str  # the first 16 hex characters of the sha256
+    base: str
+
+
+_FILE_NAME = re.compile(r"^tk-([0-9a-f]{12})-([0-9a-f]{16})-(.+)$")
+_LEGACY_FILE_NAME = re.compile(r"^tk-([0-9a-f]{16})-(.+)$")
+
+
+def file_mark(filename: str) -> FileMark | None:
+    """Parse a content-hashed file name; None when tunekeeper did not name it."""
+    found = _FILE_NAME.match(filename)
+    if found:
+        return FileMark(found.group(1), found.group(2), found.group(3))
+    legacy = _LEGACY_FILE_NAME.match(filename)
+    if legacy:
+        return FileMark(None, legacy.group(1), legacy.group(2))
+    return None
 
 
 def is_owned_filename(filename: str) -> bool:
-    return filename.startswith(FILE_PREFIX) and len(filename) > len(FILE_PREFIX) + 17
+    """Was the file named by tunekeeper (any owner, or legacy)?"""
+    return file_mark(filename) is not None
 
 
 def effective_suffix(spec: FineTuneJobSpec) -> str:
@@ -165,14 +207,18 @@ def hyperparameter_differences(job: ObservedJob, spec: FineTuneJobSpec) -> list[
 
 
 def deployment_tags(
-    name: str, *, spec_hash: str, deletion_policy: DeletionPolicy, manifest: str | None = None
+    name: str, *, spec_hash: str, deletion_policy: DeletionPolicy, owner: str | None = None,
+    manifest: str | None = None,
 ) -> dict[str, str]:
+    """The ARM tags of a deployment tunekeeper creates (without ``owner``: the legacy 0.1 form)."""
     tags = {
         MANAGED_BY: MANAGER,
         RESOURCE_TAG: f"Deployment/{name}",
         SPEC_HASH_TAG: spec_hash,
         DELETION_POLICY_TAG: deletion_policy.value,
     }
+    if owner:
+        tags[OWNER_TAG] = owner
     if manifest:
         tags[MANIFEST_TAG] = manifest[-MAX_TAG_VALUE:]
     return tags
@@ -189,19 +235,6 @@ def manifest_label(root: Path, path: str) -> str:
     return PurePosixPath(*candidate.parts).as_posix() if candidate.parts else ""
 
 
-def in_scope(deployment: ObservedDeployment, manifests_read: Iterable[str]) -> bool:
-    """May this run prune ``deployment``? Only when it came from a manifest file this run read
-    (the resource was removed from it) or from a folder this run read manifests from (the file
-    was removed). So applying one folder never prunes what another folder declared."""
-    manifest = deployment.tags.get(MANIFEST_TAG)
-    if manifest is None:
-        return True
-    read = set(manifests_read)
-    return manifest in read or str(PurePosixPath(manifest).parent) in {
-        str(PurePosixPath(m).parent) for m in read
-    }
-
-
 def deployment_spec_hash(model_name: str, model_version: str | None, sku: str, capacity: int) -> str:
     doc = [model_name, model_version, sku, capacity]
     return hashlib.sha256(orjson.dumps(doc)).hexdigest()[:16]
@@ -211,8 +244,15 @@ def is_owned_deployment(deployment: ObservedDeployment) -> bool:
     return deployment.tags.get(MANAGED_BY) == MANAGER
 
 
-def owner_of(deployment: ObservedDeployment) -> str | None:
-    """The Deployment resource name an owned deployment was created for."""
+def deployment_owner(deployment: ObservedDeployment) -> str | None:
+    """The owner id a deployment is tagged with (None: not tunekeeper's, or legacy)."""
+    if not is_owned_deployment(deployment):
+        return None
+    return deployment.tags.get(OWNER_TAG) or None
+
+
+def declared_name(deployment: ObservedDeployment) -> str | None:
+    """The Deployment resource name a deployment tunekeeper created was created for."""
     if not is_owned_deployment(deployment):
         return None
     kind, _, name = deployment.tags.get(RESOURCE_TAG, "").partition("/")

@@ -72,12 +72,12 @@ class ResourceKey:
 class ActionKind(str, Enum):
     """What ``apply`` does. Values are the names shown in plans (snake case)."""
 
-    DELETE_FILE = "delete_file"  # a redundant copy of a data file (an upload the service ran twice)
+    DELETE_FILE = "delete_file"  # a second copy of an upload, or a file of this owner nothing uses any more
     UPLOAD_FILE = "upload_file"
     IMPORT_FILE = "import_file"
     WAIT_FILE = "wait_file"
     CANCEL_JOB = "cancel_job"
-    DELETE_JOB = "delete_job"
+    DELETE_MODEL = "delete_model"  # delete a fine-tuning job, its fine-tuned model and its results files
     CREATE_JOB = "create_job"
     WAIT_JOB = "wait_job"
     DELETE_DEPLOYMENT = "delete_deployment"
@@ -102,7 +102,7 @@ _SYMBOLS = {
     ActionKind.UPLOAD_FILE: "+",
     ActionKind.IMPORT_FILE: "+",
     ActionKind.WAIT_FILE: "…",
-    ActionKind.DELETE_JOB: "-",
+    ActionKind.DELETE_MODEL: "-",
     ActionKind.CANCEL_JOB: "-",
     ActionKind.CREATE_JOB: "+",
     ActionKind.WAIT_JOB: "…",
@@ -129,6 +129,11 @@ class Reason(str, Enum):
     PROVISIONING = "provisioning"
     NO_LONGER_DECLARED = "no longer declared"
     DUPLICATE = "duplicate of the adopted job"
+    ADOPTED = "created by tunekeeper 0.1: marked as this stack's"
+    ROLLBACK = "rollback to a retained model, no new training"
+    REPLACE_REQUESTED = "replacement requested (--replace)"
+    BEYOND_RETENTION = "replaced, beyond the models kept for rollback"
+    UNUSED = "used by nothing any more"
     # blocked: nothing will happen until the spec (or something outside tunekeeper) changes
     GATE_FAILED = "gate failed"
     JOB_FAILED = "job failed"
@@ -138,8 +143,10 @@ class Reason(str, Enum):
     NOT_OWNED = "not owned by tunekeeper"
 
 
-# Plan order: files first, then jobs, then deployments; inside a stage, dependencies first.
+# Plan order: files first, then jobs, then deployments; inside a stage, dependencies first. Then
+# the deletions that run last (prune and garbage collection): deployments, models, files.
 STAGES: Mapping[str, int] = {"File": 0, "FineTuneJob": 1, "Deployment": 2}
+LAST_STAGES: Mapping[str, int] = {"Deployment": 0, "Model": 1, "File": 2}
 KIND_ORDER: Mapping[ActionKind, int] = {k: i for i, k in enumerate(ActionKind)}
 
 
@@ -189,6 +196,16 @@ class JobRefPayload:
     status: str = ""  # as observed, for display
     model: str = ""  # the model it trains from, for display
     fine_tuned_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDeletePayload:
+    """DELETE_MODEL: delete a finished job (which deletes its fine-tuned model), then its results files."""
+
+    job_id: str
+    status: str = ""  # as observed, for display
+    fine_tuned_model: str | None = None
+    result_files: tuple[str, ...] = ()  # ids of its results files: nothing else would ever name them
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,17 +261,11 @@ class EvalPayload:
     eval_key: str  # gates.eval_key: the verdict is recorded under it
 
 
-Payload = (
-    FilePayload
-    | FileRefPayload
-    | JobPayload
-    | JobRefPayload
-    | DeploymentPayload
-    | DeploymentRefPayload
-    | EvalPayload
-)
+Payload = (FilePayload | FileRefPayload | JobPayload | JobRefPayload | ModelDeletePayload | DeploymentPayload
+           | DeploymentRefPayload | EvalPayload)
 _PAYLOAD_TYPES: Mapping[str, type[Any]] = {
     "file": FilePayload, "file_ref": FileRefPayload, "job": JobPayload, "job_ref": JobRefPayload,
+    "model_delete": ModelDeletePayload,
     "deployment": DeploymentPayload, "deployment_ref": DeploymentRefPayload, "evaluate": EvalPayload,
 }
 _PAYLOAD_TAGS: Mapping[type[Any], str] = {v: k for k, v in _PAYLOAD_TYPES.items()}
@@ -285,16 +296,15 @@ class Action:
     payload: Payload  # everything apply needs; nothing else is read when executing
     account: str = "embedded"  # which account (Cloud) it runs against
     depth: int = 0  # dependency depth (a fromJob child is deeper than its parent); part of the order
+    # PruneLast: a deletion of prune or garbage collection. It runs after every other change of the
+    # pass succeeded (so a renamed deployment is created before the old one goes), in the order
+    # deployments, models, files; apply defers it otherwise.
+    last: bool = False
 
-    def sort_key(self) -> tuple[int, int, int, str, str, str]:
-        return (
-            STAGES.get(self.target.kind, 9),
-            self.depth,
-            KIND_ORDER[self.kind],
-            self.target.name,
-            self.account,
-            _identity(self.payload),
-        )
+    def sort_key(self) -> tuple[int, int, int, int, str, str, str]:
+        stage = LAST_STAGES.get(self.target.kind, 9) if self.last else STAGES.get(self.target.kind, 9)
+        return (int(self.last), stage, self.depth, KIND_ORDER[self.kind], self.target.name, self.account,
+                _identity(self.payload))
 
     @property
     def before(self) -> Mapping[str, object] | None:
@@ -309,7 +319,8 @@ class Action:
     def to_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind.value, "target": str(self.target), "reason": self.reason.name,
-            "account": self.account, "depth": self.depth, "payload": payload_to_dict(self.payload),
+            "account": self.account, "depth": self.depth, "last": self.last,
+            "payload": payload_to_dict(self.payload),
             "before": _plain(self.before), "after": _plain(self.after),
         }
 
@@ -321,12 +332,13 @@ class Action:
             kind=ActionKind(str(data["kind"])), target=ResourceKey.parse(str(data["target"])),
             reason=Reason[str(data["reason"])], payload=payload_from_dict(payload),
             account=str(data.get("account", "embedded")), depth=int(str(data.get("depth", 0))),
+            last=bool(data.get("last", False)),
         )
 
 
 def _identity(payload: Payload) -> str:
     """What tells two actions on one target apart (two twins cancelled): the object's id."""
-    if isinstance(payload, JobRefPayload):
+    if isinstance(payload, (JobRefPayload, ModelDeletePayload)):
         return payload.job_id
     if isinstance(payload, FileRefPayload):
         return payload.file_id
@@ -345,6 +357,9 @@ def _before(p: Payload) -> Mapping[str, object] | None:
         return {"file_id": p.file_id, "status": p.status}
     if isinstance(p, JobRefPayload):
         return {"job_id": p.job_id, "status": p.status, "model": p.model}
+    if isinstance(p, ModelDeletePayload):
+        return {"job_id": p.job_id, "status": p.status, "model": p.fine_tuned_model,
+                "result_files": list(p.result_files)}
     if isinstance(p, (DeploymentPayload, DeploymentRefPayload)):
         return _view(p.current)
     return None
@@ -400,8 +415,13 @@ class Plan:
     actions: tuple[Action, ...]
     blocked: tuple[Blocked, ...] = ()  # resources that wait on a change by a person, with why
     matched: int = 0  # resources already as declared (for "No changes. N resources match.")
-    # "account:Kind/name" -> hash of its observed state
-    touched: Mapping[str, str] = field(default_factory=dict)
+    touched: Mapping[str, str] = field(
+        default_factory=dict
+    )  # "account:Kind/name" -> hash of its observed state
+    warnings: tuple[str, ...] = ()  # sentences: quota walls ahead, objects left alone that look like ours
+    notes: tuple[str, ...] = ()  # sentences: what is worth knowing but changes nothing (a re-adopted model)
+    owner: str = ""  # the owner id the plan acts for (markers.py)
+    owner_label: str = ""
 
     @property
     def has_changes(self) -> bool:
@@ -422,6 +442,9 @@ class Plan:
             "blocked": [b.to_dict() for b in self.blocked],
             "matched": self.matched,
             "touched": dict(sorted(self.touched.items())),
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+            "owner": {"id": self.owner, "label": self.owner_label},
         }
 
     @classmethod
@@ -435,7 +458,11 @@ class Plan:
         actions = data.get("actions") or []
         blocked = data.get("blocked") or []
         touched = data.get("touched") or {}
+        owner = data.get("owner") or {}
+        warnings = data.get("warnings") or []
+        notes = data.get("notes") or []
         assert isinstance(actions, list) and isinstance(blocked, list) and isinstance(touched, Mapping)
+        assert isinstance(owner, Mapping) and isinstance(warnings, list) and isinstance(notes, list)
         return cls(
             format_version=version, observed_fingerprint=str(data["observed_fingerprint"]),
             actions=tuple(Action.from_dict(a) for a in actions),
@@ -443,6 +470,8 @@ class Plan:
                                   str(b["message"]), str(b.get("account", "embedded"))) for b in blocked),
             matched=int(str(data.get("matched", 0))),
             touched={str(k): str(v) for k, v in touched.items()},
+            warnings=tuple(str(w) for w in warnings), notes=tuple(str(n) for n in notes),
+            owner=str(owner.get("id", "")), owner_label=str(owner.get("label", "")),
         )
 
 

@@ -2,10 +2,11 @@
 
 Called by ``converge``, by ``apply`` (to check a saved plan) and by the CLI (``plan``,
 ``status``). Four list calls (files, jobs, deployments, models; pagination is the cloud's
-business), then the checkpoints of owned jobs still training (progress), and, only for owned
-jobs that succeeded and whose details are not cached yet, their checkpoints and results.csv. Finished jobs
-never change, so with a state file a steady state costs the four list calls. ``compute_digests`` hashes local
-data files (the I/O ``plan`` must not do). Nothing here changes anything in the account.
+business), then the checkpoints of this owner's jobs still training (progress), and, only for
+its jobs that succeeded and whose details are not cached yet, their checkpoints and
+results.csv. Finished jobs never change, so with a state file a steady state costs the four
+list calls. ``compute_digests`` hashes local data files (the I/O ``plan`` must
+not do). Nothing here changes anything in the account.
 """
 
 from __future__ import annotations
@@ -57,11 +58,15 @@ async def observe(
     suffixes = {
         markers.effective_suffix(s) for s in desired.jobs if account_of(desired, s.account) == account.name
     }
-    owned_files = {f.id for f in files if markers.is_owned_filename(f.filename)}
+    marks = {f.id: mark for f in files if (mark := markers.file_mark(f.filename)) is not None}
     checkpoints: dict[str, tuple[ObservedCheckpoint, ...]] = {}
     results: dict[str, MetricsSummary] = {}
     for job in jobs:
-        if job.training_file not in owned_files or (job.suffix or None) not in suffixes:
+        mark = marks.get(job.training_file)
+        # this owner's jobs (garbage collection must know what each one could be served by), and
+        # legacy ones a declared resource may adopt
+        if mark is None or not (mark.owner == desired.owner.id
+                                or (mark.owner is None and (job.suffix or None) in suffixes)):
             continue
         if job.status == "running":  # progress for status: its checkpoints so far (one per finished epoch)
             checkpoints[job.id] = tuple(

@@ -7,19 +7,39 @@ planners, each a pure function from the resolution to its actions and blocked re
 - ``plan_jobs``: create, follow, replace (cancel + delete the previous job), cancel twins;
 - ``plan_files``: upload or import the files the jobs need, wait for their processing, delete
   a second copy of an upload the service ran twice;
-- ``plan_deployments``: evaluate, create, update, follow;
-- ``plan_prune``: delete deployments no longer declared.
+- ``plan_deployments``: evaluate, create, update, follow; adopt (re-tag) a 0.1 deployment;
+- ``plan_prune``: delete this owner's deployments its whole stack no longer declares;
+- ``plan_gc``: delete this owner's models (jobs) and files nothing uses any more;
+- ``quota_warnings``: say so before a run would exceed the account's file or job limits.
 
 Every action's payload carries what apply needs (see ``model.py``); ``before``/``after`` derive
 from it for display.
 
+Ownership (``Desired.owner``, markers in ``markers.py``): only this owner's objects are adopted,
+changed or deleted, plus 0.1 (legacy) objects a manifest declares, which are adopted. Deleting
+follows the inventory, not the files read: prune and garbage collection happen only when the run
+loaded its whole stack (``Desired.complete``), and only for objects carrying this owner's mark.
+Their actions are ``last`` (PruneLast): apply runs them after every other change succeeded, in
+the order deployments, models, files. Never deleted: another owner's or an unmarked object; a
+model any deployment serves (whoever owns the deployment); a model a running job trains from; a
+file any job in the account names; a deployment with ``deletionPolicy: Retain``.
+
+Garbage, for this owner: a deployment no manifest declares; a finished job no FineTuneJob
+matches, when its resource is gone (``NO_LONGER_DECLARED``), or when it is one of a declared
+resource's replaced jobs beyond its ``retainPrevious`` newest succeeded ones
+(``BEYOND_RETENTION``; failed or cancelled replaced jobs hold no model and always go); a file no
+job names and no manifest needs (``UNUSED``), removed with the results files of the jobs it
+served. The plan foresees the cascade: a model whose only deployment is pruned in the same plan
+is deleted in it too, and so is a file whose jobs go.
+
 Replacement: when the previous job of a FineTuneJob (``resolution.py`` says how it is found)
-succeeded or is still running, a spec change is a replacement: cancel (if running) and delete
-it, then create the new job, all with ``REQUIRES_NEW_TRAINING`` and only when
-``allowReplacement`` is true; otherwise ``ReplacementNotAllowed``. When it failed or was
-cancelled, nothing paid for would be lost, so the new job is simply created (``SPEC_CHANGED``).
-A failed or cancelled job whose spec did not change is never retried automatically: its error is
-reported (blocked, ``JOB_FAILED``) until the manifest changes.
+succeeded or is still running, a spec change is a replacement: cancel it if running, then
+create the new job, both ``REQUIRES_NEW_TRAINING`` and only when ``allowReplacement`` is true;
+otherwise ``ReplacementNotAllowed``. The previous job and its model stay (retention): reverting
+the manifest re-adopts it with no new training (``ROLLBACK``). When it failed or was cancelled,
+nothing paid for would be lost, so the new job is simply created (``SPEC_CHANGED``). A failed or
+cancelled job whose spec did not change is never retried automatically: its error is reported
+(blocked, ``JOB_FAILED``) until the manifest changes or ``apply --replace`` asks for it.
 """
 
 from __future__ import annotations
@@ -32,7 +52,7 @@ from pathlib import Path, PurePosixPath
 import orjson
 
 from tunekeeper.cloud.base import DeploymentRequest, ObservedDeployment, ObservedJob
-from tunekeeper.errors import ReplacementNotAllowed
+from tunekeeper.errors import PlanError, ReplacementNotAllowed
 from tunekeeper.reconcile import gates as gating
 from tunekeeper.reconcile import markers
 from tunekeeper.reconcile.model import (
@@ -49,6 +69,7 @@ from tunekeeper.reconcile.model import (
     JobPayload,
     JobRefPayload,
     Known,
+    ModelDeletePayload,
     Observation,
     Plan,
     Reason,
@@ -69,6 +90,7 @@ from tunekeeper.reconcile.resolution import (
     deployed,
     deployed_anywhere,
     job_error,
+    recency,
     resolve,
 )
 from tunekeeper.resources.specs import Desired
@@ -90,12 +112,19 @@ __all__ = [
     "plan",
     "plan_deployments",
     "plan_files",
+    "plan_gc",
     "plan_jobs",
     "plan_prune",
+    "quota_warnings",
     "resolve",
     "root_relative",
     "touched_state",
 ]
+
+# The account's published fine-tuning limits (Azure OpenAI quotas and limits).
+MAX_FINE_TUNE_FILES = 50  # files with purpose fine-tune
+MAX_JOBS = 100  # fine-tuning jobs kept by the resource
+MAX_ACTIVE_JOBS = 21  # one running and twenty queued
 
 
 @dataclass(slots=True)
@@ -105,6 +134,8 @@ class Part:
     actions: list[Action] = field(default_factory=list)
     blocked: list[Blocked] = field(default_factory=list)
     matched: int = 0  # resources of this kind already as declared
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -116,40 +147,62 @@ class JobsPart(Part):
 
 def plan(
     desired: Desired, observed: Mapping[str, Observation], *, digests: Mapping[Path, str],
-    known: Known | None = None, resolution: Resolution | None = None,
+    known: Known | None = None, resolution: Resolution | None = None, replace: frozenset[str] = frozenset(),
 ) -> Plan:
     """Ordered actions that move the accounts toward ``desired``. Pure; raises ReplacementNotAllowed.
 
     ``resolution`` is the loop's ``resolve`` result when the caller has it (converge), so
-    matching runs once per loop.
+    matching runs once per loop. ``replace`` names FineTuneJobs to train again on purpose
+    (``apply --replace``).
     """
     known = known or Known()
     res = resolution if resolution is not None else resolve(desired, observed, digests=digests, known=known)
-    jobs = plan_jobs(res, observed)
+    jobs = plan_jobs(res, observed, replace=replace)
+    prune = plan_prune(res, desired, observed)
     parts: list[Part] = [
         plan_files(res, observed, jobs.needed_files, root=desired.root),
         jobs,
         plan_deployments(res, desired, known, jobs.stuck),
-        plan_prune(res, desired, observed),
+        prune,
+        plan_gc(res, desired, observed, [*jobs.actions, *prune.actions]),
     ]
     actions = tuple(sorted((a for p in parts for a in p.actions), key=Action.sort_key))
     blocked = tuple(sorted((b for p in parts for b in p.blocked), key=lambda b: (b.target, b.account)))
+    warnings = [w for p in parts for w in p.warnings] + quota_warnings(observed, actions)
     touched = touched_state(res, observed, actions)
     fingerprint = hashlib.sha256(orjson.dumps(sorted(touched.items()))).hexdigest()
-    return Plan(PLAN_FORMAT_VERSION, fingerprint, actions, blocked, sum(p.matched for p in parts), touched)
+    return Plan(
+        PLAN_FORMAT_VERSION,
+        fingerprint,
+        actions,
+        blocked,
+        sum(p.matched for p in parts),
+        touched,
+        tuple(warnings),
+        tuple(n for p in parts for n in p.notes),
+        desired.owner.id,
+        desired.owner.label,
+    )
 
 
 # -- jobs ------------------------------------------------------------------------------------------------
-def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
+def plan_jobs(res: Resolution, observed: Mapping[str, Observation], *,
+              replace: frozenset[str] = frozenset()) -> JobsPart:
     """Create, follow or replace each FineTuneJob's training run; cancel twins of a retried create."""
     part = JobsPart()
     refused: list[str] = []
-    claimed = {r.matched.id for r in res.jobs.values() if r.matched is not None}
+    unknown = sorted(replace - set(res.jobs))
+    if unknown:
+        raise PlanError(f"--replace names FineTuneJob {unknown[0]!r}, which these manifests do not declare",
+                        hint="write --replace FineTuneJob/NAME with a declared name")
     for r in sorted(res.jobs.values(), key=lambda r: (r.depth, r.spec.name)):
         key = ResourceKey("FineTuneJob", r.spec.name)
         parent = res.jobs.get(r.spec.from_job) if r.spec.from_job else None
+        if r.matched is not None and r.spec.name in replace:
+            _plan_replaced_job(part, r, key, observed, res)
+            continue
         if r.matched is not None:
-            _plan_matched_job(part, r, key, observed, claimed)
+            _plan_matched_job(part, r, key)
             continue
         if parent is not None and parent.spec.name in part.stuck:
             part.stuck[r.spec.name] = f"its parent {part.stuck[parent.spec.name]}"
@@ -188,28 +241,15 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
                     f"(job {previous.id} would be replaced)"
                 )
                 continue
-            ref = JobRefPayload(previous.id, previous.status, previous.model, previous.fine_tuned_model)
-            if previous.status in ACTIVE_JOB:
-                part.actions.append(
-                    Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account, r.depth)
-                )
-            if not deployed_anywhere(previous, observed.values()):
-                # a deployed model stays until its deployment moved to the new one; deleted then
-                part.actions.append(
-                    Action(ActionKind.DELETE_JOB, key, Reason.REQUIRES_NEW_TRAINING, ref, r.account, r.depth)
-                )
+            if previous.status in ACTIVE_JOB:  # stop paying for a run nobody wants; a finished one is kept
+                part.actions.append(Action(ActionKind.CANCEL_JOB, key, Reason.REQUIRES_NEW_TRAINING,
+                                           _job_ref(previous), r.account, r.depth))
             reason = Reason.REQUIRES_NEW_TRAINING
         elif previous is not None:
             reason = Reason.SPEC_CHANGED
         if r.model is None:
             reason = Reason.WAITING_FOR_PARENT
-        needs = [n for n in (r.training, r.validation) if n is not None]
-        part.needed_files.update((n.account, n.name) for n in needs)
-        if r.model is not None and not all(n.ready for n in needs) and reason is Reason.NOT_IN_ACCOUNT:
-            reason = Reason.WAITING_FOR_FILES
-        part.actions.append(
-            Action(ActionKind.CREATE_JOB, key, reason, job_payload(r, res), r.account, r.depth)
-        )
+        _plan_create(part, r, res, reason)
     if refused:
         raise ReplacementNotAllowed(
             "A spec change needs a new training run and the resource does not allow replacement:\n  "
@@ -219,8 +259,16 @@ def plan_jobs(res: Resolution, observed: Mapping[str, Observation]) -> JobsPart:
     return part
 
 
-def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey, observed: Mapping[str, Observation],
-                      claimed: set[str]) -> None:
+def _plan_create(part: JobsPart, r: JobResolution, res: Resolution, reason: Reason) -> None:
+    needs = [n for n in (r.training, r.validation) if n is not None]
+    part.needed_files.update((n.account, n.name) for n in needs)
+    if r.model is not None and not all(n.ready for n in needs) and reason is Reason.NOT_IN_ACCOUNT:
+        reason = Reason.WAITING_FOR_FILES
+    key = ResourceKey("FineTuneJob", r.spec.name)
+    part.actions.append(Action(ActionKind.CREATE_JOB, key, reason, job_payload(r, res), r.account, r.depth))
+
+
+def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey) -> None:
     job = r.matched
     assert job is not None
     if job.status in FAILED_JOB:
@@ -229,46 +277,64 @@ def _plan_matched_job(part: JobsPart, r: JobResolution, key: ResourceKey, observ
         part.actions.append(
             Action(ActionKind.CANCEL_JOB, key, Reason.DUPLICATE, _job_ref(twin), r.account, r.depth)
         )
-    if r.spec.allow_replacement:
-        for old in superseded(r, observed, claimed):
-            part.actions.append(
-                Action(
-                    ActionKind.DELETE_JOB,
-                    key,
-                    Reason.REQUIRES_NEW_TRAINING,
-                    _job_ref(old),
-                    r.account,
-                    r.depth,
-                )
-            )
     if job.status == "succeeded":
         part.matched += 1
+        if r.newer is not None:
+            part.notes.append(
+                f"FineTuneJob/{r.spec.name} re-adopts job {job.id} ({job.fine_tuned_model}), kept for "
+                f"rollback: no new training (job {r.newer.id} is newer)."
+            )
     elif job.status in FAILED_JOB:
         part.blocked.append(Blocked(key, Reason.JOB_FAILED, f"Job {job.id} {job.status}: {job_error(job)} "
-                                    "Change the manifest (for example the seed) to train again.", r.account))
+                                    "Change the manifest (for example the seed), or apply --replace "
+                                    f"FineTuneJob/{r.spec.name}, to train again.", r.account))
     else:
         part.actions.append(
             Action(ActionKind.WAIT_JOB, key, Reason.JOB_RUNNING, _job_ref(job), r.account, r.depth)
         )
 
 
+def _plan_replaced_job(
+    part: JobsPart, r: JobResolution, key: ResourceKey, observed: Mapping[str, Observation], res: Resolution
+) -> None:
+    """``apply --replace``: delete the matched job (cancelled first if it runs) and train again.
+
+    Its markers are the resource's own, so it must go before the new job exists (two jobs with
+    one identity would be twins). A model that serves a deployment is never deleted: refused.
+    """
+    job = r.matched
+    assert job is not None
+    if deployed_anywhere(job, observed.values()):
+        raise PlanError(
+            f"{r.spec.source}: FineTuneJob {r.spec.name}: its model {job.fine_tuned_model} serves a "
+            "deployment, so --replace would delete what is serving",
+            hint="point the deployment elsewhere first, or change the seed to train a new model beside it",
+        )
+    if job.status in ACTIVE_JOB:
+        part.actions.append(
+            Action(ActionKind.CANCEL_JOB, key, Reason.REPLACE_REQUESTED, _job_ref(job), r.account, r.depth)
+        )
+    part.actions.append(Action(ActionKind.DELETE_MODEL, key, Reason.REPLACE_REQUESTED, _model_delete(job),
+                               r.account, r.depth))
+    _plan_create(part, r, res, Reason.REPLACE_REQUESTED)
+
+
 def _job_ref(job: ObservedJob) -> JobRefPayload:
     return JobRefPayload(job.id, job.status, job.model, job.fine_tuned_model)
+
+
+def _model_delete(job: ObservedJob) -> ModelDeletePayload:
+    return ModelDeletePayload(job.id, job.status, job.fine_tuned_model, tuple(job.result_files))
 
 
 def job_payload(r: JobResolution, res: Resolution) -> JobPayload:
     """The whole job request of a FineTuneJob (its model named by parent while the parent trains)."""
     parent = res.jobs.get(r.spec.from_job) if r.spec.from_job else None
     return JobPayload(
-        model=r.model,
-        training_file=r.training.name,
-        validation_file=r.validation.name if r.validation else None,
-        method=r.spec.method,
-        hyperparameters=r.spec.hyperparameters,
-        suffix=r.suffix,
-        seed=r.seed,
-        training_type=r.spec.training_type,
-        fingerprint=r.fingerprint,
+        model=r.model, training_file=_file_name(r.training),
+        validation_file=_file_name(r.validation) if r.validation else None,
+        method=r.spec.method, hyperparameters=r.spec.hyperparameters, suffix=r.suffix, seed=r.seed,
+        training_type=r.spec.training_type, fingerprint=r.fingerprint,
         parent=r.spec.from_job if r.model is None else None,
         parent_job_id=parent.matched.id
         if r.model is None and parent is not None and parent.matched
@@ -276,24 +342,9 @@ def job_payload(r: JobResolution, res: Resolution) -> JobPayload:
     )
 
 
-def superseded(r: JobResolution, observed: Mapping[str, Observation], claimed: set[str]) -> list[ObservedJob]:
-    """Finished earlier jobs of a replaced resource (owned, same suffix, older), no longer deployed."""
-    assert r.matched is not None
-    obs = observed[r.account]
-    owned_files = {f.id for f in obs.files if markers.is_owned_filename(f.filename)}
-    return sorted(
-        (
-            j
-            for j in obs.jobs
-            if j.id not in claimed
-            and j.status not in ACTIVE_JOB
-            and (j.suffix or None) == r.suffix
-            and j.training_file in owned_files
-            and j.created_at <= r.matched.created_at
-            and not deployed_anywhere(j, observed.values())
-        ),
-        key=lambda j: j.id,
-    )
+def _file_name(need: FileNeed) -> str:
+    """The name apply finds the file by: the copy in the account (maybe a legacy one), or the upload's."""
+    return need.observed.filename if need.observed is not None else need.name
 
 
 def replacements(res: Resolution) -> dict[str, tuple[str, ...]]:
@@ -340,15 +391,16 @@ def plan_files(res: Resolution, observed: Mapping[str, Observation], needed: Ite
     for (account, name), need in sorted(res.files.items()):
         if need.observed is None:
             continue
+        held = need.observed.filename
         for extra in sorted(observed[account].files, key=lambda f: f.id):
-            if (extra.filename == name and extra.id != need.observed.id and extra.status not in GONE_FILE
+            if (extra.filename == held and extra.id != need.observed.id and extra.status not in GONE_FILE
                     and extra.id not in used[account]):
                 part.actions.append(
                     Action(
                         ActionKind.DELETE_FILE,
-                        ResourceKey("File", name),
+                        ResourceKey("File", held),
                         Reason.DUPLICATE,
-                        FileRefPayload(extra.id, name, extra.status),
+                        FileRefPayload(extra.id, held, extra.status),
                         account,
                     )
                 )
@@ -377,8 +429,15 @@ def plan_files(res: Resolution, observed: Mapping[str, Observation], needed: Ite
                 )
             )
         elif file.status != "processed":
-            part.actions.append(Action(ActionKind.WAIT_FILE, key, Reason.FILE_PROCESSING,
-                                       FileRefPayload(file.id, name, file.status), account))
+            part.actions.append(
+                Action(
+                    ActionKind.WAIT_FILE,
+                    ResourceKey("File", file.filename),
+                    Reason.FILE_PROCESSING,
+                    FileRefPayload(file.id, file.filename, file.status),
+                    account,
+                )
+            )
     return part
 
 
@@ -394,10 +453,11 @@ def root_relative(path: Path, root: Path) -> str:
 def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Mapping[str, str]) -> Part:
     """Evaluate, create, update or follow each declared Deployment."""
     part = Part()
+    owner = desired.owner.id
     for d in res.deployments.values():
         key = ResourceKey("Deployment", d.spec.name)
         current = d.observed
-        if current is not None and markers.owner_of(current) != d.spec.name:
+        if current is not None and markers.declared_name(current) != d.spec.name:
             part.blocked.append(
                 Blocked(
                     key,
@@ -405,6 +465,19 @@ def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Map
                     f"Deployment {d.spec.name} exists and was not created "
                     "by tunekeeper; it is left alone. Rename the Deployment or delete the existing "
                     "one.",
+                    d.account,
+                )
+            )
+            continue
+        holder = markers.deployment_owner(current) if current is not None else None
+        if holder is not None and holder != owner:
+            part.blocked.append(
+                Blocked(
+                    key,
+                    Reason.NOT_OWNED,
+                    f"Deployment {d.spec.name} belongs to another stack "
+                    f"(owner {holder}); it is left alone. Rename the Deployment, or set the same "
+                    "owner in both stacks' tunekeeper.yaml if they are one.",
                     d.account,
                 )
             )
@@ -450,6 +523,11 @@ def plan_deployments(res: Resolution, desired: Desired, known: Known, stuck: Map
             manifest_changed = any(current.tags.get(k) != d.tags.get(k)
                                    for k in (markers.SPEC_HASH_TAG, markers.DELETION_POLICY_TAG))
             reason = Reason.SPEC_CHANGED if manifest_changed else Reason.DRIFT
+            job = res.jobs.get(d.spec.model.from_job or "")
+            if job is not None and job.newer is not None and current.model_name != d.selection.model_name:
+                reason = Reason.ROLLBACK
+            elif holder is None:
+                reason = Reason.ADOPTED
             part.actions.append(Action(kind, key, reason, payload, d.account))
         elif current.provisioning_state in PROVISIONING:
             part.actions.append(
@@ -498,8 +576,13 @@ def eval_payload(d: DeploymentResolution, root: Path) -> EvalPayload:
     assert d.selection is not None and d.eval_key is not None and d.spec.gates.eval_file is not None
     ref = d.spec.gates.eval_file
     name = gating.candidate_name(d.spec.name)
-    tags = markers.deployment_tags(name, spec_hash="eval", deletion_policy=d.spec.deletion_policy,
-                                   manifest=d.tags.get(markers.MANIFEST_TAG))
+    tags = markers.deployment_tags(
+        name,
+        spec_hash="eval",
+        deletion_policy=d.spec.deletion_policy,
+        owner=d.tags.get(markers.OWNER_TAG),
+        manifest=d.tags.get(markers.MANIFEST_TAG),
+    )
     candidate = DeploymentRequest(
         name=name,
         model_name=d.selection.model_name,
@@ -525,31 +608,176 @@ def _deployment_differs(current: ObservedDeployment, d: DeploymentResolution) ->
     return any(current.tags.get(k) != v for k, v in d.tags.items() if k != markers.MANIFEST_TAG)
 
 
-# -- prune -----------------------------------------------------------------------------------------------
+# -- prune and garbage collection ----------------------------------------------------------------------
 def plan_prune(res: Resolution, desired: Desired, observed: Mapping[str, Observation]) -> Part:
-    """Delete owned deployments no longer declared (deletion policy Delete, in this run's scope)."""
+    """Delete this owner's deployments the whole stack no longer declares (only in a complete run)."""
     part = Part()
     declared = {(d.account, d.spec.name) for d in res.deployments.values()}
     # a candidate of a pending eval gate is the evaluation's own business (crash leftovers are reused)
     declared |= {
         (d.account, gating.candidate_name(d.spec.name)) for d in res.deployments.values() if d.eval_pending
     }
+    read = set(desired.files)
     for account in sorted(observed):
         for dep in sorted(observed[account].deployments, key=lambda x: x.name):
-            owner = markers.owner_of(dep)
-            if owner is None or owner != dep.name or (account, owner) in declared:
-                continue
+            name = markers.declared_name(dep)
             if (
-                dep.tags.get(markers.DELETION_POLICY_TAG, "Delete") != "Delete"
+                name is None
+                or name != dep.name
+                or (account, name) in declared
                 or dep.provisioning_state == "Deleting"
             ):
                 continue
-            if not markers.in_scope(dep, desired.files):
+            holder = markers.deployment_owner(dep)
+            if holder is None:
+                if dep.tags.get(markers.MANIFEST_TAG) in read:
+                    part.warnings.append(
+                        f"Deployment {dep.name} was created by tunekeeper 0.1 from "
+                        f"{dep.tags[markers.MANIFEST_TAG]}, which no longer declares it; it carries no "
+                        "owner mark, so it is left alone. Delete it by hand once nothing uses it."
+                    )
                 continue
-            part.actions.append(Action(ActionKind.DELETE_DEPLOYMENT, ResourceKey("Deployment", dep.name),
-                                       Reason.NO_LONGER_DECLARED,
-                                       DeploymentRefPayload(dep.name, DeploymentView.of(dep)), account))
+            if holder != desired.owner.id or not desired.complete:
+                continue
+            if dep.tags.get(markers.DELETION_POLICY_TAG, "Delete") != "Delete":
+                continue
+            part.actions.append(
+                Action(
+                    ActionKind.DELETE_DEPLOYMENT,
+                    ResourceKey("Deployment", dep.name),
+                    Reason.NO_LONGER_DECLARED,
+                    DeploymentRefPayload(dep.name, DeploymentView.of(dep)),
+                    account,
+                    last=True,
+                )
+            )
     return part
+
+
+def plan_gc(res: Resolution, desired: Desired, observed: Mapping[str, Observation],
+            planned: Iterable[Action]) -> Part:
+    """Delete this owner's models and files nothing uses any more (only in a complete run).
+
+    ``planned`` are the deletions already in the plan (pruned deployments, a replaced job): what
+    they free is collected in the same plan, so every deletion apply makes was shown.
+    """
+    part = Part()
+    if not desired.complete:
+        return part
+    planned = list(planned)
+    gone_deployments = {(a.account, a.target.name) for a in planned if a.kind is ActionKind.DELETE_DEPLOYMENT}
+    # what deployments serve, in every observed account: a model may be served from another one
+    served = {d.model_name for acc, o in observed.items() for d in o.deployments
+              if (acc, d.name) not in gone_deployments}
+    for account in sorted(observed):
+        gone_jobs = {a.payload.job_id for a in planned
+                     if a.account == account and isinstance(a.payload, ModelDeletePayload)}
+        models = _plan_gc_models(res, desired, observed[account], account, served, gone_jobs)
+        part.actions.extend(models)
+        gone_jobs |= {a.payload.job_id for a in models if isinstance(a.payload, ModelDeletePayload)}
+        part.actions.extend(_plan_gc_files(res, desired, observed[account], account, gone_jobs))
+    return part
+
+
+def _plan_gc_models(res: Resolution, desired: Desired, obs: Observation, account: str,
+                    served: set[str], gone_jobs: set[str]) -> list[Action]:
+    owner = desired.owner.id
+    file_owner = {f.id: mark.owner for f in obs.files if (mark := markers.file_mark(f.filename)) is not None}
+    trained_from = {j.model for j in obs.jobs if j.status in ACTIVE_JOB}
+    kept = {r.matched.id for r in res.jobs.values() if r.matched is not None} | {
+        r.previous.id for r in res.jobs.values() if r.previous is not None and r.previous.status in ACTIVE_JOB
+    }
+    retain: dict[str, int] = {}
+    for r in res.jobs.values():
+        if r.account == account:
+            retain[r.suffix] = max(retain.get(r.suffix, 0), r.spec.retain_previous)
+    ours = [j for j in obs.jobs if file_owner.get(j.training_file) == owner and j.id not in kept
+            and j.id not in gone_jobs]
+    actions: list[Action] = []
+    succeeded_by_suffix: dict[str, list[ObservedJob]] = {}
+    for job in ours:
+        if job.status == "succeeded" and (job.suffix or "") in retain:
+            succeeded_by_suffix.setdefault(job.suffix or "", []).append(job)
+    newness = recency(obs.jobs)
+    within_retention = {j.id for suffix, jobs in succeeded_by_suffix.items()
+                        for j in sorted(jobs, key=lambda j: newness[j.id], reverse=True)[:retain[suffix]]}
+    for job in sorted(ours, key=lambda j: j.id):
+        target = ResourceKey("Model", job.id)
+        if job.status in ACTIVE_JOB:
+            if (job.suffix or "") not in retain:  # its FineTuneJob is gone: stop paying for the run
+                actions.append(Action(ActionKind.CANCEL_JOB, target, Reason.NO_LONGER_DECLARED, _job_ref(job),
+                                      account, last=True))
+            continue
+        if (
+            job.id in within_retention
+            or _model_names(job, obs) & served
+            or job.fine_tuned_model in trained_from
+        ):
+            continue
+        reason = Reason.BEYOND_RETENTION if (job.suffix or "") in retain else Reason.NO_LONGER_DECLARED
+        actions.append(
+            Action(ActionKind.DELETE_MODEL, target, reason, _model_delete(job), account, last=True)
+        )
+    return actions
+
+
+def _model_names(job: ObservedJob, obs: Observation) -> set[str]:
+    """Every name a deployment could serve this job's work by: its model, its checkpoints (ids and models)."""
+    names = {c.id for c in obs.checkpoints.get(job.id, ())} | {
+        c.fine_tuned_model_checkpoint for c in obs.checkpoints.get(job.id, ())}
+    if job.fine_tuned_model:
+        names.add(job.fine_tuned_model)
+        names.add(job.id)
+    return names
+
+
+def _plan_gc_files(res: Resolution, desired: Desired, obs: Observation, account: str,
+                   gone_jobs: set[str]) -> list[Action]:
+    owner = desired.owner.id
+    named = {fid for j in obs.jobs if j.id not in gone_jobs
+             for fid in (j.training_file, j.validation_file, *j.result_files) if fid}
+    needed = {name for (acc, _), need in res.files.items() if acc == account for name in need.names}
+    actions: list[Action] = []
+    for f in sorted(obs.files, key=lambda f: (f.filename, f.id)):
+        mark = markers.file_mark(f.filename)
+        if (mark is None or mark.owner != owner or f.status in GONE_FILE or f.id in named
+                or f.filename in needed):
+            continue
+        actions.append(Action(ActionKind.DELETE_FILE, ResourceKey("File", f.filename), Reason.UNUSED,
+                              FileRefPayload(f.id, f.filename, f.status), account, last=True))
+    return actions
+
+
+def quota_warnings(observed: Mapping[str, Observation], actions: Iterable[Action]) -> list[str]:
+    """Sentences for each account a run would push past its file or job limits."""
+    warnings: list[str] = []
+    actions = list(actions)
+    for account in sorted(observed):
+        obs = observed[account]
+        mine = [a for a in actions if a.account == account]
+        uploads = sum(1 for a in mine if a.kind in (ActionKind.UPLOAD_FILE, ActionKind.IMPORT_FILE))
+        deletes = sum(1 for a in mine if a.kind is ActionKind.DELETE_FILE)
+        files = sum(1 for f in obs.files if f.purpose == "fine-tune" and f.status not in GONE_FILE)
+        if files + uploads - deletes > MAX_FINE_TUNE_FILES:
+            warnings.append(
+                f"Account {account} holds {files} fine-tuning files; with {uploads} more it would exceed "
+                f"its limit of {MAX_FINE_TUNE_FILES}. Delete unused files (tunekeeper gc removes this "
+                "stack's) before applying."
+            )
+        creates = sum(1 for a in mine if a.kind is ActionKind.CREATE_JOB)
+        removed = sum(1 for a in mine if a.kind is ActionKind.DELETE_MODEL)
+        if len(obs.jobs) + creates - removed > MAX_JOBS:
+            warnings.append(
+                f"Account {account} keeps {len(obs.jobs)} fine-tuning jobs; {creates} more would exceed "
+                f"its limit of {MAX_JOBS}. Lower retainPrevious or delete unused models."
+            )
+        active = sum(1 for j in obs.jobs if j.status in ACTIVE_JOB)
+        if creates and active + creates > MAX_ACTIVE_JOBS:
+            warnings.append(
+                f"Account {account} has {active} fine-tuning jobs queued or running; {creates} more would "
+                f"exceed its limit of {MAX_ACTIVE_JOBS}: the service refuses them until some finish."
+            )
+    return warnings
 
 
 # -- stale-plan check ------------------------------------------------------------------------------------

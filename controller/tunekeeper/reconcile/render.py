@@ -34,6 +34,8 @@ def render_plan(plan: Plan, fmt: Literal["text", "json", "markdown"] = "text") -
     for b in plan.blocked:
         target = f"{b.account}:{b.target}" if several else str(b.target)
         lines.append(f"  ! blocked  {target}  {b.reason.value}: {b.message}")
+    lines.extend(f"  note: {n}" for n in plan.notes)
+    lines.extend(f"  warning: {w}" for w in plan.warnings)
     lines.append(summary(plan))
     return "\n".join(lines)
 
@@ -57,8 +59,8 @@ def summary(plan: Plan) -> str:
 
 
 def _symbol(plan: Plan, action: Action) -> str:
-    if action.reason is Reason.REQUIRES_NEW_TRAINING and action.kind in (
-        ActionKind.CANCEL_JOB, ActionKind.DELETE_JOB, ActionKind.CREATE_JOB
+    if action.reason in (Reason.REQUIRES_NEW_TRAINING, Reason.REPLACE_REQUESTED) and action.kind in (
+        ActionKind.CANCEL_JOB, ActionKind.DELETE_MODEL, ActionKind.CREATE_JOB
     ):
         return "-/+"
     return action.kind.symbol
@@ -73,8 +75,11 @@ def _detail(action: Action) -> str:
         return f"{after.get('source', '')}  sha256:{digest[:8]}…"
     if kind is ActionKind.CREATE_JOB:
         return f"{after.get('model')} ({after.get('method')})"
-    if kind in (ActionKind.WAIT_FILE, ActionKind.WAIT_JOB, ActionKind.CANCEL_JOB, ActionKind.DELETE_JOB,
-                ActionKind.DELETE_FILE):
+    if kind is ActionKind.DELETE_MODEL:
+        results = before.get("result_files") or []
+        extra = f" and {len(results)} results file{'s' if len(results) != 1 else ''}" if results else ""  # type: ignore[arg-type]
+        return f"{before.get('job_id')} {before.get('model') or before.get('status', '')}{extra}".strip()
+    if kind in (ActionKind.WAIT_FILE, ActionKind.WAIT_JOB, ActionKind.CANCEL_JOB, ActionKind.DELETE_FILE):
         ident = before.get("job_id") or before.get("file_id")
         return f"{ident} {before.get('status', '')}".strip()
     if kind is ActionKind.WAIT_DEPLOYMENT:
@@ -99,6 +104,10 @@ def _markdown(plan: Plan, rows: list[tuple[str, str, str, str, str]]) -> str:
     if plan.blocked:
         lines += ["", "Blocked:", ""]
         lines += [f"- `{b.target}`: {b.reason.value}: {_md(b.message)}" for b in plan.blocked]
+    if plan.notes or plan.warnings:
+        lines += [""]
+        lines += [f"- note: {_md(n)}" for n in plan.notes]
+        lines += [f"- :warning: {_md(w)}" for w in plan.warnings]
     return "\n".join(lines)
 
 

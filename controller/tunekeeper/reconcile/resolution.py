@@ -14,7 +14,7 @@ suffix that matches no declared resource.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +38,16 @@ class FileNeed:
     """A data file some job needs in an account, under its content-hashed name."""
 
     account: str
-    name: str  # tk-<sha256[:16]>-<original name>
+    name: str  # tk-<owner>-<sha256[:16]>-<original name>: the name an upload gets
     ref: DataRef
     digest: str
     observed: ObservedFile | None  # the best copy in the account (processed > processing > error)
+    legacy_name: str = ""  # tk-<sha256[:16]>-<original name>: a 0.1 upload of the same bytes, adopted too
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names a copy of this file may carry in the account (this owner's, or legacy)."""
+        return (self.name, self.legacy_name) if self.legacy_name else (self.name,)
 
     @property
     def ready(self) -> bool:
@@ -64,6 +70,9 @@ class JobResolution:
     matched: ObservedJob | None  # the job that is this resource (adoption rule in markers.py)
     previous: ObservedJob | None  # an earlier job of this resource with another fingerprint
     duplicates: tuple[ObservedJob, ...] = ()  # other jobs that also match and still train (a retried create)
+    newer: ObservedJob | None = (
+        None  # a later succeeded job of this resource: ``matched`` is a rollback to it
+    )
 
     @property
     def succeeded(self) -> bool:
@@ -102,6 +111,7 @@ class Resolution:
     jobs: Mapping[str, JobResolution]
     deployments: Mapping[str, DeploymentResolution]
     files: Mapping[tuple[str, str], FileNeed]  # (account, name) -> need
+    owner: str = ""  # the owner id this resolution matched for (Desired.owner.id)
 
 
 def account_of(desired: Desired, name: str | None) -> str:
@@ -129,22 +139,26 @@ def resolve(
         if spec_account not in observed:
             raise PlanError(f"Account {spec_account!r} was not observed",
                             hint="observe every account the manifests name before planning")
+    owner = desired.owner.id
     files: dict[tuple[str, str], FileNeed] = {}
     jobs: dict[str, JobResolution] = {}
     fingerprints: dict[str, str] = {}
     needs_of: dict[str, tuple[FileNeed, FileNeed | None]] = {}
     specs = {j.name: j for j in desired.jobs}
 
-    def need(account: str, ref: DataRef, owner: FineTuneJobSpec) -> FileNeed:
+    def need(account: str, ref: DataRef, spec: FineTuneJobSpec) -> FileNeed:
         try:
             digest = markers.data_digest(ref, digests)
         except KeyError:
-            raise PlanError(f"{owner.source}: no digest for {ref.display or ref.path}",
+            raise PlanError(f"{spec.source}: no digest for {ref.display or ref.path}",
                             hint="compute_digests(desired) must run before plan") from None
-        name = markers.remote_filename(ref, digest)
+        name = markers.remote_filename(ref, digest, owner)
+        legacy = markers.remote_filename(ref, digest)
         key = (account, name)
         if key not in files:
-            files[key] = FileNeed(account, name, ref, digest, best_file(observed[account].files, name))
+            files[key] = FileNeed(
+                account, name, ref, digest, best_file(observed[account].files, name, legacy), legacy
+            )
         return files[key]
 
     def fingerprint(spec: FineTuneJobSpec, seen: frozenset[str] = frozenset()) -> str:
@@ -202,8 +216,8 @@ def resolve(
                 known_job = next((j for j in all_jobs[account] if j.id == known.jobs.get(spec.name)), None)
                 orphans = frozenset({known_job.training_file, known_job.validation_file or ""}) & orphans \
                     if known_job else frozenset()
-            training_ids = ids.get(training.name, orphans)
-            validation_ids = ids.get(validation.name, orphans) if validation else None
+            training_ids = _ids_of(ids, training) or orphans
+            validation_ids = (_ids_of(ids, validation) or orphans) if validation else None
             candidates = [
                 j for j in all_jobs[account]
                 if markers.job_matches(j, spec, model=model, training_ids=training_ids,
@@ -224,25 +238,21 @@ def resolve(
     claimed = {r.matched.id for r in jobs.values() if r.matched is not None}
     for name, r in list(jobs.items()):
         if r.matched is None:
-            jobs[name] = _with_previous(r, all_jobs[r.account], file_ids[r.account], claimed, known)
+            jobs[name] = _with_previous(r, all_jobs[r.account], file_ids[r.account], claimed, known, owner)
+        elif r.matched.status == "succeeded":
+            jobs[name] = _with_newer(r, all_jobs[r.account], file_ids[r.account], claimed, owner)
 
     deployments: dict[str, DeploymentResolution] = {}
     for dspec in sorted(desired.deployments, key=lambda s: s.name):
-        resolved = _resolve_deployment(
-            dspec,
-            account_of(desired, dspec.account),
-            observed,
-            jobs,
-            markers.manifest_label(desired.root, dspec.source.path),
-            digests,
-            known,
-        )
+        resolved = _resolve_deployment(dspec, account_of(desired, dspec.account), observed, jobs,
+                                       markers.manifest_label(desired.root, dspec.source.path),
+                                       digests, known, owner)
         trained_in = jobs[dspec.model.from_job].account if dspec.model.from_job in jobs else resolved.account
         if trained_in != resolved.account:
             resolved = dataclasses.replace(resolved, source=account_resource_id(desired, trained_in),
                                            source_account=trained_in)
         deployments[dspec.name] = resolved
-    return Resolution(jobs=jobs, deployments=deployments, files=files)
+    return Resolution(jobs=jobs, deployments=deployments, files=files, owner=owner)
 
 
 def account_resource_id(desired: Desired, name: str) -> str:
@@ -256,13 +266,13 @@ def account_resource_id(desired: Desired, name: str) -> str:
 
 def _with_previous(
     r: JobResolution, account_jobs: Iterable[ObservedJob], file_ids: Mapping[str, frozenset[str]],
-    claimed: set[str], known: Known,
+    claimed: set[str], known: Known, owner: str,
 ) -> JobResolution:
     by_id = {j.id: j for j in account_jobs}
     known_id = known.jobs.get(r.spec.name)
     if known_id and known_id in by_id and known_id not in claimed:
         return _replace_previous(r, by_id[known_id])
-    owned_files = {fid for name, ids in file_ids.items() if markers.is_owned_filename(name) for fid in ids}
+    owned_files = {fid for name, ids in file_ids.items() if adoptable_name(name, owner) for fid in ids}
     others = {job_id for name, job_id in known.jobs.items() if name != r.spec.name}  # known to be another's
     candidates = [
         j for j in account_jobs
@@ -274,8 +284,41 @@ def _with_previous(
     return _replace_previous(r, max(candidates, key=lambda j: (j.created_at, j.id)))
 
 
+def _with_newer(
+    r: JobResolution, account_jobs: Iterable[ObservedJob], file_ids: Mapping[str, frozenset[str]],
+    claimed: set[str], owner: str,
+) -> JobResolution:
+    """Note a later succeeded job of the resource (same suffix, this owner's): the match is a rollback."""
+    assert r.matched is not None
+    listed = list(account_jobs)
+    newness = recency(listed)
+    owned_files = {fid for name, ids in file_ids.items() if adoptable_name(name, owner) for fid in ids}
+    later = [j for j in listed
+             if j.id not in claimed and j.status == "succeeded" and (j.suffix or None) == r.suffix
+             and j.training_file in owned_files and newness[j.id] > newness[r.matched.id]]
+    if not later:
+        return r
+    return dataclasses.replace(r, newer=max(later, key=lambda j: newness[j.id]))
+
+
+def recency(jobs: Sequence[ObservedJob]) -> dict[str, tuple[int, int]]:
+    """A sort key per job id, larger for newer: ``created_at`` has whole seconds, so two jobs of one
+    second are told apart by the service's listing order (newest first)."""
+    return {j.id: (j.created_at, -index) for index, j in enumerate(jobs)}
+
+
 def _replace_previous(r: JobResolution, previous: ObservedJob) -> JobResolution:
     return dataclasses.replace(r, previous=previous)
+
+
+def adoptable_name(filename: str, owner: str) -> bool:
+    """Is a file of this name this owner's, or a legacy (0.1) one anybody may adopt?"""
+    mark = markers.file_mark(filename)
+    return mark is not None and mark.owner in (owner, None)
+
+
+def _ids_of(ids: Mapping[str, frozenset[str]], need: FileNeed) -> frozenset[str]:
+    return frozenset().union(*(ids.get(name, frozenset()) for name in need.names))
 
 
 def _resolve_deployment(
@@ -286,6 +329,7 @@ def _resolve_deployment(
     manifest: str,
     digests: Mapping[Path, str],
     known: Known,
+    owner: str,
 ) -> DeploymentResolution:
     current = next((d for d in observed[account].deployments if d.name == spec.name), None)
     job_res = jobs.get(spec.model.from_job) if spec.model.from_job else None
@@ -348,7 +392,7 @@ def _resolve_deployment(
         spec_hash = markers.deployment_spec_hash(selection.model_name, selection.model_version,
                                                  spec.sku.value, spec.capacity)
         tags = markers.deployment_tags(spec.name, spec_hash=spec_hash, deletion_policy=spec.deletion_policy,
-                                       manifest=manifest)
+                                       owner=owner, manifest=manifest)
     return DeploymentResolution(spec, account, current, selection, refusal, spec_hash, tags, key, pending)
 
 
@@ -366,9 +410,10 @@ def deployed(job: ObservedJob, obs: Observation) -> bool:
     return any(d.model_name in names for d in obs.deployments)
 
 
-def best_file(files: Iterable[ObservedFile], name: str) -> ObservedFile | None:
+def best_file(files: Iterable[ObservedFile], *names: str) -> ObservedFile | None:
+    """The best copy of a file known by any of ``names`` (processed > processing > error; oldest first)."""
     rank = {"processed": 0, "running": 1, "pending": 1, "uploaded": 1, "error": 2}
-    candidates = [f for f in files if f.filename == name and f.status not in GONE_FILE]
+    candidates = [f for f in files if f.filename in names and f.status not in GONE_FILE]
     if not candidates:
         return None
     return min(candidates, key=lambda f: (rank.get(f.status, 1), f.created_at, f.id))

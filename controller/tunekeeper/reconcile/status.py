@@ -264,7 +264,9 @@ def _deployment_status(
                  else "No gates are declared.")
     else:
         gates = ("GatesPassed", "Unknown", "WaitingForJob", "The model to judge is not trained yet.")
-    owned = current is not None and markers.owner_of(current) == d.spec.name
+    holder = markers.deployment_owner(current) if current is not None else None
+    owned = (current is not None and markers.declared_name(current) == d.spec.name
+             and holder in (None, res.owner))
     ready: tuple[str, ConditionStatus, str, str]
     if current is not None and not owned:
         ready = (

@@ -272,6 +272,7 @@ def build(
             seed=spec.get("seed"),
             suffix=spec.get("suffix"),
             allow_replacement=bool(spec.get("allowReplacement", False)),
+            retain_previous=int(spec.get("retainPrevious", 3)),
             source=origin.source,
         )
     model = spec["model"]

@@ -44,6 +44,7 @@ from tunekeeper.resources.specs import (
 )
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+STACK_FILE = "tunekeeper.yaml"  # marks a stack root (resources/stack.py), read there
 _SKIP_DIRS = frozenset(
     {
         ".git",
@@ -125,7 +126,7 @@ def _walk(folder: Path, problems: list[Diagnostic]) -> Iterator[Path]:
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(files):
-            if name.endswith(MANIFEST_SUFFIXES):
+            if name.endswith(MANIFEST_SUFFIXES) and name != STACK_FILE:  # the stack file is no manifest
                 yield Path(current) / name
 
 

@@ -7,6 +7,7 @@ document) so any later error can point back at the manifest.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -111,6 +112,7 @@ class FineTuneJobSpec:
     seed: int | None = None
     suffix: str | None = None
     allow_replacement: bool = False  # may a spec change that needs new training replace the job?
+    retain_previous: int = 3  # models of replaced jobs kept for rollback (the newest ones)
     source: SourceRef = SourceRef("<unknown>")
 
 
@@ -182,14 +184,44 @@ class DeploymentSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """Who a run acts for: a stack (a set of manifests managed together), as a plain value.
+
+    ``key`` is the identity itself; ``id`` (12 hex characters of its sha256) is what the
+    ownership markers carry in Azure (file names, ARM tags). The CLI derives the key from the
+    repository (``resources.stack``); the operator passes its custom resource. Two runs with the
+    same key act for the same owner, wherever they run.
+    """
+
+    key: str  # "name:<explicit>", "git:<root commit>:<stack path>", "path:<absolute folder>", "k8s:<uid>"...
+    label: str = ""  # how to show it to people
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()[:12]
+
+    def __str__(self) -> str:
+        return f"{self.label or self.key} (owner {self.id})"
+
+
+UNNAMED_OWNER = Owner("unnamed", "an unnamed stack")
+
+
+@dataclass(frozen=True, slots=True)
 class Desired:
-    """All specs of one run, after cross-resource checks passed."""
+    """All specs of one run, after cross-resource checks passed.
+
+    ``owner`` marks everything the run creates; ``complete`` says the run loaded its whole stack
+    (only then may it prune or collect garbage: a subset never deletes anything).
+    """
 
     root: Path  # the repository root the manifests (and their data paths) live under
     accounts: tuple[AccountSpec, ...] = ()
     jobs: tuple[FineTuneJobSpec, ...] = ()
     deployments: tuple[DeploymentSpec, ...] = ()
     files: tuple[str, ...] = field(default=())  # manifest files that were read, relative to root
+    owner: Owner = UNNAMED_OWNER  # the stack this run acts for (set by resources.stack or the operator)
+    complete: bool = False  # the whole stack was loaded: pruning and garbage collection are allowed
 
 
 def base_model_of(job: FineTuneJobSpec, jobs: Mapping[str, FineTuneJobSpec]) -> str | None:
