@@ -21,7 +21,8 @@ Files
 Jobs
     A job belongs to the owner of its training file. Its *fingerprint* hashes everything that
     needs a new training run when it changes: base model (or, for ``fromJob``, the parent's
-    fingerprint), training and validation file digests, method, the hyperparameters set in the manifest, seed, suffix and trainingType.
+    fingerprint), training and validation file digests, method, the hyperparameters set in the
+    manifest, seed, suffix and trainingType.
     Markers sent with the job: the *effective seed* (the manifest's seed, or one derived from
     the resource name and fingerprint) and the *effective suffix* (the manifest's suffix, or
     the resource name cut to the 40 characters Azure allows). Adoption rule: an observed job
