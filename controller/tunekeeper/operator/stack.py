@@ -11,9 +11,9 @@ A run:
    them with the same loader as the CLI (``resources.load_texts``): the schema, the references,
    the data paths. Each resource is its own manifest, named ``k8s/<cluster>/<namespace>/<Kind>/
    <name>/<uid>``: that name is the manifest label the core tags deployments with, so what a
-   resource created is known to be its own (namespace, name, uid), and pruning is scoped to the
-   resources this run read or is deleting (``markers.in_scope``), never another namespace's or
-   cluster's;
+   resource created is known to be its own (namespace, name, uid); the namespace is the owner
+   (``Desired.owner``), so pruning deletes only what this namespace's resources created and no
+   longer declare, never another namespace's or cluster's, and only in a run that left nothing out;
 2. brings the training data to the operator's disk: a ``configmap:NAME/KEY`` is written under
    ``<dataDir>/<namespace>/.configmaps/``, other paths are relative to ``<dataDir>/<namespace>/``
    (a mounted volume), https URLs are imported by Azure itself. Every local file is checked with
@@ -71,7 +71,7 @@ from tunekeeper.reconcile import (
     converge,
     markers,
 )
-from tunekeeper.resources import API_VERSION, AccountSpec, Desired, TextSource, load_texts
+from tunekeeper.resources import API_VERSION, AccountSpec, Desired, Owner, TextSource, load_texts
 
 log = logging.getLogger("tunekeeper.operator")
 
@@ -424,7 +424,12 @@ class Stack:
                         "(the emulator needs one too).",
                     )
             return None, {}
-        desired = dataclasses.replace(desired, files=desired.files + gone_labels)
+        # The namespace is the stack: its owner marks what the run creates, and only a run that
+        # left nothing out may prune (an excluded resource's objects are still declared).
+        owner = Owner(f"k8s:{self.settings.cluster_name}/{self.namespace}",
+                      f"namespace {self.namespace} of cluster {self.settings.cluster_name}")
+        desired = dataclasses.replace(desired, files=desired.files + gone_labels, owner=owner,
+                                      complete=not excluded.reasons)
         for job in desired.jobs:
             problems = [d for d in self._check_data(desired, job.name, shown) if d.severity == "error"]
             if problems:
@@ -559,7 +564,7 @@ class Stack:
         for job in desired.jobs:
             for ref in (job.training_file, job.validation_file):
                 if ref is not None:
-                    name = markers.remote_filename(ref, markers.data_digest(ref, digests))
+                    name = markers.remote_filename(ref, markers.data_digest(ref, digests), desired.owner.id)
                     users.setdefault(name, []).append(f"FineTuneJob/{job.name}")
         return KubeEvents(self._post_event, bodies, users)
 
