@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 # kopf fixes timer intervals when the handlers are imported: the environment must say so first
@@ -175,24 +176,40 @@ def test_operator_trains_deploys_switches_and_cleans_up(
         names = {d["name"] for d in emulator_deployments(emulator)}
         assert "clippy" not in names and "clippy-kept" in names  # Delete deletes, Retain keeps
 
-        # and the FineTuneJob goes too (nothing uses it any more); its trained model stays in the account
+        # and the FineTuneJob goes too (no resource uses it any more)
         kube.delete("FineTuneJob", "clippy")
         wait_for(lambda: kube.get("FineTuneJob", "clippy") is None, what="FineTuneJob clippy gone")
         assert [j.status for j in openai_client.fine_tuning.jobs.list() if j.suffix == "clippy"] == [
             "succeeded"
         ]
+        # its model stays while the retained deployment serves it; once that one is removed by hand,
+        # gc deletes the model, then its data files (the Account's timer keeps the namespace reconciled)
+        model = status["fineTunedModel"]
+        assert model in {m.id for m in openai_client.models.list()}
+        requests.delete(
+            deployment_url(emulator, "clippy-kept"), headers={"Authorization": "Bearer test"}, timeout=10
+        )
+        wait_for(
+            lambda: (
+                model not in {m.id for m in openai_client.models.list()}
+                and not [f for f in openai_client.files.list().data if f.filename.startswith("tk-")]
+            ),
+            what="the unused model and data files collected",
+        )
     assert runner.exception is None, runner.output
 
 
-def emulator_deployments(emulator: Any) -> list[dict[str, Any]]:
-    import requests
-
+def deployment_url(emulator: Any, name: str = "") -> str:
     c = emulator.config
-    url = (
+    return (
         f"{emulator.url}/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}/providers/"
-        f"Microsoft.CognitiveServices/accounts/{c.account_name}/deployments?api-version=2024-10-01"
+        f"Microsoft.CognitiveServices/accounts/{c.account_name}/deployments{'/' + name if name else ''}"
+        "?api-version=2024-10-01"
     )
-    response = requests.get(url, headers={"Authorization": "Bearer test"}, timeout=10)
+
+
+def emulator_deployments(emulator: Any) -> list[dict[str, Any]]:
+    response = requests.get(deployment_url(emulator), headers={"Authorization": "Bearer test"}, timeout=10)
     response.raise_for_status()
     value: list[dict[str, Any]] = response.json()["value"]
     return value

@@ -212,6 +212,12 @@ def _register(kind: str) -> None:
                 f"Cleaning up after {kind} {name} waits: {result.unfinished}",
                 delay=operator.settings.interval,
             )
+        if result.left_out:
+            raise kopf.TemporaryError(
+                f"Cleaning up after {kind} {name} waits until {', '.join(result.left_out)} can be "
+                "reconciled: only a run that reads every resource of the namespace deletes anything.",
+                delay=operator.settings.interval,
+            )
         if target.key in result.remaining:
             raise kopf.TemporaryError(
                 f"Cleaning up after {kind} {name}.", delay=min(5.0, operator.settings.interval)
@@ -227,8 +233,8 @@ def _left_behind(target: Resource) -> str:
     if target.kind == "FineTuneJob":
         job = target.status.get("jobId") or "no job"
         return (
-            f"FineTuneJob {target.name} is no longer managed; {job} and its model stay in the account "
-            "until tunekeeper gc removes what nothing uses."
+            f"FineTuneJob {target.name} is no longer managed; the model of {job} and its data files are "
+            "garbage-collected once no deployment uses them."
         )
     return f"Account {target.name} is no longer used by any resource."
 

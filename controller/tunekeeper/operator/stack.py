@@ -163,6 +163,7 @@ class RunResult:
     remaining: frozenset[str] = frozenset()  # "Kind/name" with actions still planned (a deletion in progress)
     # why the core did not run to its end (Azure unreachable, an error): a finalizer must not finish then
     unfinished: str | None = None
+    left_out: tuple[str, ...] = ()  # "Kind/name" the run could not take on: it pruned and collected nothing
 
     def verdict(self, key: str) -> Verdict | None:
         return self.verdicts.get(key)
@@ -296,8 +297,8 @@ class Stack:
                 desired, clouds = await self._prepare(live, excluded, gone_labels)
                 if desired is None:
                     continue  # something was excluded: read the rest again
-                if not (desired.jobs or desired.deployments or gone_labels):
-                    break  # nothing to reconcile, nothing to clean up after
+                if not desired.accounts:
+                    break  # no account: nothing to observe, nothing to clean up (gc runs with none declared)
                 digests = compute_digests(desired)
                 result = await converge(
                     desired,
@@ -330,7 +331,7 @@ class Stack:
             unfinished = fatal
         elif result is None and desired is None:
             unfinished = "The namespace's resources could not be read."
-        return RunResult(started, verdicts, remaining, unfinished)
+        return RunResult(started, verdicts, remaining, unfinished, tuple(sorted(excluded.reasons)))
 
     def _in_use(self, resources: Sequence[Resource], leaving: set[str]) -> set[str]:
         """Resources being deleted that a live one still needs: their parents, and Accounts in use."""
@@ -426,10 +427,13 @@ class Stack:
             return None, {}
         # The namespace is the stack: its owner marks what the run creates, and only a run that
         # left nothing out may prune (an excluded resource's objects are still declared).
-        owner = Owner(f"k8s:{self.settings.cluster_name}/{self.namespace}",
-                      f"namespace {self.namespace} of cluster {self.settings.cluster_name}")
-        desired = dataclasses.replace(desired, files=desired.files + gone_labels, owner=owner,
-                                      complete=not excluded.reasons)
+        owner = Owner(
+            f"k8s:{self.settings.cluster_name}/{self.namespace}",
+            f"namespace {self.namespace} of cluster {self.settings.cluster_name}",
+        )
+        desired = dataclasses.replace(
+            desired, files=desired.files + gone_labels, owner=owner, complete=not excluded.reasons
+        )
         for job in desired.jobs:
             problems = [d for d in self._check_data(desired, job.name, shown) if d.severity == "error"]
             if problems:
