@@ -529,3 +529,46 @@ async def test_a_twin_cancelled_by_someone_else_does_not_fail_the_run(emulator: 
     assert not result.errors, result.errors
     outcome = next(o for a, o in result.outcomes if a.kind is ActionKind.CANCEL_JOB)
     assert outcome.outcome is Outcome.DONE and "already" in outcome.message
+
+
+async def test_replace_trains_again_on_purpose_and_a_failed_job_is_never_retried_silently(
+    emulator: Any, cloud: Cloud, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from tunekeeper.errors import PlanError
+    from tunekeeper.resources.specs import Method
+
+    desired = example("clippy", tmp_path)
+    clouds = {"embedded": cloud}
+    broken = dataclasses.replace(desired, jobs=(dataclasses.replace(desired.jobs[0], method=Method.DPO),))
+    await converge(broken, clouds, events=NullSink(), wait=True, poll_interval=0.01, timeout=120,
+                   sleep=clock_sleep(emulator))
+    (failed,) = held(emulator)[1]
+    again = await converge(broken, clouds, events=NullSink(), wait=False)
+    assert again.actions == 0 and held(emulator)[1] == [failed]  # never retried silently
+
+    replaced = await converge(broken, clouds, events=NullSink(), wait=False, replace=frozenset({"clippy"}))
+    (new_job,) = held(emulator)[1]
+    assert new_job != failed and replaced.actions >= 2  # the failed job deleted, a new one created
+    await converge(broken, clouds, events=NullSink(), wait=True, poll_interval=0.01, timeout=120,
+                   sleep=clock_sleep(emulator))  # it fails again, as the same data must
+
+    fixed = await converge(desired, clouds, events=NullSink(), wait=True, poll_interval=0.01, timeout=120,
+                           sleep=clock_sleep(emulator))
+    assert fixed.converged, fixed.to_dict()
+    with pytest.raises(PlanError, match="serves a deployment"):  # --replace never deletes what serves
+        await converge(desired, clouds, events=NullSink(), wait=False, replace=frozenset({"clippy"}))
+
+
+async def test_timeout_bounds_the_whole_run_requests_in_flight_included(emulator: Any, cloud: Cloud,
+                                                                        tmp_path: Path) -> None:
+    import time
+
+    desired = example("clippy", tmp_path)
+    emulator.faults.add("POST /openai/files", latency=30.0)  # an upload that hangs
+    started = time.monotonic()
+    result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
+                            timeout=1.0)
+    assert result.timed_out and not result.converged
+    assert time.monotonic() - started < 10

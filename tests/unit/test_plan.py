@@ -887,3 +887,13 @@ def test_every_payload_survives_a_plan_file() -> None:
     ]
     for p in cases:
         assert PlanType.from_dict(p.to_dict()) == p
+
+
+def test_a_job_the_shared_state_file_names_is_not_taken_from_another_owner() -> None:
+    """Two stacks of one repository share .tunekeeper/state.json; same resource name, other owner."""
+    theirs_train = f"tk-{THEM.id}-{'a' * 16}-train.jsonl"
+    their_job = job_for(SPEC, "running", id="ftjob-9", training="file-theirs00", seed=99)
+    p = plan(desired([job_spec(seed=7, allow_replacement=True)]),
+             observed([*READY_FILES, file(theirs_train, id="file-theirs00")], [their_job]), digests=DIGESTS,
+             known=Known(jobs={"bot": "ftjob-9"}))
+    assert rows(p) == [(K.CREATE_JOB, "FineTuneJob/bot", Reason.NOT_IN_ACCOUNT)]  # their run is not cancelled

@@ -269,10 +269,15 @@ def _with_previous(
     claimed: set[str], known: Known, owner: str,
 ) -> JobResolution:
     by_id = {j.id: j for j in account_jobs}
-    known_id = known.jobs.get(r.spec.name)
-    if known_id and known_id in by_id and known_id not in claimed:
-        return _replace_previous(r, by_id[known_id])
     owned_files = {fid for name, ids in file_ids.items() if adoptable_name(name, owner) for fid in ids}
+    listed = {fid for ids in file_ids.values() for fid in ids}
+    known_id = known.jobs.get(r.spec.name)
+    # the state file is shared by the stacks of a repository: a job it names is this resource's
+    # previous one only when it is this owner's (or its files are gone and nothing says whose)
+    known_job = by_id.get(known_id or "")
+    if (known_job is not None and known_job.id not in claimed
+            and (known_job.training_file in owned_files or known_job.training_file not in listed)):
+        return _replace_previous(r, known_job)
     others = {job_id for name, job_id in known.jobs.items() if name != r.spec.name}  # known to be another's
     candidates = [
         j for j in account_jobs
