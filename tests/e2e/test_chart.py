@@ -160,6 +160,14 @@ def test_emulator_demo_matches_the_example_account() -> None:
     (account,) = yaml.safe_load_all((REPO / "manifests" / "cluster" / "account-emulator.yaml").read_text())
     port = next(a for a in emulator["args"] if a.startswith("--port=")).split("=")[1]
     assert account["spec"]["endpoint"] == f"http://127.0.0.1:{port}"
+    from tunekeeper.emulator.context import DEFAULT_ACCOUNT, DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION
+
+    spec = account["spec"]
+    assert (spec["subscriptionId"], spec["resourceGroup"], spec["accountName"]) == (
+        DEFAULT_SUBSCRIPTION,
+        DEFAULT_RESOURCE_GROUP,
+        DEFAULT_ACCOUNT,
+    )  # the emulator's own ARM identity
     (secret,) = kinds(documents, "Secret")
     assert secret["metadata"]["name"] == account["spec"]["auth"]["apiKeyFromSecret"]["name"]
 
