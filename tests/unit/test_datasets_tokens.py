@@ -302,3 +302,23 @@ def test_a_line_longer_than_the_scanner_holds_is_reported_not_read(tmp_path: Pat
     assert lines == 17
     assert peak_mb < 100, f"peak RSS {peak_mb} MB"
 
+
+
+def test_the_emulators_format_sniffing_reads_one_line_not_a_copy_of_the_upload() -> None:
+    """The upload check first looks at the first example to tell DPO from chat; it must not copy
+    the whole upload (splitting it into lines did) nor parse a huge first line in full."""
+    import tracemalloc
+
+    from tunekeeper.emulator.dataplane.files import detect_method
+
+    dpo = b'{"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}\n'
+    chat = b'{"messages": [{"role": "user", "content": "' + b"x" * (40 << 20) + b'"}]}\n' + dpo * 1000
+    many = BOM + b"\n \n" + dpo * 100_000
+    tracemalloc.start()
+    try:
+        assert detect_method(many) == "dpo"
+        assert detect_method(chat) == "supervised"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"peak {peak} bytes"

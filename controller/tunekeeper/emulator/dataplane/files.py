@@ -140,19 +140,28 @@ def _check_purpose(request: web.Request, purpose: object) -> str:
     return purpose
 
 
-def _detect_method(data: bytes) -> str:
-    """Which training format a file is in: DPO files carry preferred/non-preferred outputs."""
-    for raw in data.splitlines():
-        line = raw.strip().lstrip(b"\xef\xbb\xbf")
-        if not line:
-            continue
-        try:
-            first = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return "supervised"
-        if isinstance(first, dict) and "preferred_output" in first:
-            return "dpo"
-        return "supervised"
+SNIFF_BYTES = 1 << 20  # how much of the first example the format sniffing reads
+
+
+def detect_method(data: bytes) -> str:
+    """Which training format a file is in: DPO files carry preferred/non-preferred outputs.
+
+    Looks at the first non-blank line only, and at most its first ``SNIFF_BYTES``: neither a copy
+    of the upload nor a full parse of a huge first line (the scan reports such a line anyway).
+    """
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if data[start:min(end, start + 64)].strip():
+            if end - start > SNIFF_BYTES:
+                return "dpo" if b'"preferred_output"' in data[start:start + SNIFF_BYTES] else "supervised"
+            try:
+                first = orjson.loads(data[start:end])
+            except orjson.JSONDecodeError:
+                return "supervised"
+            return "dpo" if isinstance(first, dict) and "preferred_output" in first else "supervised"
+        start = end + 1
     return "supervised"
 
 
@@ -185,7 +194,7 @@ def _store_new_file(ctx: EmulatorContext, *, purpose: str, filename: str, data: 
     file_id = new_id("file")
     outcome, details, stats = "processed", None, None
     if purpose == "fine-tune":
-        method = _detect_method(data)
+        method = detect_method(data)
         report = validate_bytes(data, filename=filename, method=method)
         stats = {"method": method, "examples": report.stats.examples, "tokens": report.stats.tokens}
         if not report.ok:
