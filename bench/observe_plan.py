@@ -159,10 +159,14 @@ async def _template(
 
 
 def _tags(name: str, after: Mapping[str, object], specs: dict[str, Any]) -> dict[str, str]:
+    """The tags the plan's create action carries (owner included), checked against the markers."""
+    planned = after["tags"]
+    assert isinstance(planned, Mapping)
     version = after.get("version")
     spec_hash = markers.deployment_spec_hash(str(after["model"]), None if version is None else str(version),
                                              str(after["sku"]), int(str(after["capacity"])))
-    return markers.deployment_tags(name, spec_hash=spec_hash, deletion_policy=specs[name].deletion_policy)
+    assert planned[markers.SPEC_HASH_TAG] == spec_hash and specs[name].name == name
+    return {str(k): str(v) for k, v in planned.items()}
 
 
 # -- measuring -------------------------------------------------------------------------------------
