@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,9 @@ def test_two_replicas_create_one_job(
             lambda: len((kube.get("ClusterKopfPeering", "tunekeeper") or {}).get("status") or {}) >= 2,
             what="both replicas in the peering object",
         )
+        # the lower replica pauses when its peering watch delivers the other's record: give the
+        # in-memory API's watch stream a moment to do so (real time: two operator threads)
+        time.sleep(1.0)
         kube.apply(job)
         wait_for(lambda: ready(kube, "FineTuneJob", "clippy"), what="FineTuneJob clippy Ready")
         jobs = [j for j in openai_client.fine_tuning.jobs.list() if j.suffix == "clippy"]
