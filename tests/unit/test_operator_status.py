@@ -150,6 +150,7 @@ def test_a_failed_resource_is_not_ready_degraded_and_stopped() -> None:
         ("configmap:a.b/x_y-z.jsonl", ("a.b", "x_y-z.jsonl")),
         ("configmap:Bad/x.jsonl", None),
         ("configmap:a/../x", None),
+        ("configmap:a/..", None),
         ("configmap:a/b/c", None),
         ("data/training.jsonl", None),
         ("https://example.com/t.jsonl", None),

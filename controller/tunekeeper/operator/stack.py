@@ -231,7 +231,9 @@ def label_of(settings: OperatorSettings, resource: Resource) -> str:
 def configmap_ref(value: str) -> tuple[str, str] | None:
     """``configmap:NAME/KEY`` -> (NAME, KEY); None for anything else."""
     match = _CONFIGMAP_REF.match(value)
-    return (match.group(1), match.group(3)) if match else None
+    if match is None or match.group(3) in (".", ".."):  # Kubernetes refuses such keys; never a path step
+        return None
+    return match.group(1), match.group(3)
 
 
 class Stack:
@@ -491,6 +493,11 @@ class Stack:
             value = parent.get(path[-1]) if isinstance(parent, dict) else None
             if isinstance(value, str):
                 ref = configmap_ref(value)
+                if ref is None and value.startswith(CONFIGMAP_PREFIX):
+                    raise KubeError(
+                        f"spec.{'.'.join(path)} {value!r} names no ConfigMap key: write "
+                        "configmap:NAME/KEY (a ConfigMap of this namespace, one of its keys)"
+                    )
                 if ref is not None:
                     relative = f"{CONFIGMAP_DIR}/{ref[0]}/{ref[1]}"
                     data = await self._kube.config_map_value(r.namespace, ref[0], ref[1])
