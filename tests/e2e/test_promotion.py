@@ -6,7 +6,8 @@ serving in prod through a cross-account deployment:
 
 - when a pull request changes the training data, the Markdown plan shows the new training with
   its cost and the deployment in prod; the saved plan is applied; dev trains v2; the gates pass;
-  prod serves v2, deployed with ``properties.model.source`` = the dev account;
+  prod serves v2, deployed with ``properties.model.source`` = the dev account; reverting the pull
+  request returns prod to v1, which was retained, with no new training;
 - when the change breaks what the eval gate expects, v2 is trained but prod keeps serving v1,
   and status and plan say why; reverting the pull request returns to v1 with no new training.
 """
@@ -95,6 +96,7 @@ def test_a_pull_request_trains_in_dev_and_promotes_to_prod(v1_in_prod: Path) -> 
     assert prod_deployment(project).properties.model.name == v1
 
     # the pull request: one more training example
+    original = (project / "data" / "training.jsonl").read_text()
     with (project / "data" / "training.jsonl").open("a") as training:
         training.write(example(PR_EXAMPLE))
     comment = tk("plan", project, "-o", "markdown", "--out", "pr.plan")
@@ -123,6 +125,17 @@ def test_a_pull_request_trains_in_dev_and_promotes_to_prod(v1_in_prod: Path) -> 
     answer = tk("chat", "support-bot", PR_EXAMPLE[0], project)
     assert answer.stdout.strip() == PR_EXAMPLE[1], answer
     assert tk("plan", project, "--detailed-exitcode").exit_code == 0
+
+    # the pull request is reverted: v1 was retained, so prod returns to it with no new training
+    trained = jobs_in_dev(project)
+    (project / "data" / "training.jsonl").write_text(original)
+    reverted = tk("plan", project, "-o", "markdown")
+    assert reverted.exit_code == 0 and "**Train**" not in reverted.stdout, reverted
+    assert tk("apply", project, "--wait", "--timeout", "120").exit_code == 0
+    back = prod_deployment(project).properties.model
+    assert (back.name, back.source) == (v1, DEV_ID)
+    assert set(jobs_in_dev(project)) <= set(trained)  # nothing was trained again
+    assert rows(project)[("FineTuneJob", "support-bot")]["fine_tuned_model"] == v1
 
 
 def test_a_failed_gate_keeps_prod_on_v1_and_reverting_trains_nothing(v1_in_prod: Path) -> None:

@@ -148,7 +148,8 @@ def test_blocked_deleted_changed_and_warnings() -> None:
     )
     warning = Diagnostic("data/train.jsonl", 0, 0, "warning", "file has 40 examples", hint="add more")
     text = render_comment(
-        Plan("2", "f", (update, gone), (blocked,)), CommentFacts(DESIRED, prices=PRICES, warnings=(warning,))
+        Plan("2", "f", (update, gone), (blocked,), notes=("FineTuneJob/bot re-adopts a kept job.",)),
+        CommentFacts(DESIRED, prices=PRICES, warnings=(warning,)),
     )
 
     assert (
@@ -157,6 +158,7 @@ def test_blocked_deleted_changed_and_warnings() -> None:
     )
     assert "| `-` | `Deployment/old` | no longer declared |" in text
     assert "- `Deployment/bot`: gate failed. Model final failed its gates." in text
+    assert "**Notes**\n\n- FineTuneJob/bot re-adopts a kept job." in text
     assert "data/train.jsonl: warning: file has 40 examples\n    hint: add more" in text
 
 

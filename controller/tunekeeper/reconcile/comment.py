@@ -118,6 +118,9 @@ def render_comment(plan: Plan, facts: CommentFacts) -> str:
     if costs:
         head += ["", costs]
     body = head + ([""] + ["\n\n".join(sections)] if sections else [])
+    if plan.warnings or plan.notes:
+        body += ["", "**Notes**", ""]
+        body += [f"- ⚠️ {_md(w)}" for w in plan.warnings] + [f"- {_md(n)}" for n in plan.notes]
     if facts.warnings:
         body += ["", f"<details><summary>Warnings ({len(facts.warnings)})</summary>", "", "```"]
         body += [d.render().replace("\n  hint:", "\n    hint:") for d in sorted(facts.warnings)]
@@ -243,7 +246,7 @@ def _known_model(model: str, rows: Mapping[tuple[str, str], ResourceStatus], job
         if kind == "FineTuneJob" and row.fine_tuned_model == model:
             return f"`FineTuneJob/{name}` (its current model)"
     if ".ft-" in model:
-        return f"the earlier model of `FineTuneJob/{job}`" if job else "the fine-tuned model it serves now"
+        return f"the model of `FineTuneJob/{job}` it serves now" if job else "the model it serves now"
     return f"`{model}`"
 
 
