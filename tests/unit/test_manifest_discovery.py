@@ -55,6 +55,7 @@ def test_many_bomb_documents_in_one_file_stop_at_the_file_limit(repo: Path) -> N
     assert len(limit) == 1 and limit[0].path.endswith("bombs.yaml") and limit[0].line > 1
 
 
+@pytest.mark.slow  # 30 files of 85,000 values each: seconds
 def test_many_bomb_files_stop_at_the_run_limit(repo: Path) -> None:
     folder = repo / "m"
     folder.mkdir()

@@ -126,11 +126,12 @@ def load_desired(paths: Sequence[Path]) -> Desired:
     print_diagnostics(stderr_console(), warnings)
     desired = with_stack(desired, given)
     if not (desired.jobs or desired.deployments or desired.accounts):
+        # An error, as in validate: a folder whose files were all skipped (a FIFO, a link out of the
+        # repository, an oversized file) or a wrong path must not go on to contact any account.
         where = ", ".join(str(p) for p in given)
-        stderr_console().print(f"[yellow]warning:[/] no tunekeeper manifests found in {where}")
-        stderr_console().print(
-            "  hint: manifests have apiVersion: tunekeeper.io/v1alpha1; pass the folder that holds them",
-            style="dim",
+        raise TunekeeperError(
+            f"no tunekeeper manifests found in {where}",
+            hint="manifests have apiVersion: tunekeeper.io/v1alpha1; pass the folder that holds them",
         )
     return desired
 
