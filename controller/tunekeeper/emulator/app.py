@@ -115,6 +115,10 @@ async def _request_id_middleware(request: web.Request, handler: Handler) -> web.
             response = resource_not_found().response()
         else:
             response = exc
+    except ConnectionResetError:
+        # The client went away mid-request (a stalled upload, a killed process): nobody to answer,
+        # and no failure of ours to log. aiohttp discards what is written to a closed connection.
+        response = web.Response(status=499, reason="Client Closed Request")
     except Exception:
         log.exception("Failed %s %s (request %s)", request.method, request.path, request_id)
         response = internal_failure(_is_arm(request.path)).response()
