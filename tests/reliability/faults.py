@@ -134,7 +134,7 @@ async def main_async(seed: int) -> None:
             faulty = await run_example(name, faults=True, seed=seed, workdir=Path(b))
         ok = clean.converged and faulty.converged
         print(
-            f"{name:22} {str(ok):>9} {clean.requests:>9} {faulty.requests:>7} "
+            f"{name:22} {ok!s:>9} {clean.requests:>9} {faulty.requests:>7} "
             f"{faulty.requests / max(clean.requests, 1):>6.2f} {faulty.duplicates:>5} {faulty.leaks:>5}"
         )
         totals.update(

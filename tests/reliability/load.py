@@ -196,7 +196,7 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"SIGTERM to exit:                          {time.perf_counter() - started:.1f} s")
 
 
-def Counter_of(values: list[int]) -> str:  # noqa: N802 - reads like the collection it prints
+def Counter_of(values: list[int]) -> str:
     counts: dict[int, int] = {}
     for value in values:
         counts[value] = counts.get(value, 0) + 1
