@@ -25,7 +25,9 @@ from .cli_helpers import run_process, write_project
 @pytest.fixture
 def keyed(tmp_path: Path) -> Iterator[tuple[Emulator, str]]:
     key = f"tk-secret-{uuid.uuid4().hex}"
-    config = EmulatorConfig(api_key=key, require_auth=True, speed=20000.0, data_dir=tmp_path / "emulator-data")
+    config = EmulatorConfig(
+        api_key=key, require_auth=True, speed=20000.0, data_dir=tmp_path / "emulator-data"
+    )
     with Emulator(config=config) as emulator:
         yield emulator, key
 
@@ -35,7 +37,9 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
-def test_a_known_key_is_nowhere_after_the_whole_lifecycle(tmp_path: Path, keyed: tuple[Emulator, str]) -> None:
+def test_a_known_key_is_nowhere_after_the_whole_lifecycle(
+    tmp_path: Path, keyed: tuple[Emulator, str]
+) -> None:
     emulator, key = keyed
     project = write_project(tmp_path / "repo")
     (project / ".git").mkdir()
@@ -47,14 +51,19 @@ def test_a_known_key_is_nowhere_after_the_whole_lifecycle(tmp_path: Path, keyed:
     )
     env = {"TK_SECRET_KEY": key, "TUNEKEEPER_DEBUG": "1"}
     commands: list[tuple[str, ...]] = [
-        ("validate", "."), ("validate", ".", "-o", "json"),
-        ("plan", "."), ("plan", ".", "-o", "json"), ("plan", ".", "-o", "markdown"),
+        ("validate", "."),
+        ("validate", ".", "-o", "json"),
+        ("plan", "."),
+        ("plan", ".", "-o", "json"),
+        ("plan", ".", "-o", "markdown"),
         ("plan", ".", "--out", "saved.plan"),
         ("apply", ".", "--wait", "--timeout", "120"),
-        ("status", "."), ("status", ".", "-o", "json"),
+        ("status", "."),
+        ("status", ".", "-o", "json"),
         ("chat", "support-bot", "How do I reset my password?", "."),
         ("results", "support-bot", ".", "--png", "results.png"),
-        ("results", "support-bot", ".", "-o", "json"), ("results", "support-bot", ".", "-o", "csv"),
+        ("results", "support-bot", ".", "-o", "json"),
+        ("results", "support-bot", ".", "-o", "csv"),
         ("plan", ".", "-o", "json"),
         ("chat", "no-such-deployment", "hi", "."),  # a failure, with its message
     ]
@@ -72,7 +81,10 @@ def test_a_known_key_is_nowhere_after_the_whole_lifecycle(tmp_path: Path, keyed:
     assert (project / "results.png").is_file() and (project / "saved.plan").is_file()
     assert any(p.suffix.startswith(".sqlite3") for p in written)
     needle = key.encode()
-    hits = [f"output of {' '.join(c)}" for c, text in zip([*commands, ("plan", "wrong key")], outputs, strict=True)
-            if key in text]
+    hits = [
+        f"output of {' '.join(c)}"
+        for c, text in zip([*commands, ("plan", "wrong key")], outputs, strict=True)
+        if key in text
+    ]
     hits += [str(p) for p in written if needle in p.read_bytes()]
     assert hits == []
