@@ -46,7 +46,8 @@ def test_a_known_key_is_nowhere_after_the_whole_lifecycle(
     (project / "account.yaml").write_text(
         "apiVersion: tunekeeper.io/v1alpha1\nkind: Account\nmetadata: {name: local}\nspec:\n"
         f"  endpoint: {emulator.url}\n  managementEndpoint: {emulator.url}\n"
-        f"  subscriptionId: {emulator.config.subscription_id}\n  resourceGroup: {emulator.config.resource_group}\n"
+        f"  subscriptionId: {emulator.config.subscription_id}\n"
+        f"  resourceGroup: {emulator.config.resource_group}\n"
         f"  accountName: {emulator.config.account_name}\n  auth: {{apiKeyFromEnv: TK_SECRET_KEY}}\n"
     )
     env = {"TK_SECRET_KEY": key, "TUNEKEEPER_DEBUG": "1"}
