@@ -125,7 +125,8 @@ class FailFastConnect(httpx2.AsyncBaseTransport):
     """
 
     def __init__(self, *, retries: int) -> None:
-        self._inner = httpx2.AsyncHTTPTransport(retries=retries)
+        # openai's own connection limits: a client given its transport leaves these to the transport.
+        self._inner = httpx2.AsyncHTTPTransport(retries=retries, limits=openai.DEFAULT_CONNECTION_LIMITS)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         try:
