@@ -42,7 +42,6 @@ def test_a_known_key_is_nowhere_after_the_whole_lifecycle(
 ) -> None:
     emulator, key = keyed
     project = write_project(tmp_path / "repo")
-    (project / ".git").mkdir()
     (project / "account.yaml").write_text(
         "apiVersion: tunekeeper.io/v1alpha1\nkind: Account\nmetadata: {name: local}\nspec:\n"
         f"  endpoint: {emulator.url}\n  managementEndpoint: {emulator.url}\n"

@@ -42,7 +42,7 @@ class Case:
 
 
 def _repo(root: Path) -> None:
-    (root / ".git").mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(exist_ok=True)
     (root / "data" / "train.jsonl").write_text(GOOD_DATA)
     (root / "data" / "valid.jsonl").write_text(GOOD_DATA)
@@ -250,11 +250,6 @@ def _filesystem_cases() -> Iterator[Case]:
         _repo(root)
         return [root / "missing.yaml"]
 
-    def empty_folder(root: Path) -> list[Path]:
-        _repo(root)
-        (root / "empty").mkdir()
-        return [root / "empty"]
-
     yield Case("fs/fifo-in-folder", fifo, needs="fifo")
     yield Case("fs/fifo-named", fifo_named, needs="fifo")
     yield Case("fs/link-to-dev-zero-in-folder", devzero, needs="devzero")
@@ -267,7 +262,6 @@ def _filesystem_cases() -> Iterator[Case]:
     yield Case("fs/alias-bombs-30-files", bomb_run)
     yield Case("fs/symlinked-folder", symlinked_folder)
     yield Case("fs/missing-path", no_such)
-    yield Case("fs/empty-folder", empty_folder)
 
 
 DATASET_LINES: list[tuple[str, bytes]] = [

@@ -41,7 +41,6 @@ class Trial:
 def _fresh(name: str, workdir: Path) -> Path:
     target = workdir / name
     shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns(".tunekeeper"))
-    (target / ".git").mkdir()
     return target
 
 

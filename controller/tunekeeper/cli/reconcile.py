@@ -118,20 +118,28 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 # -- loading and validation -------------------------------------------------------------------------
 def load_desired(paths: Sequence[Path]) -> Desired:
     """Manifests -> Desired with its stack's owner; warnings go to stderr, errors raise ManifestError."""
-    from tunekeeper.resources import load
+    from tunekeeper.resources import SKIPPED_MANIFEST, load
     from tunekeeper.resources.stack import with_stack
 
     given = list(paths) or [Path(".")]
     desired, warnings = load(given)
     print_diagnostics(stderr_console(), warnings)
+    skipped = [d for d in warnings if d.code == SKIPPED_MANIFEST]
+    if skipped:
+        # A manifest that could not be read (a FIFO, a link out of the repository, an oversized file)
+        # leaves the stack's desired state unknown: planning without it could prune what it declares.
+        raise TunekeeperError(
+            f"{len(skipped)} manifest file(s) or folder(s) could not be read (see the warnings above); "
+            "nothing is planned or applied with part of the stack missing",
+            hint="fix, move or remove them, or name only the folders that hold your manifests",
+        )
     desired = with_stack(desired, given)
     if not (desired.jobs or desired.deployments or desired.accounts):
-        # An error, as in validate: a folder whose files were all skipped (a FIFO, a link out of the
-        # repository, an oversized file) or a wrong path must not go on to contact any account.
         where = ", ".join(str(p) for p in given)
-        raise TunekeeperError(
-            f"no tunekeeper manifests found in {where}",
-            hint="manifests have apiVersion: tunekeeper.io/v1alpha1; pass the folder that holds them",
+        stderr_console().print(f"[yellow]warning:[/] no tunekeeper manifests found in {where}")
+        stderr_console().print(
+            "  hint: manifests have apiVersion: tunekeeper.io/v1alpha1; pass the folder that holds them",
+            style="dim",
         )
     return desired
 

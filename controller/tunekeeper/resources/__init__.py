@@ -13,6 +13,7 @@ from __future__ import annotations
 from tunekeeper.diagnostics import display_path
 from tunekeeper.errors import ManifestError
 from tunekeeper.resources.loader import (
+    SKIPPED_MANIFEST,
     TextSource,
     find_root,
     load,
@@ -46,6 +47,7 @@ from tunekeeper.resources.specs import (
 __all__ = [
     "API_VERSION",
     "DEFAULT_MANAGEMENT_ENDPOINT",
+    "SKIPPED_MANIFEST",
     "AccountSpec",
     "AuthSpec",
     "Checkpoint",

@@ -44,6 +44,7 @@ from tunekeeper.resources.specs import (
 )
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+SKIPPED_MANIFEST = "TK-L004"  # the code of "skipped: ..." (plan and apply refuse to go on without the file)
 STACK_FILE = "tunekeeper.yaml"  # marks a stack root (resources/stack.py), read there
 _SKIP_DIRS = frozenset(
     {
@@ -145,7 +146,7 @@ def _skipped(path: Path, reason: str, hint: str, *, explicit: bool) -> Diagnosti
         "error" if explicit else "warning",
         f"skipped: {reason}",
         hint=hint,
-        code="TK-L004",
+        code=SKIPPED_MANIFEST,
     )
 
 
