@@ -370,3 +370,15 @@ async def test_the_cloud_layer_never_follows_a_redirect_to_another_host(redirect
     for caught in (data_plane, arm):
         assert "redirects to http://example.com/stolen.jsonl" in caught.value.message
         assert caught.value.hint is not None and "never follows" in caught.value.hint
+
+
+@pytest.mark.slow  # waits out the idle timeout (30 s)
+def test_half_sent_headers_are_closed_after_the_idle_timeout(emulator: Any) -> None:
+    from tunekeeper.emulator.server import IDLE_CONNECTION_SECONDS
+
+    host, port = emulator.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=IDLE_CONNECTION_SECONDS + 15) as half:
+        half.sendall(b"GET /_emulator/clock HTTP/1.1\r\nHost: x\r\n")  # the blank line never comes
+        started = time.monotonic()
+        assert half.recv(1024) == b""  # the server closed it
+        assert time.monotonic() - started < IDLE_CONNECTION_SECONDS + 10
