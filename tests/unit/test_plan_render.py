@@ -37,6 +37,11 @@ def test_empty_plan_says_how_many_match() -> None:
     assert render_plan(p, "text") == "No changes. 2 resources match."
 
 
+def test_empty_plan_with_one_resource_reads_in_the_singular() -> None:
+    p = plan(desired([SPEC], []), observed(READY_FILES, [DONE], []), digests=DIGESTS)
+    assert render_plan(p, "text") == "No changes. 1 resource matches."
+
+
 def test_replacement_shows_minus_plus() -> None:
     p = plan(desired([job_spec(hyperparameters=Hyperparameters(n_epochs=9), allow_replacement=True)]),
              observed(READY_FILES, [DONE]), digests=DIGESTS)

@@ -435,7 +435,8 @@ def render_converge(result: ConvergeResult, output: str, *, timeout: float | Non
             lines.append(render_plan(remaining, fmt))
     else:
         count = len(result.statuses)
-        lines.append(f"Apply complete: {count} resource{'s' if count != 1 else ''} match the manifests.")
+        lines.append(f"Apply complete: {count} {'resource matches' if count == 1 else 'resources match'} "
+                     "the manifests.")
     return "\n".join(lines)
 
 

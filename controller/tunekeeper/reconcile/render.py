@@ -45,7 +45,7 @@ def summary(plan: Plan) -> str:
     add, change, delete = plan.counts()
     waits = sum(1 for a in plan.actions if not a.kind.changes)
     if not plan.actions:
-        text = f"No changes. {plan.matched} resource{'s' if plan.matched != 1 else ''} match."
+        text = f"No changes. {plan.matched} {'resource matches' if plan.matched == 1 else 'resources match'}."
     else:
         text = f"Plan: {add} to create, {change} to change, {delete} to delete."
         evals = sum(1 for a in plan.actions if a.kind is ActionKind.EVALUATE_MODEL)
