@@ -15,13 +15,12 @@ from azure.mgmt.cognitiveservices.models import Sku as ArmSku
 from tunekeeper.cloud import CloudSettings, DeploymentRequest, JobRequest, connect
 from tunekeeper.cloud._arm import deployment_body, observed_deployment
 from tunekeeper.cloud._dataplane import (
-    UTF8_BOM,
-    UploadStream,
     job_body,
     observed_checkpoint,
     observed_job,
     observed_model,
 )
+from tunekeeper.cloud._streams import UTF8_BOM, UploadStream
 from tunekeeper.errors import PermanentCloudError
 from tunekeeper.resources.specs import (
     AccountSpec,

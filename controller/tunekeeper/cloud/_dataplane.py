@@ -12,8 +12,6 @@ It must not retry by itself, log secrets, or read a whole training file into mem
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
@@ -23,6 +21,7 @@ import openai
 from openai.types import FileObject
 
 from tunekeeper.cloud._errors import translated
+from tunekeeper.cloud._streams import UploadStream
 from tunekeeper.cloud._uploads import PartUploader
 from tunekeeper.cloud.base import (
     JobRequest,
@@ -36,8 +35,6 @@ from tunekeeper.cloud.base import (
 from tunekeeper.errors import NotFound
 from tunekeeper.resources.specs import Hyperparameters, Method, TrainingType
 
-UTF8_BOM = b"\xef\xbb\xbf"
-
 # Request body field for the training tier. Not in the 2025-04-01-preview spec; Azure documents
 # it for the Python SDK as ``extra_body={"trainingType": ...}`` with these spellings.
 TRAINING_TYPE_FIELD = "trainingType"
@@ -46,71 +43,6 @@ TRAINING_TYPE_VALUES: Mapping[TrainingType, str] = {
     TrainingType.GLOBAL: "GlobalStandard",
     TrainingType.DEVELOPER: "Developer",
 }
-
-
-class UploadStream(io.RawIOBase):
-    """A training file read from disk in chunks, with an optional UTF-8 BOM in front.
-
-    httpx's multipart encoder reads it 64 KiB at a time (and seeks back to 0 when the SDK
-    retries), so a 500 MB file never sits in memory. ``on_progress(done, total)`` is called
-    after every read; on a retry ``done`` starts again from 0.
-    """
-
-    def __init__(
-        self, path: Path, *, add_bom: bool = False, on_progress: ProgressCallback | None = None
-    ) -> None:
-        super().__init__()
-        self._file: io.BufferedReader = path.open("rb")
-        head = self._file.read(len(UTF8_BOM))
-        self._file.seek(0)
-        self._prefix = UTF8_BOM if add_bom and head != UTF8_BOM else b""
-        self._size = len(self._prefix) + os.fstat(self._file.fileno()).st_size
-        self._pos = 0
-        self._on_progress = on_progress
-
-    @property
-    def size(self) -> int:
-        """Bytes this stream yields: the file plus the BOM, if one is added."""
-        return self._size
-
-    @property
-    def adds_bom(self) -> bool:
-        return bool(self._prefix)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, min(self._size, base + offset))
-        self._file.seek(max(0, self._pos - len(self._prefix)))
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        filled = 0
-        if self._pos < len(self._prefix):
-            part = self._prefix[self._pos : self._pos + len(view)]
-            view[: len(part)] = part
-            filled = len(part)
-            self._pos += filled
-        if filled < len(view):
-            got = self._file.readinto(view[filled:])
-            filled += got or 0
-            self._pos += got or 0
-        if self._on_progress is not None and filled:
-            self._on_progress(self._pos, self._size)
-        return filled
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
 
 
 class DataPlane:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import time
@@ -40,6 +39,7 @@ from typing import IO, Any, cast
 import openai
 
 from tunekeeper.cloud._errors import translated
+from tunekeeper.cloud._streams import PartStream
 from tunekeeper.cloud.base import ProgressCallback
 from tunekeeper.errors import CloudError, PermanentCloudError
 
@@ -47,48 +47,6 @@ RECORD_VERSION = 1
 MIME_TYPE = "text/jsonl"
 EXPIRY_MARGIN = 600.0  # seconds: a record this close to its upload's expiry is not resumed
 HASH_BLOCK = 1 << 20
-
-
-class PartStream(io.RawIOBase):
-    """Bytes [start, start + length) of a stream that can seek (an ``UploadStream``), read in place.
-
-    httpx's multipart encoder reads it in blocks and seeks it back to 0 when the SDK retries, so
-    a part never sits in memory. ``on_progress(done)`` gets the bytes of this part read so far.
-    """
-
-    def __init__(self, source: IO[bytes], start: int, length: int, on_progress: Any = None) -> None:
-        super().__init__()
-        self._source = source
-        self._start = start
-        self._length = length
-        self._pos = 0
-        self._on_progress = on_progress
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        self._pos = max(0, min(self._length, base + offset))
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        want = min(len(view), self._length - self._pos)
-        if want <= 0:
-            return 0
-        self._source.seek(self._start + self._pos)
-        got = self._source.readinto(view[:want]) or 0  # type: ignore[attr-defined]
-        self._pos += got
-        if self._on_progress is not None and got:
-            self._on_progress(self._pos)
-        return int(got)
 
 
 @dataclass(slots=True)
