@@ -122,6 +122,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin"
 
 
+@pytest.mark.slow  # builds a wheel and a fresh venv (about 15 s)
 def test_the_wheel_installs_the_operator_and_its_entry_point(installed: Path, tmp_path: Path) -> None:
     where = subprocess.run(
         [

@@ -222,6 +222,7 @@ def test_a_second_apply_waits_for_no_one_and_names_the_holder(tmp_path: Path,
 
 
 # -- defect 7 ----------------------------------------------------------------------------------------
+@pytest.mark.slow  # two whole apply processes through a fault storm (about 20 s)
 def test_a_job_create_that_keeps_failing_ends_the_run_non_zero(tmp_path: Path) -> None:
     repo = write_project(tmp_path / "repo")
     faults = tmp_path / "faults.yaml"
