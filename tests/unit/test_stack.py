@@ -114,3 +114,26 @@ def test_the_stack_file_is_not_read_as_a_manifest(tmp_path: Path) -> None:
     (root / "svc" / "tunekeeper.yaml").write_text("# kind of a stack\nowner: svc\n")
     desired, warnings = load([root / "svc"])
     assert desired.files == ("svc/app.yaml",) and not warnings
+
+
+@pytest.mark.timeout(20)
+def test_a_stack_file_not_a_regular_file_inside_the_repository_is_refused_by_name(tmp_path: Path) -> None:
+    """A FIFO never hangs the run, a link out of the repository is not followed, a huge file is not read:
+    the stack file decides what may be deleted, so it is read under the same rules as manifests."""
+    root = repo(tmp_path / "r", {"svc": "team-search"})
+    stack_file = root / "svc" / "tunekeeper.yaml"
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("owner: someone-else\n")
+    stack_file.unlink()
+    os.mkfifo(stack_file)
+    with pytest.raises(TunekeeperError, match="tunekeeper.yaml.*not a regular file"):
+        stack_of(root / "svc")
+    stack_file.unlink()
+    stack_file.symlink_to(outside)
+    with pytest.raises(TunekeeperError, match="tunekeeper.yaml.*outside the repository"):
+        stack_of(root / "svc")
+    stack_file.unlink()
+    with stack_file.open("wb") as big:
+        big.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+    with pytest.raises(TunekeeperError, match="tunekeeper.yaml.*bytes"):
+        stack_of(root / "svc")

@@ -131,7 +131,9 @@ def _walk(folder: Path, problems: list[Diagnostic]) -> Iterator[Path]:
                 yield Path(current) / name
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A manifest (or the stack file) that is not read, and why: ``reason`` and ``hint`` are sentences."""
+
     def __init__(self, reason: str, hint: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -151,14 +153,14 @@ def _skipped(path: Path, reason: str, hint: str, *, explicit: bool) -> Diagnosti
 
 
 def read_manifest(path: Path, root: Path) -> bytes:
-    """The bytes of one manifest, read under the rules in the module docstring; ``_Refused`` says why not.
+    """The bytes of one manifest, read under the rules in the module docstring; ``Refused`` says why not.
 
     The file is opened non-blocking (a FIFO without a writer cannot hang the read) and checked
     through its open descriptor, so what was checked is what is read.
     """
     real = path.resolve()
     if not real.is_relative_to(root.resolve()):
-        raise _Refused(
+        raise Refused(
             f"is a symlink to {real}, outside the repository root {root}",
             "copy the manifest into the repository; links out of it are not followed",
         )
@@ -166,19 +168,19 @@ def read_manifest(path: Path, root: Path) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise _Refused(
+            raise Refused(
                 f"is not a regular file (it is {_file_type(info.st_mode)})",
                 "manifests are plain YAML files; remove it or rename it",
             )
         if info.st_size > MAX_FILE_BYTES:
-            raise _Refused(_too_large(f"is {info.st_size} bytes"), "is this really a manifest?")
+            raise Refused(_too_large(f"is {info.st_size} bytes"), "is this really a manifest?")
         chunks: list[bytes] = []
         size = 0
         while chunk := os.read(fd, 1024 * 1024):
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_FILE_BYTES:  # it grew while being read
-                raise _Refused(
+                raise Refused(
                     _too_large(f"grew past {size} bytes while being read"), "is this really a manifest?"
                 )
         return b"".join(chunks)
@@ -306,7 +308,7 @@ def _load_file(
     display = display_path(item.path)
     try:
         data = read_manifest(item.path, root)
-    except _Refused as refused:
+    except Refused as refused:
         diagnostics.append(_skipped(item.path, refused.reason, refused.hint, explicit=item.explicit))
         return []
     except OSError as exc:

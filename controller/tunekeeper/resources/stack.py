@@ -27,6 +27,7 @@ runs ``git``; it never talks to Azure.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from tunekeeper.errors import TunekeeperError
-from tunekeeper.resources.loader import STACK_FILE
+from tunekeeper.resources.loader import STACK_FILE, Refused, read_manifest
 from tunekeeper.resources.specs import Desired, Owner
 
 __all__ = ["STACK_FILE", "Stack", "locate", "owner_of", "read_stack_file", "root_commit", "with_stack"]
@@ -55,7 +56,7 @@ def stack_root_of(folder: Path, repository: Path) -> Path:
     """The nearest folder at or above ``folder`` (not above ``repository``) holding a stack file."""
     folder = folder.absolute()
     for candidate in (folder, *folder.parents):
-        if (candidate / STACK_FILE).is_file():
+        if os.path.lexists(candidate / STACK_FILE):  # whatever it is: read_stack_file judges it
             return candidate
         if candidate == repository:
             break
@@ -89,7 +90,7 @@ def with_stack(desired: Desired, paths: Sequence[Path]) -> Desired:
 
 def owner_of(root: Path, repository: Path) -> Owner:
     """The owner identity of the stack rooted at ``root`` (see the module docstring)."""
-    explicit = read_stack_file(root / STACK_FILE)
+    explicit = read_stack_file(root / STACK_FILE, repository)
     if explicit is not None:
         return Owner(f"name:{explicit}", f"stack {explicit}")
     inside = _shown(root, repository)
@@ -99,13 +100,25 @@ def owner_of(root: Path, repository: Path) -> Owner:
     return Owner(f"path:{root.absolute().as_posix()}", f"folder {root.absolute().as_posix()}")
 
 
-def read_stack_file(path: Path) -> str | None:
-    """The explicit owner name of a stack file (None: no file, or no ``owner:`` in it)."""
-    if not path.is_file():
+def read_stack_file(path: Path, repository: Path) -> str | None:
+    """The explicit owner name of a stack file (None: no file, or no ``owner:`` in it).
+
+    Read under the rules manifests are read under (``loader.read_manifest``): a regular file inside
+    the repository, size checked before a bounded read, never a FIFO or device. Anything else is
+    an error, never skipped: the stack file decides which objects this run owns and may delete.
+    """
+    if not os.path.lexists(path):
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = read_manifest(path, repository).decode("utf-8")
+    except Refused as refused:
+        raise TunekeeperError(f"{path}: {refused.reason}", hint=refused.hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TunekeeperError(f"{path}: not a readable stack file ({type(exc).__name__})",
+                              hint=f"{STACK_FILE} holds at most one line: owner: NAME") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise TunekeeperError(f"{path}: not a readable stack file ({type(exc).__name__})",
                               hint=f"{STACK_FILE} holds at most one line: owner: NAME") from None
     if data is None:
