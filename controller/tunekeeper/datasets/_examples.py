@@ -96,23 +96,27 @@ def plain_figures(obj: object, size: int) -> tuple[int, int, int] | None:
     chars = 0
     turns = 0
     role_turns = _ROLE_TURNS
-    for message in messages:
-        if type(message) is not dict:
-            return None
-        content = message.get("content")
-        role = message.get("role")
-        if type(content) is not str or not content or type(role) is not str:
-            return None
-        trainable = role_turns.get(role)
-        if trainable is None:
-            return None
-        if len(message) != 2:
-            weight = message.get("weight")
-            if len(message) != 3 or not trainable or type(weight) is not int or weight not in (0, 1):
+    # Subscripts rather than .get() and type checks: this loop runs for every message of the file.
+    # Whatever a plain message is not raises here: KeyError for a missing field or a role outside
+    # system/user/assistant (a number or null included), TypeError for a message that is not an
+    # object or a role that cannot be a dict key (a list or an object); both mean "not plain".
+    try:
+        for message in messages:
+            content = message["content"]
+            if type(content) is not str or not content:
                 return None
-            trainable = weight
-        turns += trainable
-        chars += len(content)
+            trainable = role_turns[message["role"]]
+            if len(message) != 2:
+                if len(message) != 3 or not trainable:
+                    return None
+                weight = message["weight"]
+                if type(weight) is not int or weight not in (0, 1):
+                    return None
+                trainable = weight
+            turns += trainable
+            chars += len(content)
+    except (KeyError, TypeError):
+        return None
     if not turns:
         return None
     overhead = MESSAGE_TOKENS * len(messages) + REPLY_TOKENS
