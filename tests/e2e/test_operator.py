@@ -235,9 +235,23 @@ def test_invalid_resources_get_ready_false_naming_the_field_or_line(
         "spec": {**job["spec"], "trainingFile": "configmap:bad-data/training.jsonl", "suffix": "bad-data"},
     }
     bad_data["spec"].pop("validationFile")
+    # an eval gate file is checked by the same rules as `tunekeeper validate` before anything is deployed
+    good_eval = '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}'
+    kube.config_map("bad-eval", {"eval.jsonl": good_eval + '\n{"messages": "not a list"}'})
+    bad_eval = {
+        "apiVersion": job["apiVersion"],
+        "kind": "Deployment",
+        "metadata": {"name": "bad-eval"},
+        "spec": {
+            "model": {"name": "gpt-4.1-mini", "version": "2025-04-14"},
+            "sku": {"name": "Standard", "capacity": 1},
+            "gates": {"evalFile": "configmap:bad-eval/eval.jsonl"},
+        },
+    }
     with operator("--standalone") as runner:
         kube.apply(bad_spec)
         kube.apply(bad_data)
+        kube.apply(bad_eval)
         spec_ready = wait_for(
             lambda: condition(kube.get("FineTuneJob", "bad-epochs"), "Ready") or None,
             what="bad-epochs Ready condition",
@@ -246,11 +260,17 @@ def test_invalid_resources_get_ready_false_naming_the_field_or_line(
             lambda: condition(kube.get("FineTuneJob", "bad-data"), "DataValidated") or None,
             what="bad-data DataValidated condition",
         )
+        eval_ready = wait_for(
+            lambda: condition(kube.get("Deployment", "bad-eval"), "Ready") or None,
+            what="bad-eval Ready condition",
+        )
     assert runner.exception is None, runner.output
     assert spec_ready["status"] == "False" and spec_ready["reason"] == "InvalidSpec"
     assert "spec.method.hyperparameters.n_epochs" in spec_ready["message"]
     assert data_ready["status"] == "False" and data_ready["reason"] == "InvalidData"
     assert "configmap:bad-data/training.jsonl:2" in data_ready["message"], data_ready["message"]
+    assert eval_ready["status"] == "False" and eval_ready["reason"] == "InvalidData", eval_ready
+    assert "configmap:bad-eval/eval.jsonl:2" in eval_ready["message"], eval_ready["message"]
     assert openai_client.files.list().data == []  # nothing was uploaded
     assert list(openai_client.fine_tuning.jobs.list()) == []
 

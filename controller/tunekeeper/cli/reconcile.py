@@ -35,7 +35,6 @@ from tunekeeper.cli._render import (
     stderr_console,
     stdout_console,
 )
-from tunekeeper.cli.validate import check_evals
 from tunekeeper.datasets import DatasetReport, DatasetStats
 from tunekeeper.diagnostics import Diagnostic, closest
 from tunekeeper.errors import DatasetError, NotFound, TunekeeperError
@@ -47,6 +46,7 @@ from tunekeeper.reconcile import (
     ResourceStatus,
     StateFile,
     check_datasets,
+    check_evals,
     compute_digests,
     converge,
     observe_accounts,

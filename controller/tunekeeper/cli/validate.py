@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tunekeeper.datasets import DatasetReport
     from tunekeeper.datasets._eval import EvalReport
     from tunekeeper.reconcile.costs import PriceTable
+    from tunekeeper.reconcile.datacheck import EvalCheck
     from tunekeeper.resources import Desired
 
 DATASET_SUFFIXES = (".jsonl",)
@@ -57,16 +58,6 @@ class _Result:
     datasets: list[tuple[_DatasetCheck, DatasetReport]] = field(default_factory=list)
     remote: list[tuple[str, str]] = field(default_factory=list)  # (url, used_by): imported by the service
     evals: list[tuple[EvalCheck, EvalReport]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class EvalCheck:
-    """An eval gate's file, the Deployment that uses it and the training file its model learned from."""
-
-    path: Path
-    display: str
-    used_by: str  # "Deployment/name gates.evalFile"
-    training: tuple[Path, str, str] | None  # (training file, display, "FineTuneJob/name"): supervised only
 
 
 @click.command("validate")
@@ -160,6 +151,8 @@ def _run(paths: Sequence[Path], *, workers: int | None, exact_tokens: bool, meth
             result.datasets.append((check, report))
             result.diagnostics += report.diagnostics
     if result.desired is not None:
+        from tunekeeper.reconcile.datacheck import check_evals
+
         result.evals = check_evals(result.desired)
         for _, eval_report in result.evals:
             result.diagnostics += eval_report.diagnostics
@@ -167,42 +160,8 @@ def _run(paths: Sequence[Path], *, workers: int | None, exact_tokens: bool, meth
     return result
 
 
-def eval_checks(desired: Desired) -> list[EvalCheck]:
-    """One check per Deployment eval gate whose file is in the repository (the loader reports others)."""
-    from tunekeeper.resources.specs import Method
-
-    jobs = {j.name: j for j in desired.jobs}
-    checks = []
-    for dep in desired.deployments:
-        ref = dep.gates.eval_file
-        if ref is None or ref.path is None or not _readable_inside(ref.path, desired.root):
-            continue
-        job = jobs.get(dep.model.from_job or "")
-        training = None
-        if job is not None and job.method is Method.SUPERVISED and job.training_file.path is not None \
-                and _readable_inside(job.training_file.path, desired.root):
-            training = (
-                job.training_file.path,
-                display_path(job.training_file.path),
-                f"FineTuneJob/{job.name}",
-            )
-        checks.append(
-            EvalCheck(ref.path, display_path(ref.path), f"Deployment/{dep.name} gates.evalFile", training)
-        )
-    return checks
-
-
-def check_evals(desired: Desired) -> list[tuple[EvalCheck, EvalReport]]:
-    """Every eval gate file checked (format, and system message against the training data)."""
-    from tunekeeper.datasets import validate_eval_file
-
-    return [
-        (c, validate_eval_file(c.path, display_path=c.display, training=c.training))
-        for c in eval_checks(desired)
-    ]
-
-
 def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
+    from tunekeeper.reconcile.datacheck import readable_inside
     from tunekeeper.resources.specs import base_model_of
 
     jobs = {j.name: j for j in desired.jobs}
@@ -215,18 +174,12 @@ def _dataset_checks(desired: Desired, result: _Result) -> list[_DatasetCheck]:
             used_by = f"FineTuneJob/{job.name} {role}"
             if ref.url is not None:
                 result.remote.append((ref.url, used_by))
-            elif ref.path is not None and _readable_inside(ref.path, desired.root):
+            elif ref.path is not None and readable_inside(ref.path, desired.root):
                 training = role == "trainingFile"
                 checks.append(_DatasetCheck(ref.path, display_path(ref.path), job.method.value, model,
                                             job.hyperparameters.n_epochs if training else None, (used_by,),
                                             training, job.training_type.value if job.training_type else None))
     return checks
-
-
-def _readable_inside(path: Path, root: Path) -> bool:
-    """Only files the manifest checks accepted: inside the root (after symlinks) and present."""
-    resolved = path.resolve()
-    return resolved.is_file() and resolved.is_relative_to(root.resolve())
 
 
 def _merge(checks: Sequence[_DatasetCheck]) -> list[_DatasetCheck]:

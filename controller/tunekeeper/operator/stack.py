@@ -30,6 +30,7 @@ Ready=False naming the field or line. Must not: plan or apply anything itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -67,6 +68,7 @@ from tunekeeper.reconcile import (
     StateEntry,
     StateFile,
     check_datasets,
+    check_evals,
     compute_digests,
     converge,
     markers,
@@ -256,6 +258,7 @@ class Stack:
         self._seeded: set[str] = set()
         self._clouds: dict[tuple[AccountSpec, str], Cloud] = {}
         self._data_checks: dict[tuple[object, ...], tuple[Diagnostic, ...]] = {}
+        self._eval_checks: dict[tuple[object, ...], dict[str, tuple[Diagnostic, ...]]] = {}
 
     async def reconcile(
         self, resources: Callable[[], Sequence[Resource]], *, since: float, deleting: Iterable[str] = ()
@@ -439,11 +442,10 @@ class Stack:
         for job in desired.jobs:
             problems = [d for d in self._check_data(desired, job.name, shown) if d.severity == "error"]
             if problems:
-                message = "; ".join(
-                    d.render().replace("\n  hint:", " (hint:") + (")" if d.hint else "") for d in problems[:3]
-                )
-                more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-                dropped |= excluded.add(f"FineTuneJob/{job.name}", "InvalidData", message + more, data=True)
+                key = f"FineTuneJob/{job.name}"
+                dropped |= excluded.add(key, "InvalidData", _problems(problems), data=True)
+        for deployment, problems in self._check_evals(desired, shown).items():
+            dropped |= excluded.add(deployment, "InvalidData", _problems(problems), data=True)
         if dropped:
             return None, {}
         clouds: dict[str, Cloud] = {}
@@ -539,6 +541,38 @@ class Stack:
             if len(self._data_checks) > DATA_CHECKS_KEPT:  # the oldest: a file that has changed since
                 del self._data_checks[next(iter(self._data_checks))]
         return self._data_checks[key]
+
+    def _check_evals(self, desired: Desired, shown: Mapping[Path, str]) -> dict[str, list[Diagnostic]]:
+        """Errors of the eval gate files by Deployment key, as ``tunekeeper validate`` finds them (the
+        format, and the system message the model was trained with); unchanged files are not read again."""
+        stamp: list[object] = []
+        for dep in desired.deployments:
+            ref = dep.gates.eval_file
+            if ref is not None and ref.path is not None:
+                try:
+                    info = ref.path.stat()
+                except OSError:
+                    continue  # the loader names a missing eval file
+                stamp += [dep.name, str(ref.path), info.st_size, info.st_mtime_ns]
+        if not stamp:
+            return {}
+        for job in desired.jobs:  # an eval's system message is compared with the training data
+            path = job.training_file.path
+            with contextlib.suppress(OSError):
+                if path is not None:
+                    info = path.stat()
+                    stamp += [job.name, str(path), info.st_size, info.st_mtime_ns]
+        key = tuple(stamp)
+        if key not in self._eval_checks:
+            verdicts: dict[str, tuple[Diagnostic, ...]] = {}
+            for check, report in check_evals(desired, display=lambda p: shown.get(p, p.name)):
+                errors = tuple(d for d in report.diagnostics if d.severity == "error")
+                if errors:
+                    verdicts[check.deployment] = errors
+            self._eval_checks[key] = verdicts
+            if len(self._eval_checks) > DATA_CHECKS_KEPT:  # the oldest: a file that has changed since
+                del self._eval_checks[next(iter(self._eval_checks))]
+        return {deployment: list(errors) for deployment, errors in self._eval_checks[key].items()}
 
     async def _cloud(self, account: AccountSpec) -> Cloud:
         key = ""
@@ -695,3 +729,11 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _problems(problems: Sequence[Diagnostic]) -> str:
+    """The first three problems of a file as one status message, each with its file, line and hint."""
+    message = "; ".join(
+        d.render().replace("\n  hint:", " (hint:") + (")" if d.hint else "") for d in problems[:3]
+    )
+    return message + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")

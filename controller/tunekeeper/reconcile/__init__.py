@@ -10,7 +10,7 @@ gates in ``gates.py``.
 from tunekeeper.reconcile.apply import ApplyResult, apply
 from tunekeeper.reconcile.conditions import Condition, set_condition
 from tunekeeper.reconcile.converge import ConvergeResult, converge
-from tunekeeper.reconcile.datacheck import check_datasets
+from tunekeeper.reconcile.datacheck import EvalCheck, check_datasets, check_evals
 from tunekeeper.reconcile.events import ActionOutcome, EventSink, LogSink, NullSink, Outcome
 from tunekeeper.reconcile.model import (
     Action,
@@ -46,6 +46,7 @@ __all__ = [
     "Condition",
     "ConvergeResult",
     "DeploymentState",
+    "EvalCheck",
     "EventSink",
     "Known",
     "LogSink",
@@ -62,6 +63,7 @@ __all__ = [
     "StateFile",
     "apply",
     "check_datasets",
+    "check_evals",
     "compute_digests",
     "converge",
     "observe",
