@@ -88,6 +88,12 @@ Format = Literal["text", "json", "markdown"]
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 
 
+def output_option(help: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """``-o text|json|markdown`` as plan, apply and gc take it."""
+    return click.option("-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text",
+                        show_default=True, help=help)
+
+
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Render a TunekeeperError (message, diagnostics, hint) on stderr and exit 1; never a traceback."""
 
@@ -227,14 +233,7 @@ def _echo(text: str) -> None:
 # -- plan ----------------------------------------------------------------------------------------------
 @click.command(short_help="Show what apply would change; changes nothing.")
 @paths_argument
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="How to print the plan.",
-)
+@output_option("How to print the plan.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there is nothing to change, 3 when changes are pending, 4 when a resource is "
                    "blocked or failed (wins over 3), 1 on error.")
@@ -300,14 +299,7 @@ async def _plan(desired: Desired, digests: dict[Path, str], data: DataCheck,
               help="Block until every resource converged (jobs trained, deployments serving).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="With --wait: give up after this many seconds (exit 1); run apply again to continue.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="How to print what was done and what is still in progress.",
-)
+@output_option("How to print what was done and what is still in progress.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.option(
@@ -444,9 +436,7 @@ def render_converge(result: ConvergeResult, output: str, *, timeout: float | Non
 @click.command(short_help="Delete this stack's deployments, models and files nothing uses any more.")
 @paths_argument
 @click.option("--dry-run", is_flag=True, help="Only show what would be deleted, and why.")
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
-)
+@output_option("How to print what was (or would be) deleted.")
 @reports_errors
 def gc(paths: tuple[Path, ...], dry_run: bool, output: Format) -> None:
     """Delete what this stack created and nothing uses any more: deployments no manifest declares,
