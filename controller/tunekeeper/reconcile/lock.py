@@ -26,6 +26,9 @@ from tunekeeper.errors import TunekeeperError
 
 LOCK_DIR = "locks"
 STALE_AFTER = timedelta(hours=24)  # no apply --wait waits that long without being seen again
+# A lock file is empty between its creation and its first write: while that young, an unreadable
+# file is a run taking the lock, not a leftover, and is never taken over.
+BEING_WRITTEN = timedelta(seconds=30)
 
 
 class LockHeld(TunekeeperError):
@@ -82,6 +85,11 @@ def _acquire(path: Path, account: str, *, command: str, warn: Callable[[str], No
                     f"Another run is changing account {account} for this stack: {holder.describe(now)}",
                     hint=f"wait for it to finish; if it is gone for good, delete {path}",
                 ) from None
+            if holder is None and _younger_than(path, BEING_WRITTEN):
+                raise LockHeld(
+                    f"Another run is changing account {account} for this stack: its lock is being taken",
+                    hint=f"run the command again in a moment; if no run is going on, delete {path}",
+                ) from None
             if warn is not None:
                 what = holder.describe(now) if holder is not None else "unreadable"
                 warn(f"Took over a stale lock of account {account} ({what}).")
@@ -114,6 +122,15 @@ def is_stale(holder: Holder, now: datetime) -> bool:
     if now - holder.since > STALE_AFTER:
         return True
     return holder.host == socket.gethostname() and not _alive(holder.pid)
+
+
+def _younger_than(path: Path, age: timedelta) -> bool:
+    """Was ``path`` modified less than ``age`` ago (by the file system's clock)? False when it is gone."""
+    try:
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return False
+    return datetime.now(UTC) - modified < age
 
 
 def _alive(pid: int) -> bool:
