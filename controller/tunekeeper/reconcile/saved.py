@@ -32,6 +32,7 @@ from tunekeeper.resources.specs import Desired
 
 SAVED_FORMAT = "tunekeeper-plan/1"
 FORMAT_KEY = "tunekeeper_plan"  # the key that tells a plan file from a manifest
+MAX_PLAN_BYTES = 256 * 1024 * 1024  # a plan of thousands of resources is a few MB; larger is no plan of ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +84,11 @@ def dump_plan(saved: SavedPlan) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
 
-def is_plan_file(path: Path) -> bool:
-    """Does ``path`` hold a saved plan (rather than manifests)?"""
-    if not path.is_file():
-        return False
+def is_plan_file(path: Path, *, limit: int = MAX_PLAN_BYTES) -> bool:
+    """Does ``path`` hold a saved plan (rather than manifests)? A file over ``limit`` bytes is not read."""
     try:
+        if not path.is_file() or path.stat().st_size > limit:
+            return False  # then read as manifests, whose loader refuses it by its size with a message
         with path.open("rb") as handle:
             head = handle.read(1)
             if head != b"{":
