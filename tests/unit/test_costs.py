@@ -3,6 +3,7 @@ overridable by a file in the repository or by TUNEKEEPER_PRICES)."""
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -107,3 +108,24 @@ def test_a_bad_override_names_the_file_and_field(tmp_path: Path, text: str, mess
 def test_a_missing_named_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(TunekeeperError, match=PRICES_ENV):
         load_prices(tmp_path, {PRICES_ENV: str(tmp_path / "nope.yaml")})
+
+
+@pytest.mark.timeout(20)
+def test_an_override_that_is_no_regular_file_inside_the_repository_is_refused_by_name(tmp_path: Path) -> None:
+    """A FIFO never hangs the run, a link out of the repository is not followed, a huge file is not read."""
+    override = tmp_path / "repo" / OVERRIDE_FILE
+    override.parent.mkdir()
+    os.mkfifo(override)
+    with pytest.raises(TunekeeperError, match="not a regular file"):
+        load_prices(override.parent, {})
+    override.unlink()
+    outside = tmp_path / "prices.yaml"
+    outside.write_text("as_of: 2026-01-01\n")
+    override.symlink_to(outside)
+    with pytest.raises(TunekeeperError, match="outside the repository"):
+        load_prices(override.parent, {})
+    override.unlink()
+    with override.open("wb") as big:
+        big.truncate(64 * 1024 * 1024)  # sparse
+    with pytest.raises(TunekeeperError, match="bytes"):
+        load_prices(override.parent, {})

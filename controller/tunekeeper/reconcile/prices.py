@@ -62,12 +62,28 @@ def load_prices(root: Path | None = None, environ: Mapping[str, str] | None = No
         if not override.is_file():
             raise TunekeeperError(f"{PRICES_ENV} names {named!r}, which is not a file",
                                   hint=f"point it at a price file shaped like {OVERRIDE_FILE}, or unset it")
-    elif root is not None and (root / OVERRIDE_FILE).is_file():
+    elif root is not None and os.path.lexists(root / OVERRIDE_FILE):  # a FIFO or a link too: judged below
         override = root / OVERRIDE_FILE
     if override is None:
         return table
     shown = str(override if override.is_absolute() and root is None else _relative(override, root))
-    return merge(table, _table(_parse(override.read_text(encoding="utf-8"), shown), shown))
+    # the repository's file may not lead out of it; a file named by the variable may be anywhere
+    inside = root if not named and root is not None else override.resolve().parent
+    return merge(table, _table(_parse(_read(override, inside, shown), shown), shown))
+
+
+def _read(path: Path, inside: Path, shown: str) -> str:
+    """A price file, under the manifests' rules: a regular file, size checked before a bounded read."""
+    from tunekeeper.resources.loader import Refused, read_manifest
+
+    try:
+        return read_manifest(path, inside).decode("utf-8")
+    except Refused as refused:
+        raise TunekeeperError(f"{shown}: {refused.reason}", hint=refused.hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TunekeeperError(f"{shown}: not a readable price file ({type(exc).__name__})",
+                              hint="a price file is UTF-8 YAML shaped like the packaged prices.yaml",
+                              ) from None
 
 
 def merge(base: PriceTable, override: PriceTable) -> PriceTable:
