@@ -8,6 +8,7 @@ still converges, with nothing created twice.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -141,17 +142,24 @@ async def test_a_job_created_twice_by_a_retried_request_trains_once(emulator: An
     from tunekeeper.cloud.base import JobRequest
     from tunekeeper.resources.specs import Hyperparameters, Method
 
-    desired = example("clippy", tmp_path)
+    # the jobs only (the twin is the point); once the first job exists the clock moves when converge
+    # polls, not on its own: at the suite's emulator speed a whole training takes a third of a real
+    # second, and a slow observe would let the twin finish training before a plan could see it run
+    desired = dataclasses.replace(example("clippy", tmp_path), deployments=())
     await converge(desired, {"embedded": cloud}, events=NullSink(), wait=False, poll_interval=0.01)
-    (first,) = emulator.store.list("job")
-    # the same create again, as an SDK retry after a lost response would send it
-    await cloud.create_job(JobRequest(
-        model=first["model"], training_file=first["training_file"], validation_file=first["validation_file"],
-        method=Method.SUPERVISED, hyperparameters=Hyperparameters(n_epochs=3), suffix=first["suffix"],
-        seed=first["seed"],
-    ))
-    result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True, poll_interval=0.01,
-                            timeout=120, sleep=clock_sleep(emulator))
+    original, emulator.clock.speed = emulator.clock.speed, 1.0
+    try:
+        (first,) = emulator.store.list("job")
+        # the same create again, as an SDK retry after a lost response would send it
+        await cloud.create_job(JobRequest(
+            model=first["model"], training_file=first["training_file"],
+            validation_file=first["validation_file"], method=Method.SUPERVISED,
+            hyperparameters=Hyperparameters(n_epochs=3), suffix=first["suffix"], seed=first["seed"],
+        ))
+        result = await converge(desired, {"embedded": cloud}, events=NullSink(), wait=True,
+                                poll_interval=0.01, timeout=120, sleep=clock_sleep(emulator))
+    finally:
+        emulator.clock.speed = original
     assert result.converged, result.to_dict()
     # the twin was cancelled before it trained, then collected (a cancelled job of this stack holds no model)
     statuses = {d["id"]: d["status"] for d in emulator.store.list("job")}
