@@ -308,12 +308,18 @@ def test_checkpoints_one_per_epoch_last_three_kept(emulator: Any, client: openai
 
 def test_checkpoints_appear_while_training(emulator: Any, client: openai.AzureOpenAI) -> None:
     train = processed(emulator, client, chat_data(20))
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=train, hyperparameters={"n_epochs": 4})
-    plan_epoch = 60 + 20 * 30 / 250  # roughly: epoch seconds at speed 1 for a small file
-    emulator.clock.advance((60 + 30 + plan_epoch * 1.5) / 1000)
+    # at speed 1 the clock moves only when told to (a real second is a simulated one), so how long the
+    # requests below take cannot carry the job into its next epoch
+    original, emulator.clock.speed = emulator.clock.speed, 1.0
+    try:
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=train, hyperparameters={"n_epochs": 4})
+        plan_epoch = 60 + 20 * 30 / 250  # roughly: epoch seconds at speed 1 for a small file
+        emulator.clock.advance(60 + 30 + plan_epoch * 1.5)
 
-    running = client.fine_tuning.jobs.retrieve(job.id)
-    checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+        running = client.fine_tuning.jobs.retrieve(job.id)
+        checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    finally:
+        emulator.clock.speed = original
 
     assert running.status == "running"
     assert len(checkpoints) == 1
