@@ -11,9 +11,17 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tunekeeper.datasets import auto_epochs, validate_bytes, validate_dataset
 from tunekeeper.datasets.__main__ import main
-from tunekeeper.datasets._examples import check_example, plain_chat
+from tunekeeper.datasets._examples import (
+    MESSAGE_TOKENS,
+    REPLY_TOKENS,
+    check_example,
+    plain_chat,
+    plain_figures,
+)
 
 BOM = b"\xef\xbb\xbf"
 DATA = Path(__file__).resolve().parent.parent / "data" / "datasets"
@@ -67,6 +75,100 @@ def test_fast_path_agrees_with_the_full_check() -> None:
         assert fast == full[:3]
 
 
+def reference_plain_figures(obj: object, size: int) -> tuple[int, int, int] | None:
+    """The fast path's definition, written as the plain loop it replaces (one message at a time)."""
+    if type(obj) is not dict or list(obj) != ["messages"]:
+        return None
+    messages = obj["messages"]
+    if type(messages) is not list or not messages:
+        return None
+    turns = chars = 0
+    for message in messages:
+        if type(message) is not dict or not {"role", "content"} <= message.keys():
+            return None
+        role, content = message["role"], message["content"]
+        if type(role) is not str or role not in ("system", "user", "assistant"):
+            return None
+        if type(content) is not str or not content:
+            return None
+        trainable = int(role == "assistant")
+        extra = message.keys() - {"role", "content"}
+        if extra:
+            weight = message.get("weight")
+            if extra != {"weight"} or role != "assistant" or type(weight) is not int or weight not in (0, 1):
+                return None
+            trainable = weight
+        turns += trainable
+        chars += len(content)
+    if not turns:
+        return None
+    overhead = MESSAGE_TOKENS * len(messages) + REPLY_TOKENS
+    return turns, chars // 4 + overhead, size + overhead
+
+
+_ANY_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-2, 3), st.floats(0, 1), st.text(max_size=3),
+    st.lists(st.integers(-5, 5), max_size=1),
+    st.dictionaries(st.text(max_size=2), st.integers(-5, 5), max_size=1),
+)
+_PLAIN_MESSAGE = st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["system", "user"]),
+                           "content": st.text(min_size=1, max_size=6)}),
+    st.fixed_dictionaries({"role": st.just("assistant"), "content": st.text(min_size=1, max_size=6)},
+                          optional={"weight": st.sampled_from([0, 1])}),
+)
+
+
+_TRICKY = ["system", "user", "assistant", "tool", "", "x", 0, 1, 2, -1, True, False, 0.0, 1.0, None, [], {}]
+
+
+@st.composite
+def near_plain_messages(draw: st.DrawFn) -> list[Any]:
+    """Plain messages, half of the time with one change that may or may not make them not plain."""
+    messages: list[Any] = draw(st.lists(_PLAIN_MESSAGE, min_size=1, max_size=5))
+    if draw(st.booleans()):
+        index = draw(st.sampled_from([i for i, m in enumerate(messages) if m["role"] == "assistant"] or [0])
+                     | st.integers(0, len(messages) - 1))
+        change = draw(st.sampled_from(["set", "drop", "replace"]))
+        if change == "replace":
+            messages[index] = draw(_ANY_VALUE)
+        else:
+            key = draw(st.sampled_from(["role", "content", "weight", "name"]))
+            if change == "drop":
+                messages[index].pop(key, None)
+            else:
+                messages[index][key] = draw(st.one_of(st.sampled_from(_TRICKY), _ANY_VALUE))
+    return messages
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    messages=st.one_of(near_plain_messages(), near_plain_messages(), near_plain_messages(), _ANY_VALUE),
+    extra=st.one_of(st.none(), st.just({"tools": []})),
+    top=st.sampled_from(["dict", "list"]),
+)
+def test_fast_path_matches_its_definition_on_near_plain_examples(messages: Any, extra: Any, top: str) -> None:
+    obj: Any = {"messages": messages, **(extra or {})}
+    if top == "list":
+        obj = [obj]
+    line = orjson.dumps(obj) + b"\n"
+    parsed = orjson.loads(line)
+    assert plain_figures(parsed, len(line)) == reference_plain_figures(parsed, len(line))
+
+
+def test_fast_path_counts_weights_as_the_full_check_does() -> None:
+    line = orjson.dumps({"messages": [
+        {"role": "system", "content": "s"}, {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "weight": 0}, {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "b", "weight": 1}, {"role": "user", "content": "q3"},
+        {"role": "assistant", "content": "c"},
+    ]})
+    out: list[Any] = []
+    full, _ = check_example("supervised", orjson.loads(line), len(line), "f", 1, out)
+    assert plain_chat(line) == full[:3]
+    assert full[0] == 2
+
+
 def test_fast_path_declines_what_it_does_not_cover() -> None:
     for example in [
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]},
@@ -80,6 +182,22 @@ def test_fast_path_declines_what_it_does_not_cover() -> None:
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "x": 1},
         {"messages": [{"role": "tool", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "name": "x"}]},
+        {"messages": [{"role": "system", "content": "s", "weight": 0},
+                      {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "q"},
+                      {"role": "assistant", "content": "a", "weight": 1.0}]},
+        {"messages": [{"role": "user", "content": "q"},
+                      {"role": "assistant", "content": "a", "weight": None}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 2}]},
+        {"messages": [{"role": "user", "content": "q"},
+                      {"role": "assistant", "content": "a", "weight": False}]},
+        {"messages": [{"role": "user", "content": 7}, {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": ["user"], "content": "q"}, {"role": "assistant", "content": "a"}]},
+        {"messages": [["user", "q"], {"role": "assistant", "content": "a"}]},
+        {"messages": [{"content": "q"}, {"role": "assistant", "content": "a"}]},
+        {"messages": []},
+        {"messages": {"role": "assistant", "content": "a"}},
     ]:
         assert plain_chat(orjson.dumps(example)) is None, example
     # a repeated key: orjson keeps the last value, and the full check must judge that one
@@ -117,6 +235,51 @@ def test_workers_give_identical_results(tmp_path: Path, workers: int) -> None:
     assert many == one
     assert [d.render() for d in many.diagnostics] == [d.render() for d in one.diagnostics]
     assert one == validate_bytes(path.read_bytes(), filename="train.jsonl")
+
+
+def test_pieces_are_shared_out_and_a_worker_that_dies_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers take pieces from one queue; the pieces a dead worker took are scanned by this process."""
+    import os
+
+    from tunekeeper.datasets import _scan
+
+    rows = spread_errors(random.Random(5), 3000)
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    one = validate_dataset(path, display_path="train.jsonl")
+    monkeypatch.setattr(_scan, "PIECE_BYTES", 16 * 1024)  # many pieces
+    parent = os.getpid()
+    scanned_here: list[tuple[int, int]] = []
+    real = _scan._scan_file_range
+
+    def scan_piece(path: str, start: int, end: int, settings: _scan.Settings) -> _scan.Part:
+        if os.getpid() != parent:  # a worker: take one piece, then die without a word
+            real(path, start, end, settings)
+            os._exit(3)
+        scanned_here.append((start, end))
+        return real(path, start, end, settings)
+
+    monkeypatch.setattr(_scan, "_scan_file_range", scan_piece)
+    loaded: list[str] = []
+    many = validate_dataset(path, display_path="train.jsonl", workers=3, meanwhile=lambda: loaded.append("x"))
+    assert many == one
+    assert loaded == ["x"]  # the caller's work ran once, while the workers scanned
+    size = path.stat().st_size
+    with open(path, "rb") as source:
+        pieces = _scan.split_ranges(source, size, -(-size // (16 * 1024)))
+    assert len(pieces) > 20
+    # each worker died after one piece, so this process scanned every piece: once, and all of them
+    assert sorted(scanned_here) == pieces
+
+
+def test_one_worker_does_not_run_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(plain_example(random.Random(i))) for i in range(20)))
+    loaded: list[str] = []
+    validate_dataset(path, workers=1, meanwhile=lambda: loaded.append("x"))
+    assert loaded == []  # the caller does its work after the scan, as it would anyway
 
 
 def test_workers_for_reinforcement_references_and_exact_tokens(tmp_path: Path) -> None:
@@ -305,7 +468,8 @@ def test_ranges_start_at_line_starts_even_around_a_giant_line(tmp_path: Path) ->
 def test_worker_count_follows_file_size_and_cores() -> None:
     from tunekeeper.datasets import BYTES_PER_WORKER, auto_workers
 
-    assert auto_workers(10 * 1024 * 1024, cores=2) == 1  # a fork costs more than it saves
+    assert auto_workers(3 * 1024 * 1024, cores=2) == 1  # a fork costs more than it saves
+    assert auto_workers(10 * 1024 * 1024, cores=2) == 2
     assert auto_workers(2 * BYTES_PER_WORKER, cores=2) == 2
     assert auto_workers(500 * 1024 * 1024, cores=2) == 2  # never more than the cores
     assert auto_workers(500 * 1024 * 1024, cores=8) == 8

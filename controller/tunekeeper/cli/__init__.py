@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from tunekeeper import __version__
+
 # command name -> "module:attribute" (module relative to tunekeeper.cli)
 _COMMANDS: dict[str, str] = {
     "validate": "validate:validate",
@@ -34,8 +36,8 @@ class _LazyGroup(click.Group):
         return sorted(set(super().list_commands(ctx)) | set(_available()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        spec = _available().get(cmd_name)
-        if spec is None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None or importlib.util.find_spec(f"tunekeeper.cli.{spec.split(':')[0]}") is None:
             return super().get_command(ctx, cmd_name)
         module_name, attr = spec.split(":")
         module = importlib.import_module(f"tunekeeper.cli.{module_name}")
@@ -54,6 +56,6 @@ def _available() -> dict[str, str]:
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="tunekeeper")
+@click.version_option(version=__version__, prog_name="tunekeeper")
 def main(**_: Any) -> None:
     """Fine-tuning on Azure OpenAI, managed as code."""

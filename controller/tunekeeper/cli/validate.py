@@ -18,7 +18,7 @@ import dataclasses
 import enum
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,8 +65,8 @@ class _Result:
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json (one document on stdout) for machines.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes per dataset (large files are split at line boundaries). Default: one per "
-                   "32 MB of the file, at most one per core.")
+              help="Processes per dataset (large files are split at line boundaries). Default: one per 4 MB "
+                   "of the file, at most one per core.")
 @click.option(
     "--exact-tokens", is_flag=True, help="Count every token with the tokenizer (slower; default estimates)."
 )
@@ -87,7 +87,7 @@ def validate(paths: tuple[Path, ...], output: str, workers: int | None, exact_to
     """
     try:
         result = _run(list(paths) or [Path(".")], workers=workers, exact_tokens=exact_tokens, method=method,
-                      model=model, root=root)
+                      model=model, root=root, meanwhile=_load_renderer if output == "text" else None)
     except Exception as exc:  # never a traceback for any input: report it as a diagnostic
         if os.environ.get("TUNEKEEPER_DEBUG"):
             raise
@@ -113,7 +113,7 @@ def validate(paths: tuple[Path, ...], output: str, workers: int | None, exact_to
 
 
 def _run(paths: Sequence[Path], *, workers: int | None, exact_tokens: bool, method: str, model: str | None,
-         root: Path | None) -> _Result:
+         root: Path | None, meanwhile: Callable[[], object] | None = None) -> _Result:
     result = _Result()
     datasets = [p for p in paths if p.is_file() and p.suffix.lower() in DATASET_SUFFIXES]
     manifests = [p for p in paths if p not in datasets]
@@ -147,7 +147,7 @@ def _run(paths: Sequence[Path], *, workers: int | None, exact_tokens: bool, meth
         for check in _merge(checks):
             report = validate_dataset(check.path, method=check.method, display_path=check.display,
                                       model=check.model, epochs=check.epochs, workers=workers,
-                                      exact_tokens=exact_tokens)
+                                      exact_tokens=exact_tokens, meanwhile=meanwhile)
             result.datasets.append((check, report))
             result.diagnostics += report.diagnostics
     if result.desired is not None:
@@ -195,6 +195,14 @@ def _merge(checks: Sequence[_DatasetCheck]) -> list[_DatasetCheck]:
 
 
 # -- rendering ---------------------------------------------------------------------------------
+
+
+def _load_renderer() -> None:
+    """Import what ``_print_text`` renders with. Given to the dataset scan as ``meanwhile``: when the
+    scan forks workers, this process loads rich while they already read the file."""
+    import rich.console
+    import rich.markup
+    import rich.table  # noqa: F401
 
 
 def _print_text(result: _Result) -> None:

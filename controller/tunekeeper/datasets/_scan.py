@@ -7,10 +7,10 @@ Python int), so memory does not grow with the size of the examples: 8 bytes per 
 scanning, then, to find repeated lines, a set of the hashes (up to 200,000 lines, about 60 bytes
 each) or a sorted numpy copy (8 bytes each).
 
-With ``workers`` > 1 the file is cut at line boundaries into byte ranges; this process scans the
-first range while forked children scan the others. Each range reports line numbers relative to
-its start, and the merge here shifts them and finds duplicates across ranges, so the result is
-identical to a one-process scan.
+With ``workers`` > 1 the file is cut at line boundaries into pieces of some megabytes, which this
+process and forked children take from a shared queue (see ``scan_file``). Each piece reports line
+numbers relative to its start, and the merge here shifts them and finds duplicates across pieces,
+so the result is identical to a one-process scan.
 
 Decisions where the service's documentation is silent:
 
@@ -36,6 +36,7 @@ import gc
 import io
 import os
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -301,39 +302,76 @@ def _scan_file_range(path: str, start: int, end: int, settings: Settings) -> Par
         return scan_range(source, start, end, settings)
 
 
-def scan_file(path: str, size: int, settings: Settings, workers: int) -> list[Part]:
+def scan_file(path: str, size: int, settings: Settings, workers: int,
+              meanwhile: Callable[[], object] | None = None) -> list[Part]:
     """Scan a file in ``workers`` processes (this one included); parts in file order.
 
-    Where the platform can fork, each further range goes to a forked child that sends its Part
-    back through a pipe (forking costs milliseconds; a process pool costs more than scanning a
-    10 MB file). A child that fails to deliver is not trusted: its range is scanned here instead,
-    so the result never depends on a child.
+    With more than one worker, the file is cut at line boundaries into pieces of about
+    ``PIECE_BYTES`` (at least one per worker), and the processes take pieces one at a time from a
+    shared queue until none is left: a pipe holding each piece's number, written before the
+    workers start, from which every read takes one number. So a process slowed down by the rest of
+    the machine, or busy with something else, simply takes fewer pieces. ``meanwhile`` is that
+    something else: work of this process (the caller's, such as loading what renders the report)
+    done while the forked workers already scan, before it joins them.
+
+    Workers are forked (forking costs a millisecond; a process pool costs more than scanning a
+    10 MB file); each sends its parts back through a pipe. A worker that fails to deliver is not
+    trusted: the pieces it took are scanned here instead, so the result never depends on a child.
+    Without fork, or with one worker, everything is scanned here and ``meanwhile`` is not called.
     """
     with open(path, "rb", buffering=CHUNK) as source:
-        ranges = split_ranges(source, size, workers) if workers > 1 and size > 0 else [(0, size)]
-        if len(ranges) == 1:
-            return [scan_range(source, 0, size, settings)]
-    if not hasattr(os, "fork"):
-        return [_scan_file_range(path, start, end, settings) for start, end in ranges]
+        pieces = min(MAX_PIECES, max(workers, -(-size // PIECE_BYTES)))
+        ranges = split_ranges(source, size, pieces) if workers > 1 and size > 0 else [(0, size)]
+        if len(ranges) == 1 or not hasattr(os, "fork"):
+            return [scan_range(source, start, end, settings) for start, end in ranges]
     if settings.exact_tokens:
         from tunekeeper.datasets._tokens import o200k_base
 
         o200k_base()  # load once here; the children inherit it instead of each loading their own
-    children = [_fork_scan(path, start, end, settings) for start, end in ranges[1:]]
+    queue_read, queue_write = os.pipe()
     try:
-        parts = [_scan_file_range(path, *ranges[0], settings)]
+        numbers = memoryview(b"".join(index.to_bytes(_NUMBER, "little") for index in range(len(ranges))))
+        while numbers:
+            numbers = numbers[os.write(queue_write, numbers):]
+    finally:
+        os.close(queue_write)  # so a read of the empty queue answers "nothing left" at once
+    children: list[tuple[int, int]] = []
+    try:
+        children = [_fork_worker(path, ranges, settings, queue_read)
+                    for _ in range(min(workers, len(ranges)) - 1)]
+        if meanwhile is not None:
+            meanwhile()
+        found = _take_pieces(path, ranges, settings, queue_read)
     except BaseException:
         for child in children:
             _collect(child)  # reap them before giving up
         raise
-    for (start, end), child in zip(ranges[1:], children):
-        part = _collect(child)
-        parts.append(part if part is not None else _scan_file_range(path, start, end, settings))
-    return parts
+    finally:
+        os.close(queue_read)
+    for child in children:
+        found.update(_collect(child) or {})
+    return [found[index] if index in found else _scan_file_range(path, *ranges[index], settings)
+            for index in range(len(ranges))]
 
 
-def _fork_scan(path: str, start: int, end: int, settings: Settings) -> tuple[int, int]:
-    """Start a child scanning source[start:end]; returns (pid, read end of its pipe)."""
+PIECE_BYTES = 8 << 20  # the unit of work a process takes from the queue: 20 ms or so of scanning
+MAX_PIECES = 4096  # numbers in the queue: 16 KiB, well within what a pipe holds without a reader
+_NUMBER = 4  # bytes per piece number; a pipe read of so few bytes is never split between readers
+
+
+def _take_pieces(path: str, ranges: list[tuple[int, int]], settings: Settings, queue: int) -> dict[int, Part]:
+    """Scan pieces taken from the queue until it is empty; their parts by piece number."""
+    found: dict[int, Part] = {}
+    while True:
+        number = os.read(queue, _NUMBER)
+        if len(number) < _NUMBER:
+            return found
+        index = int.from_bytes(number, "little")
+        found[index] = _scan_file_range(path, *ranges[index], settings)
+
+
+def _fork_worker(path: str, ranges: list[tuple[int, int]], settings: Settings, queue: int) -> tuple[int, int]:
+    """Start a child that takes pieces from the queue; returns (pid, read end of its pipe)."""
     import pickle  # here, not at start-up: only parallel scans send parts through a pipe
 
     read_end, write_end = os.pipe()
@@ -342,9 +380,8 @@ def _fork_scan(path: str, start: int, end: int, settings: Settings) -> tuple[int
         status = 1
         try:
             os.close(read_end)
-            payload = pickle.dumps(
-                _scan_file_range(path, start, end, settings), protocol=pickle.HIGHEST_PROTOCOL
-            )
+            found = _take_pieces(path, ranges, settings, queue)
+            payload = pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
             status = 0
@@ -354,8 +391,8 @@ def _fork_scan(path: str, start: int, end: int, settings: Settings) -> tuple[int
     return pid, read_end
 
 
-def _collect(child: tuple[int, int]) -> Part | None:
-    """The Part a forked child sent, or None when it sent nothing usable."""
+def _collect(child: tuple[int, int]) -> dict[int, Part] | None:
+    """The parts a forked child sent, by piece number, or None when it sent nothing usable."""
     import pickle
 
     pid, read_end = child
@@ -365,11 +402,13 @@ def _collect(child: tuple[int, int]) -> Part | None:
     if status != 0 or not payload:
         return None
     try:
-        part = pickle.loads(payload)
+        found = pickle.loads(payload)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
-        # a truncated payload: scan that range again here
+        # a truncated payload: its pieces are scanned again here
         return None
-    return part if isinstance(part, Part) else None
+    if not isinstance(found, dict) or not all(isinstance(part, Part) for part in found.values()):
+        return None
+    return found
 
 
 def merge(parts: list[Part], settings: Settings, size: int, epochs: int | None) -> DatasetReport:
@@ -488,8 +527,9 @@ def _inconsistent_references(parts: list[Part], label: str) -> list[Diagnostic]:
 
 
 def validate(source: BinaryIO | str, size: int, settings: Settings, *, epochs: int | None,
-             workers: int) -> DatasetReport:
-    """Validate a file (a path) or an in-memory buffer of ``size`` bytes."""
+             workers: int, meanwhile: Callable[[], object] | None = None) -> DatasetReport:
+    """Validate a file (a path) or an in-memory buffer of ``size`` bytes (``meanwhile``: see
+    ``scan_file``)."""
     if size >= MAX_FILE_BYTES:
         diagnostics = [diagnose("TK-D002", settings.label, 0, size=size, limit=MAX_FILE_BYTES)]
         has_bom = _starts_with_bom(source)
@@ -498,7 +538,7 @@ def validate(source: BinaryIO | str, size: int, settings: Settings, *, epochs: i
         return DatasetReport(path=settings.label, diagnostics=tuple(sorted(diagnostics)),
                              stats=_unscanned(size, epochs), has_bom=has_bom)
     if isinstance(source, str):
-        parts = scan_file(source, size, settings, workers)
+        parts = scan_file(source, size, settings, workers, meanwhile)
     else:
         parts = [scan_range(source, 0, size, settings)]
     return merge(parts, settings, size, epochs)
