@@ -226,3 +226,26 @@ def test_validate_checks_the_eval_file_against_the_training_system_message(tmp_p
 
     (root / "data" / "eval.jsonl").write_text(trained)
     assert tunekeeper("validate", ".", cwd=root).returncode == 0
+
+
+def test_workers_print_what_one_process_prints(tmp_path: Path) -> None:
+    """A file of some MB with mistakes spread through it: the default (workers share out pieces of
+    the file while the report's renderer loads) prints exactly what one process prints."""
+    rows = []
+    for index in range(12_000):
+        content = f"Order {index}: où est ma commande? 東京 🙂 " + "x" * (index % 300)
+        rows.append(json.dumps({"messages": [{"role": "user", "content": content},
+                                             {"role": "assistant", "content": f"Shipped {index}."}]}))
+    rows[7_000] = '{"messages": [{"role": "robot", "content": "x"}]}'
+    rows[11_000] = rows[10]  # a duplicate across pieces
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 2 << 20
+    one = tunekeeper("validate", str(path), "--workers", "1", cwd=tmp_path)
+    many = tunekeeper("validate", str(path), "--workers", "2", cwd=tmp_path)
+    default = tunekeeper("validate", str(path), cwd=tmp_path)
+    assert one.returncode == 1
+    assert "big.jsonl:7001" in one.stderr and "big.jsonl:11001" in one.stderr
+    assert "12,000" in one.stdout
+    assert (many.returncode, many.stdout, many.stderr) == (one.returncode, one.stdout, one.stderr)
+    assert (default.returncode, default.stdout, default.stderr) == (one.returncode, one.stdout, one.stderr)

@@ -75,6 +75,14 @@ def test_fast_path_agrees_with_the_full_check() -> None:
         assert fast == full[:3]
 
 
+@pytest.fixture(autouse=True)
+def _small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test files are small: let them be cut into pieces and scanned by as many workers as asked."""
+    from tunekeeper.datasets import _scan
+
+    monkeypatch.setattr(_scan, "MIN_PIECE_BYTES", 1)
+
+
 def reference_plain_figures(obj: object, size: int) -> tuple[int, int, int] | None:
     """The fast path's definition, written as the plain loop it replaces (one message at a time)."""
     if type(obj) is not dict or list(obj) != ["messages"]:
@@ -272,6 +280,30 @@ def test_pieces_are_shared_out_and_a_worker_that_dies_loses_nothing(
     assert len(pieces) > 20
     # each worker died after one piece, so this process scanned every piece: once, and all of them
     assert sorted(scanned_here) == pieces
+
+
+def test_workers_are_bounded_by_the_file_size_and_a_maximum(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunekeeper.datasets import _scan
+
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(plain_example(random.Random(i))) for i in range(3000)))
+    one = validate_dataset(path)
+    forks: list[int] = []
+    real = _scan._fork_worker
+
+    def counted(*args: Any) -> tuple[int, int]:
+        forks.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_scan, "_fork_worker", counted)
+    monkeypatch.setattr(_scan, "MIN_PIECE_BYTES", 1 << 20)
+    assert validate_dataset(path, workers=1000) == one  # a file under 1 MB: this process alone
+    assert forks == []
+    monkeypatch.setattr(_scan, "MIN_PIECE_BYTES", 1)
+    monkeypatch.setattr(_scan, "MAX_WORKERS", 4)
+    assert validate_dataset(path, workers=1000) == one
+    assert len(forks) == 3  # four processes: this one and three workers
 
 
 def test_one_worker_does_not_run_meanwhile(tmp_path: Path) -> None:

@@ -319,6 +319,8 @@ def scan_file(path: str, size: int, settings: Settings, workers: int,
     trusted: the pieces it took are scanned here instead, so the result never depends on a child.
     Without fork, or with one worker, everything is scanned here and ``meanwhile`` is not called.
     """
+    # however many are asked for: no more processes than MB in the file, nor than MAX_WORKERS
+    workers = max(1, min(workers, MAX_WORKERS, size // MIN_PIECE_BYTES))
     with open(path, "rb", buffering=CHUNK) as source:
         pieces = min(MAX_PIECES, max(workers, -(-size // PIECE_BYTES)))
         ranges = split_ranges(source, size, pieces) if workers > 1 and size > 0 else [(0, size)]
@@ -355,6 +357,8 @@ def scan_file(path: str, size: int, settings: Settings, workers: int,
 
 
 PIECE_BYTES = 8 << 20  # the unit of work a process takes from the queue: 20 ms or so of scanning
+MIN_PIECE_BYTES = 1 << 20  # a process for less costs more than it saves
+MAX_WORKERS = 64
 MAX_PIECES = 4096  # numbers in the queue: 16 KiB, well within what a pipe holds without a reader
 _NUMBER = 4  # bytes per piece number; a pipe read of so few bytes is never split between readers
 
