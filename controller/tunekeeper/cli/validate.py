@@ -65,8 +65,8 @@ class _Result:
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json (one document on stdout) for machines.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes per dataset (large files are split at line boundaries). Default: one per 4 MB "
-                   "of the file, at most one per core.")
+              help="Processes per dataset (large files are split at line boundaries; at most one per MB "
+                   "of the file, and 64). Default: one per 4 MB of the file, at most one per core.")
 @click.option(
     "--exact-tokens", is_flag=True, help="Count every token with the tokenizer (slower; default estimates)."
 )
