@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from tunekeeper.cloud import Cloud, CloudSettings, connect
 from tunekeeper.errors import TunekeeperError
-from tunekeeper.reconcile.state import STATE_DIR
+from tunekeeper.localfiles import own_folder
+from tunekeeper.reconcile.state import state_dir  # where the CLI keeps what it learned
 from tunekeeper.resources.specs import AccountSpec, AuthSpec, Desired, SourceRef
 
 if TYPE_CHECKING:
@@ -50,13 +51,8 @@ DEFAULT_SPEED = 60.0
 EMBEDDED_SETTINGS = CloudSettings(polling_interval=0.2, conflict_initial_delay=0.2, conflict_max_delay=2.0)
 
 
-def state_dir(root: Path) -> Path:
-    """Where the CLI keeps what it learned (state file, embedded emulator) for one repository."""
-    return root / STATE_DIR
-
-
 def emulator_dir(root: Path) -> Path:
-    return state_dir(root) / "emulator"
+    return own_folder(state_dir(root), "emulator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +161,7 @@ async def open_target(desired: Desired) -> AsyncIterator[Target]:
     clouds: dict[str, Cloud] = {}
     try:
         # Large files go up in parts, recorded here so that a rerun resumes an interrupted upload.
-        records = state_dir(desired.root) / "uploads"
+        records = own_folder(state_dir(desired.root), "uploads")
         if desired.accounts and emulating():
             emulator = start_embedded(desired.root, desired.accounts)
             specs = tuple(emulated_account(emulator, spec) for spec in desired.accounts)

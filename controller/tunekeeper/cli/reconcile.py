@@ -67,7 +67,7 @@ from tunekeeper.reconcile.saved import (
     load_plan,
     plan_inputs,
 )
-from tunekeeper.reconcile.state import STATE_DIR
+from tunekeeper.reconcile.state import state_dir
 from tunekeeper.resources.specs import AccountSpec, DataRef, Desired, FineTuneJobSpec
 
 P = ParamSpec("P")
@@ -399,7 +399,7 @@ def _locked(desired: Desired, command: str) -> Iterator[None]:
     def warn(text: str) -> None:
         stderr_console().print(f"[yellow]warning:[/] {text}")
 
-    with hold(desired.root / STATE_DIR, desired.owner.id, accounts, command=command, warn=warn):
+    with hold(state_dir(desired.root), desired.owner.id, accounts, command=command, warn=warn):
         yield
 
 

@@ -42,11 +42,13 @@ from tunekeeper.cloud._errors import translated
 from tunekeeper.cloud._streams import PartStream
 from tunekeeper.cloud.base import ProgressCallback
 from tunekeeper.errors import CloudError, PermanentCloudError
+from tunekeeper.localfiles import read_own_file
 
 RECORD_VERSION = 1
 MIME_TYPE = "text/jsonl"
 EXPIRY_MARGIN = 600.0  # seconds: a record this close to its upload's expiry is not resumed
 HASH_BLOCK = 1 << 20
+MAX_RECORD_BYTES = 16 << 20  # a record lists its parts (at most Azure's 10,000); larger is not ours
 
 
 @dataclass(slots=True)
@@ -223,10 +225,8 @@ class PartUploader:
     def _load(self, path: Path | None, filename: str, purpose: str, size: int) -> UploadRecord | None:
         if path is None:
             return None
-        try:
-            record = UploadRecord.from_json(path.read_bytes())
-        except OSError:
-            return None
+        data = read_own_file(path, MAX_RECORD_BYTES)  # a link, a FIFO or a huge file reads as absent
+        record = UploadRecord.from_json(data) if data is not None else None
         matches = record is not None and (record.endpoint, record.filename, record.purpose, record.size,
                                           record.part_size) == (self._endpoint, filename, purpose, size,
                                                                 self._part_size)
@@ -242,10 +242,8 @@ class PartUploader:
             return
         now = time.time()
         for path in self._records.glob("upload-*.json"):
-            try:
-                record = UploadRecord.from_json(path.read_bytes())
-            except OSError:
-                continue
+            data = read_own_file(path, MAX_RECORD_BYTES)
+            record = UploadRecord.from_json(data) if data is not None else None
             if record is not None and record.expires_at < now:
                 self._forget(path)
 

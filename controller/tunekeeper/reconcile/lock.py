@@ -23,12 +23,14 @@ from pathlib import Path
 import orjson
 
 from tunekeeper.errors import TunekeeperError
+from tunekeeper.localfiles import own_folder, read_own_file
 
 LOCK_DIR = "locks"
 STALE_AFTER = timedelta(hours=24)  # no apply --wait waits that long without being seen again
 # A lock file is empty between its creation and its first write: while that young, an unreadable
 # file is a run taking the lock, not a leftover, and is never taken over.
 BEING_WRITTEN = timedelta(seconds=30)
+MAX_LOCK_BYTES = 64 << 10  # a lock file holds a line of JSON
 
 
 class LockHeld(TunekeeperError):
@@ -52,7 +54,7 @@ class Holder:
 
 def lock_path(state_dir: Path, owner: str, account: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in account)
-    return state_dir / LOCK_DIR / f"{owner}-{safe}.lock"
+    return own_folder(state_dir, LOCK_DIR) / f"{owner}-{safe}.lock"
 
 
 @contextlib.contextmanager
@@ -104,8 +106,11 @@ def _acquire(path: Path, account: str, *, command: str, warn: Callable[[str], No
 
 def read_holder(path: Path) -> Holder | None:
     """Who holds a lock file (None when it cannot be read: a half-written or foreign file)."""
+    raw = read_own_file(path, MAX_LOCK_BYTES)  # a link or a huge file is no lock of ours
+    if raw is None:
+        return None
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(raw)
         since = datetime.fromisoformat(str(data["since"]))
         return Holder(
             int(data["pid"]),
@@ -127,7 +132,7 @@ def is_stale(holder: Holder, now: datetime) -> bool:
 def _younger_than(path: Path, age: timedelta) -> bool:
     """Was ``path`` modified less than ``age`` ago (by the file system's clock)? False when it is gone."""
     try:
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        modified = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
     except OSError:
         return False
     return datetime.now(UTC) - modified < age

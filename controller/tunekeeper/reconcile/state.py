@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from tunekeeper.cloud.base import ObservedCheckpoint
+from tunekeeper.localfiles import own_folder, read_own_file
 from tunekeeper.reconcile.conditions import Condition
 from tunekeeper.reconcile.model import Known, MetricsSummary
 
@@ -27,6 +28,12 @@ STATE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
 STATE_DIR = ".tunekeeper"
 STATE_NAME = "state.json"
+MAX_STATE_BYTES = 64 << 20  # a cache of some kilobytes per resource; larger is not ours, and reads as absent
+
+
+def state_dir(root: Path) -> Path:
+    """The folder a repository's state, locks and upload records live in (refused if a link leads out)."""
+    return own_folder(root, STATE_DIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +75,10 @@ class StateFile:
         self._data: dict[str, Any] = {"format": STATE_FORMAT, "resources": {}, "jobs": {}, "evals": {}}
         if path is None:
             return
+        data = read_own_file(path, MAX_STATE_BYTES)  # a link, a FIFO or a huge file reads as absent
         try:
-            loaded = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
+            loaded = orjson.loads(data) if data is not None else None
+        except orjson.JSONDecodeError:
             return
         if isinstance(loaded, dict) and loaded.get("format") in READABLE_FORMATS:
             resources = loaded.get("resources") or {}
@@ -81,7 +89,7 @@ class StateFile:
 
     @classmethod
     def for_root(cls, root: Path) -> StateFile:
-        return cls(root / STATE_DIR / STATE_NAME)
+        return cls(state_dir(root) / STATE_NAME)
 
     # -- what plan and status read ------------------------------------------------------------
     def known(self) -> Known:
