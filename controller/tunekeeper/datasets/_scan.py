@@ -385,9 +385,8 @@ def _fork_worker(path: str, ranges: list[tuple[int, int]], settings: Settings, q
         try:
             os.close(read_end)
             found = _take_pieces(path, ranges, settings, queue)
-            payload = pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(payload)
+            with os.fdopen(write_end, "wb") as pipe:  # streamed: no copy of the parts in memory
+                pickle.dump(found, pipe, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         finally:
             os._exit(status)
@@ -401,16 +400,16 @@ def _collect(child: tuple[int, int]) -> dict[int, Part] | None:
 
     pid, read_end = child
     with os.fdopen(read_end, "rb") as pipe:
-        payload = pipe.read()
+        try:
+            found = pickle.load(pipe)  # streamed from the pipe: no copy of the parts in memory
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
+            found = None  # nothing, or a truncated stream: its pieces are scanned again here
+        while pipe.read(1 << 16):  # drain what is left, so that the child is never stuck writing
+            pass
     _, status = os.waitpid(pid, 0)
-    if status != 0 or not payload:
+    if status != 0 or not isinstance(found, dict):
         return None
-    try:
-        found = pickle.loads(payload)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
-        # a truncated payload: its pieces are scanned again here
-        return None
-    if not isinstance(found, dict) or not all(isinstance(part, Part) for part in found.values()):
+    if not all(isinstance(part, Part) for part in found.values()):
         return None
     return found
 
@@ -490,7 +489,8 @@ def repeated_hashes(parts: list[Part], *, numpy_above: int = NUMPY_ABOVE) -> set
 
         values = numpy.concatenate([numpy.frombuffer(part.hashes, dtype=numpy.uint64) for part in parts])
         values.sort()
-        values = values[int(numpy.searchsorted(values, 1)):]
+        # a typed 1: with a Python int, numpy copied the whole array to compare
+        values = values[int(numpy.searchsorted(values, numpy.uint64(1))):]
         return set(values[1:][values[1:] == values[:-1]].tolist())
     distinct: set[int] = set()
     for part in parts:
