@@ -249,3 +249,24 @@ def test_workers_print_what_one_process_prints(tmp_path: Path) -> None:
     assert "12,000" in one.stdout
     assert (many.returncode, many.stdout, many.stderr) == (one.returncode, one.stdout, one.stderr)
     assert (default.returncode, default.stdout, default.stderr) == (one.returncode, one.stdout, one.stderr)
+
+
+def test_millions_of_bad_lines_cost_bounded_memory_and_output(tmp_path: Path) -> None:
+    """Found when trying validate as an attacker: 5 MB of newlines took over ten minutes and 700 MB
+    (one diagnostic kept and printed per line). Now each rule lists 100 lines and counts the rest."""
+    import resource
+
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n" * 5_000_000 + b"[1]\n" * 200_000 + b"{}\n" * 200_000)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    done = subprocess.run([console_script(), "validate", str(path)], capture_output=True, text=True,
+                          cwd=tmp_path, env=ENV, timeout=120, check=False, preexec_fn=limit)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "4,999,900 more lines with problem TK-D013" in done.stderr
+    assert "199,900 more lines with problem TK-D012" in done.stderr
+    assert "199,899 more lines with problem TK-D014" in done.stderr  # every {} after the first repeats it
+    assert len(done.stderr.splitlines()) < 2_000

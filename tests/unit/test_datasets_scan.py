@@ -440,19 +440,28 @@ def junk_lines(rng: random.Random) -> list[bytes]:
 
 
 @pytest.mark.parametrize("method", ["supervised", "dpo", "reinforcement"])
-def test_junk_yields_diagnostics_not_exceptions(tmp_path: Path, method: str) -> None:
+def test_junk_yields_diagnostics_not_exceptions(tmp_path: Path, method: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunekeeper.datasets import _scan
+
     rng = random.Random(method)
     lines = junk_lines(rng)
     data = b"\n".join(lines)
-    report = validate_bytes(data, filename="junk.jsonl", method=method, model="gpt-35-turbo-0125")
-    assert not report.ok
-    bad_lines = {d.line for d in report.errors}
-    assert len(bad_lines) > 100
-    assert len(lines) in bad_lines  # the huge line: over the context, or not a valid example
     path = tmp_path / "junk.jsonl"
     path.write_bytes(data)
-    assert validate_dataset(path, method=method, display_path="junk.jsonl", workers=2,
-                            model="gpt-35-turbo-0125") == report
+    with monkeypatch.context() as patched:
+        patched.setattr(_scan, "MAX_PER_RULE", 10_000)  # every line listed
+        report = validate_bytes(data, filename="junk.jsonl", method=method, model="gpt-35-turbo-0125")
+        assert not report.ok
+        bad_lines = {d.line for d in report.errors}
+        assert len(bad_lines) > 100
+        assert len(lines) in bad_lines  # the huge line: over the context, or not a valid example
+        assert validate_dataset(path, method=method, display_path="junk.jsonl", workers=2,
+                                model="gpt-35-turbo-0125") == report
+    capped = validate_bytes(data, filename="junk.jsonl", method=method, model="gpt-35-turbo-0125")
+    assert validate_dataset(path, method=method, display_path="junk.jsonl", workers=3,
+                            model="gpt-35-turbo-0125") == capped
+    assert len(capped.errors) < len(report.errors)
 
 
 def test_binary_garbage_file(tmp_path: Path) -> None:
@@ -526,3 +535,51 @@ def test_worker_count_follows_file_size_and_cores() -> None:
     assert auto_workers(500 * 1024 * 1024, cores=2) == 2  # never more than the cores
     assert auto_workers(500 * 1024 * 1024, cores=8) == 8
     assert auto_workers(0, cores=4) == 1
+
+
+def _good_line(index: int) -> bytes:
+    return orjson.dumps({"messages": [{"role": "user", "content": f"question {index}"},
+                                      {"role": "assistant", "content": f"answer {index}"}]})
+
+
+def test_a_rule_is_listed_at_most_a_hundred_times_and_the_rest_counted(tmp_path: Path) -> None:
+    from tunekeeper.datasets._scan import MAX_PER_RULE
+
+    rows = [_good_line(i) for i in range(60)] + [b"[1]"] * 1000 + [_good_line(0)] * 300
+    data = b"\n".join(rows) + b"\n"
+    report = validate_bytes(data, filename="many.jsonl")
+    listed = [d for d in report.diagnostics if d.code == "TK-D012" and d.line]
+    assert [d.line for d in listed] == list(range(61, 61 + MAX_PER_RULE))  # the first ones, in order
+    (summary,) = [d for d in report.diagnostics if d.code == "TK-D012" and not d.line]
+    assert summary.severity == "error"
+    assert "900 more lines" in summary.message and "1,000 in all" in summary.message
+    duplicates = [d for d in report.diagnostics if d.code == "TK-D014" and d.line]
+    assert len(duplicates) == MAX_PER_RULE
+    assert duplicates[0].line == 1061 and "line 1" in duplicates[0].message
+    (more,) = [d for d in report.diagnostics if d.code == "TK-D014" and not d.line]
+    assert "200 more lines" in more.message  # 300 copies of line 1: 300 duplicates, 100 listed
+    assert not report.ok
+    path = tmp_path / "many.jsonl"
+    path.write_bytes(data)
+    assert validate_dataset(path, display_path="many.jsonl", workers=3) == report
+
+
+def test_blank_lines_are_counted_in_bulk_and_line_numbers_stay_right(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunekeeper.datasets import _scan
+
+    data = (b"\n".join(_good_line(i) for i in range(60)) + b"\n" + b"\n" * 50_000
+            + _good_line(7) + b"\n" + b"\n\n" + b"[1]\n")
+    report = validate_bytes(data, filename="blank.jsonl")
+    blank = [d for d in report.diagnostics if d.code == "TK-D013" and d.line]
+    assert [d.line for d in blank[:3]] == [61, 62, 63] and len(blank) == _scan.MAX_PER_RULE
+    (summary,) = [d for d in report.diagnostics if d.code == "TK-D013" and not d.line]
+    assert "49,902 more lines" in summary.message and summary.severity == "warning"  # 50,002 in all
+    duplicate = [d for d in report.diagnostics if d.code == "TK-D014"]
+    assert [(d.line, "line 8" in d.message) for d in duplicate] == [(50_061, True)]
+    assert [d.line for d in report.diagnostics if d.code == "TK-D012"] == [50_064]
+    path = tmp_path / "blank.jsonl"
+    path.write_bytes(data)
+    monkeypatch.setattr(_scan, "PIECE_BYTES", 4096)  # pieces that start and end inside the blank run
+    assert validate_dataset(path, display_path="blank.jsonl", workers=3) == report
+    assert validate_dataset(path, display_path="blank.jsonl", workers=1) == report

@@ -2,10 +2,13 @@
 
 A file is read line by line through a 1 MiB buffer; each line is parsed once with orjson and
 checked by ``_examples`` (a short loop for the common plain example, the full check for the
-rest). Per line only a 60-bit hash is kept (xxh3 shifted so that each value is a small
-Python int), so memory does not grow with the size of the examples: 8 bytes per line while
-scanning, then, to find repeated lines, a set of the hashes (up to 200,000 lines, about 60 bytes
-each) or a sorted numpy copy (8 bytes each).
+rest). Per line that holds a JSON object only a 60-bit hash is kept (xxh3 shifted so that each
+value is a small Python int), so memory does not grow with the size of the examples: 8 bytes per
+such line while scanning (other lines cost nothing: a run of them is one entry in ``gaps``), then,
+to find repeated lines, a set of the hashes (up to 200,000 lines, about 60 bytes each) or a sorted
+numpy copy (8 bytes each). Of each rule at most ``MAX_PER_RULE`` diagnostics are listed per file
+and the rest counted in one summary line, so a file of millions of bad lines costs bounded memory
+and output too.
 
 With ``workers`` > 1 the file is cut at line boundaries into pieces of some megabytes, which this
 process and forked children take from a shared queue (see ``scan_file``). Each piece reports line
@@ -36,7 +39,7 @@ import gc
 import io
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -45,7 +48,7 @@ import xxhash
 
 from tunekeeper.datasets._examples import CHAT_EXAMPLE, check_example, plain_figures
 from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
-from tunekeeper.datasets._rules import diagnose, kind_of
+from tunekeeper.datasets._rules import RULES, diagnose, kind_of
 from tunekeeper.diagnostics import Diagnostic
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -56,6 +59,25 @@ COUNT_UP_TO = 4  # an example's tokens are counted up to this many times the con
 MAX_LINE_BYTES = 32 << 20  # longer lines are reported and skipped in blocks, never held (see below)
 NUMPY_ABOVE = 200_000  # lines; see repeated_hashes
 BOM = b"\xef\xbb\xbf"
+MAX_PER_RULE = 100  # diagnostics of one rule listed per file; the rest are counted in a summary line
+
+
+class Findings(list[Diagnostic]):
+    """The diagnostics of one range: at most ``MAX_PER_RULE`` of each rule are kept, all are counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    def append(self, diagnostic: Diagnostic) -> None:
+        if self.wants(diagnostic.code or ""):
+            super().append(diagnostic)
+
+    def wants(self, code: str) -> bool:
+        """Count one more finding of rule ``code``: is it still to be listed? (Build it only then.)"""
+        seen = self.counts.get(code, 0) + 1
+        self.counts[code] = seen
+        return seen <= MAX_PER_RULE
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +99,11 @@ class Part:
     examples: int = 0
     turns: int = 0
     tokens: int = 0
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    hashes: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]  # per line; 0: none
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # up to MAX_PER_RULE of each rule
+    counts: dict[str, int] = field(default_factory=dict)  # rule -> diagnostics found, listed or not
+    hashes: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]  # per object line
+    # (index in hashes, lines before that one that hold no object), where that number changes
+    gaps: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]
     signatures: dict[tuple[str, ...], array] = field(default_factory=dict)  # type: ignore[type-arg]
     has_bom: bool = False
 
@@ -86,11 +111,12 @@ class Part:
 class _Range:
     """The scan of one byte range: the hot loop for plain lines, the full check for the rest."""
 
-    __slots__ = ("counter", "part", "settings", "signatures")
+    __slots__ = ("counter", "findings", "part", "settings", "signatures")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.part = Part()
+        self.findings = Findings()
         self.counter: Any = None
         self.signatures = self.part.signatures
 
@@ -101,10 +127,13 @@ class _Range:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._run(source, start, end)
+            part = self._run(source, start, end)
         finally:
             if collecting:
                 gc.enable()
+        part.diagnostics = list(self.findings)
+        part.counts = self.findings.counts
+        return part
 
     def _run(self, source: BinaryIO, start: int, end: int) -> Part:
         part = self.part
@@ -116,7 +145,9 @@ class _Range:
         loads = orjson.loads
         bad_json = orjson.JSONDecodeError
         digest = xxhash.xxh3_64_intdigest
-        remember = part.hashes.append
+        hashes = part.hashes
+        remember = hashes.append
+        gaps = part.gaps
         source.seek(start)
         if start == 0 and source.read(3) == BOM:
             part.has_bom = True
@@ -124,6 +155,7 @@ class _Range:
         source.seek(start)
         remaining = end - start
         line_no = examples = turns = tokens = 0
+        skipped = recorded = 0  # lines with no object so far; that number as gaps last recorded it
         line: bytes | bytearray = b""
         readline = source.readline
         while remaining > 0:
@@ -135,9 +167,16 @@ class _Range:
                 gathered = self.long_line(source, line, line_no)
                 if isinstance(gathered, int):
                     remaining -= gathered
-                    remember(0)
+                    skipped += 1
                     continue
                 line = gathered
+            elif line == b"\n":  # a blank line, and perhaps many: counted in bulk, never parsed
+                run = 1 + self.blank_run(source, remaining - 1)
+                self.blank_lines(line_no, run)
+                line_no += run - 1
+                skipped += run
+                remaining -= run
+                continue
             try:
                 obj = loads(line)
             except bad_json:
@@ -145,27 +184,63 @@ class _Range:
             figures = plain(obj, len(line))
             if figures is not None:
                 examples += 1
+                if skipped != recorded:
+                    gaps.extend((len(hashes), skipped))
+                    recorded = skipped
                 remember(digest(line) >> 4)
                 line_turns, estimate, bound = figures
                 turns += line_turns
                 tokens += estimate if bound <= limit else self.count(obj, line_no)
             else:
                 checked = full(line, line_no, obj)
-                if checked is None:
-                    remember(0)
-                else:
+                if checked is not None:
                     examples += 1
-                    remember(digest(line) >> 4 if checked[0] else 0)
                     turns += checked[1]
                     tokens += checked[2]
+                if checked is None or not checked[0]:
+                    skipped += 1
+                else:
+                    if skipped != recorded:
+                        gaps.extend((len(hashes), skipped))
+                        recorded = skipped
+                    remember(digest(line) >> 4)
             remaining -= len(line)
-        if line and not line.endswith(b"\n") and part.hashes and part.hashes[-1]:
-            part.hashes[-1] = digest(line + b"\n") >> 4  # the last line, so it matches its twin elsewhere
+        if line and not line.endswith(b"\n") and hashes and skipped == recorded:  # the last line: an object
+            hashes[-1] = digest(line + b"\n") >> 4  # hashed as if a line ended it, to match its twin
         part.lines = line_no
         part.examples = examples
         part.turns = turns
         part.tokens = tokens
         return part
+
+    @staticmethod
+    def blank_run(source: BinaryIO, limit: int) -> int:
+        """Read the newlines that come next, up to ``limit`` bytes: the blank lines that follow one.
+
+        Small reads first (one blank line alone costs a 64-byte look), growing while the run goes on;
+        what was read past the run is given back with a seek."""
+        count = 0
+        block = 64
+        while count < limit:
+            ahead = source.read(min(block, limit - count))
+            if not ahead:
+                break
+            newlines = len(ahead) - len(ahead.lstrip(b"\n"))
+            count += newlines
+            if newlines < len(ahead):
+                source.seek(newlines - len(ahead), io.SEEK_CUR)
+                break
+            block = min(block * 8, 1 << 16)
+        return count
+
+    def blank_lines(self, first: int, count: int) -> None:
+        """Report ``count`` blank lines from line ``first`` on (TK-D013): the listed ones are built."""
+        findings = self.findings
+        for line_no in range(first, first + count):
+            if not findings.wants("TK-D013"):
+                findings.counts["TK-D013"] += first + count - 1 - line_no
+                return
+            list.append(findings, diagnose("TK-D013", self.settings.label, line_no))
 
     def long_line(self, source: BinaryIO, start: bytes, line_no: int) -> bytearray | int:
         """The rest of a line longer than ``CHUNK``, gathered in place (no copy: the parsers read a
@@ -184,24 +259,29 @@ class _Range:
             size += len(block)
             if not block or block.endswith(b"\n"):
                 break
-        self.part.diagnostics.append(diagnose("TK-D017", self.settings.label, line_no, size=size,
-                                              limit=MAX_LINE_BYTES))
+        self.findings.append(diagnose("TK-D017", self.settings.label, line_no, size=size,
+                                      limit=MAX_LINE_BYTES))
         return size
 
     def full(self, line: bytes | bytearray, line_no: int, obj: object) -> tuple[bool, int, int] | None:
         """Check a line that is not plainly valid (``obj``: the line parsed, or ``_UNPARSED``):
         (is an object, turns, tokens), or None if blank."""
         settings = self.settings
-        out = self.part.diagnostics
+        out = self.findings
         label = settings.label
         if obj is _UNPARSED:
             if not line.strip():
-                out.append(diagnose("TK-D013", label, line_no))
+                if out.wants("TK-D013"):  # a file of blank lines builds no more than the listed ones
+                    list.append(out, diagnose("TK-D013", label, line_no))
                 return None
-            out.append(_parse_problem(line, label, line_no))
+            if out.counts.get("TK-D010", 0) < MAX_PER_RULE or out.counts.get("TK-D011", 0) < MAX_PER_RULE:
+                out.append(_parse_problem(line, label, line_no))
+            else:  # both listed in full already: only count this one, by the rule _parse_problem picks
+                out.wants("TK-D011" if _is_utf8(line) else "TK-D010")
             return False, 0, 0
         if type(obj) is not dict:
-            out.append(diagnose("TK-D012", label, line_no, kind=kind_of(obj), example=CHAT_EXAMPLE))
+            if out.wants("TK-D012"):
+                list.append(out, diagnose("TK-D012", label, line_no, kind=kind_of(obj), example=CHAT_EXAMPLE))
             return False, 0, 0
         figures, _errors = check_example(settings.method, obj, len(line), label, line_no, out)
         turns, estimate, bound, signature = figures
@@ -235,8 +315,8 @@ class _Range:
             counted, needed = self.counter.example(settings.method, obj, ceiling=ceiling)
             exact = not self.counter.stopped
         if needed > settings.limit:
-            self.part.diagnostics.append(diagnose("TK-D015" if exact else "TK-D016", settings.label, line_no,
-                                                  tokens=needed, limit=settings.limit, model=settings.model))
+            self.findings.append(diagnose("TK-D015" if exact else "TK-D016", settings.label, line_no,
+                                          tokens=needed, limit=settings.limit, model=settings.model))
         return int(counted)
 
 
@@ -251,6 +331,14 @@ _UNPARSED = object()  # a line that is not JSON: the full check says why
 def scan_range(source: BinaryIO, start: int, end: int, settings: Settings) -> Part:
     """Check every line of source[start:end]; ``start`` is 0 or just after a newline."""
     return _Range(settings).run(source, start, end)
+
+
+def _is_utf8(line: bytes | bytearray) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parse_problem(line: bytes | bytearray, label: str, line_no: int) -> Diagnostic:
@@ -417,17 +505,25 @@ def _collect(child: tuple[int, int]) -> dict[int, Part] | None:
 def merge(parts: list[Part], settings: Settings, size: int, epochs: int | None) -> DatasetReport:
     """Join the parts of one file: shift line numbers, find duplicates, apply file-level rules."""
     label = settings.label
-    diagnostics: list[Diagnostic] = []
+    found: list[Diagnostic] = []
+    counts: dict[str, int] = {}  # rule -> diagnostics found in the whole file, listed or not
     base = 0
     for part in parts:
         if base:
-            diagnostics.extend(replace(d, line=d.line + base) for d in part.diagnostics)
+            found.extend(replace(d, line=d.line + base) for d in part.diagnostics)
         else:
-            diagnostics.extend(part.diagnostics)
+            found.extend(part.diagnostics)
+        for code, count in part.counts.items():
+            counts[code] = counts.get(code, 0) + count
         base += part.lines
-    diagnostics.extend(_duplicates(parts, label))
+    later = Findings()  # the file-wide line rules, counted and capped as they are found
+    _duplicates(parts, label, later)
     if settings.method == "reinforcement":
-        diagnostics.extend(_inconsistent_references(parts, label))
+        _inconsistent_references(parts, label, later)
+    found.extend(later)
+    for code, count in later.counts.items():
+        counts[code] = counts.get(code, 0) + count
+    diagnostics = _listed(found, counts, label)
 
     lines = sum(part.lines for part in parts)
     examples = sum(part.examples for part in parts)
@@ -459,21 +555,54 @@ def file_rules(label: str, *, size: int, examples: int, has_bom: bool) -> list[D
     return found
 
 
-def _duplicates(parts: list[Part], label: str) -> list[Diagnostic]:
+def _listed(found: list[Diagnostic], counts: dict[str, int], label: str) -> list[Diagnostic]:
+    """The first ``MAX_PER_RULE`` diagnostics of each rule in line order, and for a rule found more
+    often a summary line (of that rule's severity) saying how many more there are."""
+    listed: list[Diagnostic] = []
+    shown: dict[str, int] = {}
+    for diagnostic in sorted(found):
+        code = diagnostic.code or ""
+        shown[code] = shown.get(code, 0) + 1
+        if shown[code] <= MAX_PER_RULE:
+            listed.append(diagnostic)
+    for code, count in sorted(counts.items()):
+        if count > MAX_PER_RULE:
+            listed.append(Diagnostic(
+                label, 0, 0, RULES[code].severity,
+                f"{count - MAX_PER_RULE:,} more lines with problem {code} are not listed (the first "
+                f"{MAX_PER_RULE} are; {count:,} in all)",
+                hint="fix the lines listed and validate again; the same mistake is often repeated",
+                code=code,
+            ))
+    return listed
+
+
+def _object_lines(part: Part) -> Iterator[tuple[int, int]]:
+    """(local line number, hash) of each line of ``part`` that holds an object, in order."""
+    gaps = part.gaps
+    next_gap = 0
+    skipped = 0
+    for index, value in enumerate(part.hashes):
+        if next_gap < len(gaps) and gaps[next_gap] == index:
+            skipped = gaps[next_gap + 1]
+            next_gap += 2
+        yield index + 1 + skipped, value
+
+
+def _duplicates(parts: list[Part], label: str, out: Findings) -> None:
     repeated = repeated_hashes(parts)
     if not repeated:
-        return []
+        return
     first_seen: dict[int, int] = {}  # only for the repeated hashes: small
-    found = []
-    line_no = 0
+    base = 0
     for part in parts:
-        for value in part.hashes:
-            line_no += 1
+        for local, value in _object_lines(part):
             if value in repeated:
+                line_no = base + local
                 first = first_seen.setdefault(value, line_no)
-                if first != line_no:
-                    found.append(diagnose("TK-D014", label, line_no, first=first))
-    return found
+                if first != line_no and out.wants("TK-D014"):
+                    list.append(out, diagnose("TK-D014", label, line_no, first=first))
+        base += part.lines
 
 
 def repeated_hashes(parts: list[Part], *, numpy_above: int = NUMPY_ABOVE) -> set[int]:
@@ -491,7 +620,10 @@ def repeated_hashes(parts: list[Part], *, numpy_above: int = NUMPY_ABOVE) -> set
         values.sort()
         # a typed 1: with a Python int, numpy copied the whole array to compare
         values = values[int(numpy.searchsorted(values, numpy.uint64(1))):]
-        return set(values[1:][values[1:] == values[:-1]].tolist())
+        # each repeated value once, where its run ends: one line repeated millions of times is one value
+        repeats = values[1:] == values[:-1]
+        ends = repeats & numpy.append(~repeats[1:], True)
+        return set(values[1:][ends].tolist())
     distinct: set[int] = set()
     for part in parts:
         distinct.update(part.hashes)
@@ -509,7 +641,7 @@ def repeated_hashes(parts: list[Part], *, numpy_above: int = NUMPY_ABOVE) -> set
     return repeated
 
 
-def _inconsistent_references(parts: list[Part], label: str) -> list[Diagnostic]:
+def _inconsistent_references(parts: list[Part], label: str, out: Findings) -> None:
     rows: list[tuple[int, tuple[str, ...]]] = []
     base = 0
     for part in parts:
@@ -518,16 +650,14 @@ def _inconsistent_references(parts: list[Part], label: str) -> list[Diagnostic]:
                 rows.extend((base + line_no, signature) for line_no in line_numbers)
         base += part.lines
     if not rows:
-        return []
+        return
     rows.sort()
     first, expected = rows[0]
     expected_text = ", ".join(expected)
-    return [
-        diagnose("TK-D072", label, line_no, fields=", ".join(signature) or "(none)", first=first,
-                 expected=expected_text)
-        for line_no, signature in rows
-        if signature != expected
-    ]
+    for line_no, signature in rows:
+        if signature != expected and out.wants("TK-D072"):
+            list.append(out, diagnose("TK-D072", label, line_no, fields=", ".join(signature) or "(none)",
+                                      first=first, expected=expected_text))
 
 
 def validate(source: BinaryIO | str, size: int, settings: Settings, *, epochs: int | None,
