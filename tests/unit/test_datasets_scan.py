@@ -442,7 +442,7 @@ def junk_lines(rng: random.Random) -> list[bytes]:
 @pytest.mark.parametrize("method", ["supervised", "dpo", "reinforcement"])
 def test_junk_yields_diagnostics_not_exceptions(tmp_path: Path, method: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from tunekeeper.datasets import _scan
+    from tunekeeper.datasets import _findings
 
     rng = random.Random(method)
     lines = junk_lines(rng)
@@ -450,7 +450,7 @@ def test_junk_yields_diagnostics_not_exceptions(tmp_path: Path, method: str,
     path = tmp_path / "junk.jsonl"
     path.write_bytes(data)
     with monkeypatch.context() as patched:
-        patched.setattr(_scan, "MAX_PER_RULE", 10_000)  # every line listed
+        patched.setattr(_findings, "MAX_PER_RULE", 10_000)  # every line listed
         report = validate_bytes(data, filename="junk.jsonl", method=method, model="gpt-35-turbo-0125")
         assert not report.ok
         bad_lines = {d.line for d in report.errors}
@@ -543,7 +543,7 @@ def _good_line(index: int) -> bytes:
 
 
 def test_a_rule_is_listed_at_most_a_hundred_times_and_the_rest_counted(tmp_path: Path) -> None:
-    from tunekeeper.datasets._scan import MAX_PER_RULE
+    from tunekeeper.datasets._findings import MAX_PER_RULE
 
     rows = [_good_line(i) for i in range(60)] + [b"[1]"] * 1000 + [_good_line(0)] * 300
     data = b"\n".join(rows) + b"\n"
@@ -567,12 +567,13 @@ def test_a_rule_is_listed_at_most_a_hundred_times_and_the_rest_counted(tmp_path:
 def test_blank_lines_are_counted_in_bulk_and_line_numbers_stay_right(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from tunekeeper.datasets import _scan
+    from tunekeeper.datasets._findings import MAX_PER_RULE
 
     data = (b"\n".join(_good_line(i) for i in range(60)) + b"\n" + b"\n" * 50_000
             + _good_line(7) + b"\n" + b"\n\n" + b"[1]\n")
     report = validate_bytes(data, filename="blank.jsonl")
     blank = [d for d in report.diagnostics if d.code == "TK-D013" and d.line]
-    assert [d.line for d in blank[:3]] == [61, 62, 63] and len(blank) == _scan.MAX_PER_RULE
+    assert [d.line for d in blank[:3]] == [61, 62, 63] and len(blank) == MAX_PER_RULE
     (summary,) = [d for d in report.diagnostics if d.code == "TK-D013" and not d.line]
     assert "49,902 more lines" in summary.message and summary.severity == "warning"  # 50,002 in all
     duplicate = [d for d in report.diagnostics if d.code == "TK-D014"]

@@ -149,3 +149,22 @@ def test_every_eval_rule_has_a_case() -> None:
     source = Path(__file__).read_text()
     assert {code for code in RULES if code.startswith("TK-E")} == {
         code for code in RULES if code.startswith("TK-E") and f"{code}: " in source}
+
+
+def test_a_huge_eval_file_is_refused_by_its_size_and_junk_is_listed_in_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tunekeeper.datasets import _eval
+
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text(GOOD + "\n" + "\n" * 20_000 + "[1]\n" * 500)
+    report = validate_eval_file(eval_file, display_path="data/eval.jsonl")
+    blank = [d for d in report.diagnostics if d.code == "TK-D013"]
+    assert len(blank) == 101 and "19,900 more lines" in blank[0].message  # the summary sorts first
+    junk = [d for d in report.diagnostics if d.code == "TK-D012"]
+    assert len(junk) == 101 and junk[0].severity == "error" and "400 more lines" in junk[0].message
+    monkeypatch.setattr(_eval, "MAX_EVAL_BYTES", 1000)
+    refused = validate_eval_file(eval_file, display_path="data/eval.jsonl")
+    size = eval_file.stat().st_size
+    assert [(d.line, f"{d.code}: {d.message}") for d in refused.diagnostics] == [
+        (0, f"TK-E005: eval file is {size} bytes; eval files must be smaller than 1000 bytes")]

@@ -26,10 +26,12 @@ from typing import Any
 import orjson
 
 from tunekeeper.datasets._examples import check_example
+from tunekeeper.datasets._findings import Findings, listed
 from tunekeeper.datasets._rules import diagnose, kind_of, show
 from tunekeeper.diagnostics import Diagnostic
 
 BOM = b"\xef\xbb\xbf"
+MAX_EVAL_BYTES = 16 << 20  # the whole file is read; a gate of a few hundred examples is some KB
 MAX_SYSTEM_PROMPTS = 10_000  # distinct system messages remembered from a training file; beyond: not checked
 EVAL_EXAMPLE = ('{"messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."}, '
                 '{"role": "assistant", "content": "expected answer"}]}')
@@ -114,8 +116,12 @@ def trained_prompts(path: Path, display: str, job: str) -> TrainedPrompts:
 
 def validate_eval(path: Path, *, display_path: str, trained: TrainedPrompts | None = None) -> EvalReport:
     """Every problem of an eval file, sorted; ``trained`` adds the system-message check."""
-    out: list[Diagnostic] = []
+    out = Findings()  # of each rule the first lines listed, the rest counted
     try:
+        size = path.stat().st_size
+        if size >= MAX_EVAL_BYTES:
+            return EvalReport(display_path, (diagnose("TK-E005", display_path, 0, size=size,
+                                                      limit=MAX_EVAL_BYTES),), 0)
         data = path.read_bytes()
     except OSError as exc:
         return EvalReport(
@@ -138,7 +144,7 @@ def validate_eval(path: Path, *, display_path: str, trained: TrainedPrompts | No
         _check(example, display_path, number, trained, out)
     if examples == 0:
         out.append(diagnose("TK-E001", display_path, 0, example=EVAL_EXAMPLE))
-    return EvalReport(display_path, tuple(sorted(out)), examples)
+    return EvalReport(display_path, tuple(sorted(listed(out, out.counts, display_path))), examples)
 
 
 def _check(example: dict[str, Any], path: str, line: int, trained: TrainedPrompts | None,

@@ -328,6 +328,13 @@ RULES: dict[str, Rule] = {
             "the candidate is asked the messages before the last one; include the user's question",
         ),
         _rule(
+            "TK-E005",
+            "error",
+            "eval file is {size} bytes; eval files must be smaller than {limit} bytes",
+            "each example is sent to the candidate model while it is deployed: keep the gate to a few "
+            "hundred examples; the file was not checked further",
+        ),
+        _rule(
             "TK-E010",
             "error",
             "system message {value} differs from the one {job} was trained with ({where}: {expected})",

@@ -47,8 +47,9 @@ import orjson
 import xxhash
 
 from tunekeeper.datasets._examples import CHAT_EXAMPLE, check_example, plain_figures
+from tunekeeper.datasets._findings import Findings, listed
 from tunekeeper.datasets._report import DatasetReport, DatasetStats, auto_epochs
-from tunekeeper.datasets._rules import RULES, diagnose, kind_of
+from tunekeeper.datasets._rules import diagnose, kind_of
 from tunekeeper.diagnostics import Diagnostic
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -59,27 +60,6 @@ COUNT_UP_TO = 4  # an example's tokens are counted up to this many times the con
 MAX_LINE_BYTES = 32 << 20  # longer lines are reported and skipped in blocks, never held (see below)
 NUMPY_ABOVE = 200_000  # lines; see repeated_hashes
 BOM = b"\xef\xbb\xbf"
-MAX_PER_RULE = 100  # diagnostics of one rule listed per file; the rest are counted in a summary line
-
-
-class Findings(list[Diagnostic]):
-    """The diagnostics of one range: at most ``MAX_PER_RULE`` of each rule are kept, all are counted."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: dict[str, int] = {}
-
-    def append(self, diagnostic: Diagnostic) -> None:
-        if self.wants(diagnostic.code or ""):
-            super().append(diagnostic)
-
-    def wants(self, code: str) -> bool:
-        """Count one more finding of rule ``code``: is it still to be listed? (Build it only then.)"""
-        seen = self.counts.get(code, 0) + 1
-        self.counts[code] = seen
-        return seen <= MAX_PER_RULE
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What every range needs to know; sent to worker processes, so plain values only."""
@@ -274,7 +254,7 @@ class _Range:
                 if out.wants("TK-D013"):  # a file of blank lines builds no more than the listed ones
                     list.append(out, diagnose("TK-D013", label, line_no))
                 return None
-            if out.counts.get("TK-D010", 0) < MAX_PER_RULE or out.counts.get("TK-D011", 0) < MAX_PER_RULE:
+            if not (out.listed_in_full("TK-D010") and out.listed_in_full("TK-D011")):
                 out.append(_parse_problem(line, label, line_no))
             else:  # both listed in full already: only count this one, by the rule _parse_problem picks
                 out.wants("TK-D011" if _is_utf8(line) else "TK-D010")
@@ -523,7 +503,7 @@ def merge(parts: list[Part], settings: Settings, size: int, epochs: int | None) 
     found.extend(later)
     for code, count in later.counts.items():
         counts[code] = counts.get(code, 0) + count
-    diagnostics = _listed(found, counts, label)
+    diagnostics = listed(found, counts, label)
 
     lines = sum(part.lines for part in parts)
     examples = sum(part.examples for part in parts)
@@ -553,28 +533,6 @@ def file_rules(label: str, *, size: int, examples: int, has_bom: bool) -> list[D
     elif examples < RECOMMENDED_EXAMPLES:
         found.append(diagnose("TK-D005", label, 0, examples=examples, recommended=RECOMMENDED_EXAMPLES))
     return found
-
-
-def _listed(found: list[Diagnostic], counts: dict[str, int], label: str) -> list[Diagnostic]:
-    """The first ``MAX_PER_RULE`` diagnostics of each rule in line order, and for a rule found more
-    often a summary line (of that rule's severity) saying how many more there are."""
-    listed: list[Diagnostic] = []
-    shown: dict[str, int] = {}
-    for diagnostic in sorted(found):
-        code = diagnostic.code or ""
-        shown[code] = shown.get(code, 0) + 1
-        if shown[code] <= MAX_PER_RULE:
-            listed.append(diagnostic)
-    for code, count in sorted(counts.items()):
-        if count > MAX_PER_RULE:
-            listed.append(Diagnostic(
-                label, 0, 0, RULES[code].severity,
-                f"{count - MAX_PER_RULE:,} more lines with problem {code} are not listed (the first "
-                f"{MAX_PER_RULE} are; {count:,} in all)",
-                hint="fix the lines listed and validate again; the same mistake is often repeated",
-                code=code,
-            ))
-    return listed
 
 
 def _object_lines(part: Part) -> Iterator[tuple[int, int]]:
