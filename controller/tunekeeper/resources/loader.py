@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tunekeeper.diagnostics import Diagnostic, display_path
 from tunekeeper.errors import ManifestError
+from tunekeeper.localfiles import FileTooLarge, NotRegularFile, read_regular_file
 from tunekeeper.resources._build import Origin, build
 from tunekeeper.resources._checks import Built, check
 from tunekeeper.resources._schema import KINDS, check_document
@@ -155,8 +155,8 @@ def _skipped(path: Path, reason: str, hint: str, *, explicit: bool) -> Diagnosti
 def read_manifest(path: Path, root: Path) -> bytes:
     """The bytes of one manifest, read under the rules in the module docstring; ``Refused`` says why not.
 
-    The file is opened non-blocking (a FIFO without a writer cannot hang the read) and checked
-    through its open descriptor, so what was checked is what is read.
+    Read by ``localfiles.read_regular_file``: non-blocking (a FIFO without a writer cannot hang the
+    read), checked through its open descriptor, bounded while reading.
     """
     real = path.resolve()
     if not real.is_relative_to(root.resolve()):
@@ -164,45 +164,16 @@ def read_manifest(path: Path, root: Path) -> bytes:
             f"is a symlink to {real}, outside the repository root {root}",
             "copy the manifest into the repository; links out of it are not followed",
         )
-    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Refused(
-                f"is not a regular file (it is {_file_type(info.st_mode)})",
-                "manifests are plain YAML files; remove it or rename it",
-            )
-        if info.st_size > MAX_FILE_BYTES:
-            raise Refused(_too_large(f"is {info.st_size} bytes"), "is this really a manifest?")
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, 1024 * 1024):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_FILE_BYTES:  # it grew while being read
-                raise Refused(
-                    _too_large(f"grew past {size} bytes while being read"), "is this really a manifest?"
-                )
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        return read_regular_file(real, MAX_FILE_BYTES)
+    except NotRegularFile as refused:
+        raise Refused(refused.reason, "manifests are plain YAML files; remove it or rename it") from None
+    except FileTooLarge as refused:
+        raise Refused(_too_large(refused.reason), "is this really a manifest?") from None
 
 
 def _too_large(what: str) -> str:
     return f"{what}; a manifest must be under {MAX_FILE_BYTES // (1024 * 1024)} MB"
-
-
-def _file_type(mode: int) -> str:
-    for is_type, name in (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISDIR, "a folder"),
-    ):
-        if is_type(mode):
-            return name
-    return "not a regular file"
 
 
 def _is_ours(value: object) -> bool:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,7 @@ from tunekeeper.emulator.dataplane.protocol import (
     page,
     public,
 )
+from tunekeeper.localfiles import FileTooLarge, NotRegularFile, read_regular_file
 from tunekeeper.netaddr import is_loopback_host
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -403,21 +402,14 @@ class _NotRegular(Exception):
 
 def _read_regular_file(path: Path) -> bytes:
     """A regular file's bytes, bounded; a FIFO or device is refused without waiting on it."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _NotRegular("only regular files can be imported (this is a FIFO, device, socket or folder)")
-        if info.st_size > MAX_FILE_BYTES:
-            raise _too_large()
-        chunks = bytearray()
-        while chunk := os.read(fd, 1024 * 1024):
-            chunks.extend(chunk)
-            if len(chunks) > MAX_FILE_BYTES:
-                raise _too_large()
-        return bytes(chunks)
-    finally:
-        os.close(fd)
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except NotRegularFile:
+        raise _NotRegular(
+            "only regular files can be imported (this is a FIFO, device, socket or folder)"
+        ) from None
+    except FileTooLarge:
+        raise _too_large() from None
 
 
 # -- reading -----------------------------------------------------------------------------------
