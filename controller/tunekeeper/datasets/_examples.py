@@ -154,9 +154,11 @@ class _Walk:
     def report(self, code: str, field: str | None = None, **values: Any) -> None:
         if RULES[code].severity == "error":
             self.errors += 1
-        wants = getattr(self.out, "wants", None)  # the scanner's capped list: is this one still listed?
-        if wants is None or wants(code):
-            list.append(self.out, diagnose(code, self.path, self.line, field=field, **values))
+        add = getattr(self.out, "add", None)  # a Findings builds only the diagnostics it lists
+        if add is not None:
+            add(code, self.path, self.line, field=field, **values)
+        else:
+            self.out.append(diagnose(code, self.path, self.line, field=field, **values))
 
     def figures(self, size: int, signature: tuple[str, ...] | None) -> Figures:
         overhead = MESSAGE_TOKENS * self.messages + REPLY_TOKENS

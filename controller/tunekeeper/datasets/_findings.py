@@ -9,7 +9,9 @@ what they would be.
 
 from __future__ import annotations
 
-from tunekeeper.datasets._rules import RULES
+from typing import Any
+
+from tunekeeper.datasets._rules import RULES, diagnose
 from tunekeeper.diagnostics import Diagnostic
 
 MAX_PER_RULE = 100  # diagnostics of one rule listed per file; the rest are counted in a summary line
@@ -25,6 +27,12 @@ class Findings(list[Diagnostic]):
     def append(self, diagnostic: Diagnostic) -> None:
         if self.wants(diagnostic.code or ""):
             super().append(diagnostic)
+
+    def add(self, code: str, path: str, line: int, **values: Any) -> None:
+        """Count one finding of rule ``code``, and build it (``diagnose``) only if it is to be listed:
+        a file of millions of bad lines builds no more diagnostics than it lists."""
+        if self.wants(code):
+            super().append(diagnose(code, path, line, **values))
 
     def wants(self, code: str) -> bool:
         """Count one more finding of rule ``code``: is it still to be listed? (Build it only then.)"""

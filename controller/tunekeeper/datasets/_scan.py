@@ -216,11 +216,11 @@ class _Range:
     def blank_lines(self, first: int, count: int) -> None:
         """Report ``count`` blank lines from line ``first`` on (TK-D013): the listed ones are built."""
         findings = self.findings
-        for line_no in range(first, first + count):
-            if not findings.wants("TK-D013"):
-                findings.counts["TK-D013"] += first + count - 1 - line_no
+        for offset in range(count):
+            if findings.listed_in_full("TK-D013"):  # the rest are counted, not built one by one
+                findings.counts["TK-D013"] += count - offset
                 return
-            list.append(findings, diagnose("TK-D013", self.settings.label, line_no))
+            findings.add("TK-D013", self.settings.label, first + offset)
 
     def long_line(self, source: BinaryIO, start: bytes, line_no: int) -> bytearray | int:
         """The rest of a line longer than ``CHUNK``, gathered in place (no copy: the parsers read a
@@ -251,8 +251,7 @@ class _Range:
         label = settings.label
         if obj is _UNPARSED:
             if not line.strip():
-                if out.wants("TK-D013"):  # a file of blank lines builds no more than the listed ones
-                    list.append(out, diagnose("TK-D013", label, line_no))
+                out.add("TK-D013", label, line_no)
                 return None
             if not (out.listed_in_full("TK-D010") and out.listed_in_full("TK-D011")):
                 out.append(_parse_problem(line, label, line_no))
@@ -260,8 +259,7 @@ class _Range:
                 out.wants("TK-D011" if _is_utf8(line) else "TK-D010")
             return False, 0, 0
         if type(obj) is not dict:
-            if out.wants("TK-D012"):
-                list.append(out, diagnose("TK-D012", label, line_no, kind=kind_of(obj), example=CHAT_EXAMPLE))
+            out.add("TK-D012", label, line_no, kind=kind_of(obj), example=CHAT_EXAMPLE)
             return False, 0, 0
         figures, _errors = check_example(settings.method, obj, len(line), label, line_no, out)
         turns, estimate, bound, signature = figures
@@ -558,8 +556,8 @@ def _duplicates(parts: list[Part], label: str, out: Findings) -> None:
             if value in repeated:
                 line_no = base + local
                 first = first_seen.setdefault(value, line_no)
-                if first != line_no and out.wants("TK-D014"):
-                    list.append(out, diagnose("TK-D014", label, line_no, first=first))
+                if first != line_no:
+                    out.add("TK-D014", label, line_no, first=first)
         base += part.lines
 
 
@@ -613,9 +611,9 @@ def _inconsistent_references(parts: list[Part], label: str, out: Findings) -> No
     first, expected = rows[0]
     expected_text = ", ".join(expected)
     for line_no, signature in rows:
-        if signature != expected and out.wants("TK-D072"):
-            list.append(out, diagnose("TK-D072", label, line_no, fields=", ".join(signature) or "(none)",
-                                      first=first, expected=expected_text))
+        if signature != expected:
+            out.add("TK-D072", label, line_no, fields=", ".join(signature) or "(none)", first=first,
+                    expected=expected_text)
 
 
 def validate(source: BinaryIO | str, size: int, settings: Settings, *, epochs: int | None,
