@@ -29,6 +29,7 @@ from tunekeeper.datasets._examples import check_example
 from tunekeeper.datasets._findings import Findings, listed
 from tunekeeper.datasets._rules import diagnose, kind_of, show
 from tunekeeper.diagnostics import Diagnostic
+from tunekeeper.localfiles import FileTooLarge, NotReadable, read_regular_file
 
 BOM = b"\xef\xbb\xbf"
 MAX_EVAL_BYTES = 16 << 20  # the whole file is read; a gate of a few hundred examples is some KB
@@ -118,15 +119,13 @@ def validate_eval(path: Path, *, display_path: str, trained: TrainedPrompts | No
     """Every problem of an eval file, sorted; ``trained`` adds the system-message check."""
     out = Findings()  # of each rule the first lines listed, the rest counted
     try:
-        size = path.stat().st_size
-        if size >= MAX_EVAL_BYTES:
-            return EvalReport(display_path, (diagnose("TK-E005", display_path, 0, size=size,
-                                                      limit=MAX_EVAL_BYTES),), 0)
-        data = path.read_bytes()
-    except OSError as exc:
-        return EvalReport(
-            display_path, (diagnose("TK-D001", display_path, 0, reason=exc.strerror or str(exc)),), 0
-        )
+        data = read_regular_file(path, MAX_EVAL_BYTES - 1)  # size checked before the read, and during it
+    except FileTooLarge as refused:
+        return EvalReport(display_path, (diagnose("TK-E005", display_path, 0, size=refused.size,
+                                                  limit=MAX_EVAL_BYTES),), 0)
+    except (OSError, NotReadable) as exc:
+        reason = exc.reason if isinstance(exc, NotReadable) else exc.strerror or str(exc)
+        return EvalReport(display_path, (diagnose("TK-D001", display_path, 0, reason=reason),), 0)
     examples = 0
     for number, raw in enumerate(data.removeprefix(BOM).splitlines(), start=1):
         if not raw.strip():
