@@ -37,7 +37,7 @@ class _LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         spec = _COMMANDS.get(cmd_name)
-        if spec is None or importlib.util.find_spec(f"tunekeeper.cli.{spec.split(':')[0]}") is None:
+        if spec is None or not _installed(spec):  # only the command asked for is looked up
             return super().get_command(ctx, cmd_name)
         module_name, attr = spec.split(":")
         module = importlib.import_module(f"tunekeeper.cli.{module_name}")
@@ -47,12 +47,12 @@ class _LazyGroup(click.Group):
 
 def _available() -> dict[str, str]:
     """Commands whose module exists in this installation."""
-    found = {}
-    for name, spec in _COMMANDS.items():
-        module_name = spec.split(":")[0]
-        if importlib.util.find_spec(f"tunekeeper.cli.{module_name}") is not None:
-            found[name] = spec
-    return found
+    return {name: spec for name, spec in _COMMANDS.items() if _installed(spec)}
+
+
+def _installed(spec: str) -> bool:
+    """Does the module of a command ("module:attribute") exist in this installation?"""
+    return importlib.util.find_spec(f"tunekeeper.cli.{spec.split(':')[0]}") is not None
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
